@@ -1,0 +1,226 @@
+//! The one public error type. It is opaque: a struct around a private kind, with a stable
+//! machine-readable [`ErrorCode`] that the HTTP server maps to a status.
+
+use std::fmt;
+
+/// A stable, machine-readable error code. The string form (`as_str`) never changes meaning.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Bad input: a query parameter, a cursor or an ingest item. HTTP 400.
+    Validation,
+    /// Missing, malformed, unknown or revoked API key. HTTP 401.
+    Unauthorized,
+    /// The trace does not exist in this project. HTTP 404.
+    NotFound,
+    /// The ingest body is over the size limit. HTTP 413.
+    PayloadTooLarge,
+    /// Over the key's quota. HTTP 429.
+    RateLimited,
+    /// Storage failure or a broken invariant. HTTP 500.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The wire form: `VALIDATION_ERROR`, `UNAUTHORIZED`, `NOT_FOUND`, `PAYLOAD_TOO_LARGE`,
+    /// `RATE_LIMITED` or `INTERNAL_ERROR`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Validation => "VALIDATION_ERROR",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::Internal => "INTERNAL_ERROR",
+        }
+    }
+
+    /// The HTTP status this code maps to.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::Validation => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::NotFound => 404,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Internal => 500,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One offending field of a validation error: `field` names the query parameter
+/// (`limit`, `cursor`, …) or the ingest path (`traces[3].spans[1].cost`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    field: String,
+    message: String,
+}
+
+impl FieldError {
+    pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError { field: field.into(), message: message.into() }
+    }
+    /// The offending parameter or ingest path.
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+    /// What is wrong with it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+#[derive(Debug)]
+enum Kind {
+    Validation { message: String, details: Vec<FieldError> },
+    NotFound,
+    PayloadTooLarge { limit_bytes: usize },
+    Unauthorized(String),
+    RateLimited,
+    Storage(Box<dyn std::error::Error + Send + Sync>),
+    Corrupted(String),
+}
+
+/// The error type of every tracestore operation.
+pub struct Error {
+    kind: Box<Kind>,
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn validation(details: Vec<FieldError>) -> Self {
+        debug_assert!(!details.is_empty());
+        let fields: Vec<&str> = details.iter().map(|d| d.field.as_str()).collect();
+        let message = format!("invalid {}", fields.join(", "));
+        Error { kind: Box::new(Kind::Validation { message, details }) }
+    }
+    pub(crate) fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError::new(field, message)])
+    }
+    pub(crate) fn not_found() -> Self {
+        Error { kind: Box::new(Kind::NotFound) }
+    }
+    pub(crate) fn payload_too_large(limit_bytes: usize) -> Self {
+        Error { kind: Box::new(Kind::PayloadTooLarge { limit_bytes }) }
+    }
+    pub(crate) fn storage(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error { kind: Box::new(Kind::Storage(e.into())) }
+    }
+    pub(crate) fn corrupted(what: impl Into<String>) -> Self {
+        Error { kind: Box::new(Kind::Corrupted(what.into())) }
+    }
+
+    /// An authentication failure, for adapters (such as the HTTP server) that check API keys.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Error { kind: Box::new(Kind::Unauthorized(message.into())) }
+    }
+    /// A quota failure, for adapters that rate-limit.
+    pub fn rate_limited() -> Self {
+        Error { kind: Box::new(Kind::RateLimited) }
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> ErrorCode {
+        match &*self.kind {
+            Kind::Validation { .. } => ErrorCode::Validation,
+            Kind::NotFound => ErrorCode::NotFound,
+            Kind::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Kind::Unauthorized(_) => ErrorCode::Unauthorized,
+            Kind::RateLimited => ErrorCode::RateLimited,
+            Kind::Storage(_) | Kind::Corrupted(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The offending fields of a validation error; empty for every other code.
+    pub fn details(&self) -> &[FieldError] {
+        match &*self.kind {
+            Kind::Validation { details, .. } => details,
+            _ => &[],
+        }
+    }
+
+    /// A message that is safe to show a client: it never reveals storage internals.
+    pub fn public_message(&self) -> String {
+        match &*self.kind {
+            Kind::Storage(_) | Kind::Corrupted(_) => "internal storage error".to_string(),
+            _ => self.to_string(),
+        }
+    }
+
+    /// True when the error came from the storage layer (I/O, redb, or a corrupt record).
+    pub fn is_storage(&self) -> bool {
+        matches!(&*self.kind, Kind::Storage(_) | Kind::Corrupted(_))
+    }
+
+    pub(crate) fn into_details(self) -> Vec<FieldError> {
+        match *self.kind {
+            Kind::Validation { details, .. } => details,
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.kind {
+            Kind::Validation { message, details } => {
+                write!(f, "{message}")?;
+                for d in details {
+                    write!(f, "; {}: {}", d.field, d.message)?;
+                }
+                Ok(())
+            }
+            Kind::NotFound => f.write_str("trace not found"),
+            Kind::PayloadTooLarge { limit_bytes } => {
+                write!(f, "payload too large: the limit is {limit_bytes} bytes")
+            }
+            Kind::Unauthorized(m) => write!(f, "unauthorized: {m}"),
+            Kind::RateLimited => f.write_str("rate limit exceeded"),
+            Kind::Storage(e) => write!(f, "storage error: {e}"),
+            Kind::Corrupted(w) => write!(f, "corrupted record: {w}"),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Error({}: {})", self.code(), self)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &*self.kind {
+            Kind::Storage(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Error::storage(e)
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError,
+    redb::CompactionError
+);

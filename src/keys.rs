@@ -1,0 +1,129 @@
+//! API keys for adapters such as the HTTP server. Only a SHA-256 hash of each key is stored;
+//! the plaintext is returned once, at creation.
+
+use crate::error::{Error, Result};
+use crate::ingest::check_project;
+use crate::schema::{decode_api_key, encode_api_key, ApiKeyRecord};
+use crate::store::Store;
+use crate::time::Timestamp;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use redb::ReadableTable;
+use sha2::{Digest, Sha256};
+
+/// The key format: `ts_` + 8 hex prefix chars + `_` + 43 base64url secret chars.
+const KEY_PREFIX: &str = "ts_";
+/// Longest key accepted before hashing.
+pub const MAX_API_KEY_BYTES: usize = 128;
+
+/// A newly created key. `key` is the only copy of the plaintext.
+#[derive(Clone, Debug)]
+pub struct NewApiKey {
+    pub key: String,
+    pub prefix: String,
+    pub project: String,
+}
+
+/// What `list_api_keys` shows of a key: never the key itself.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyInfo {
+    pub prefix: String,
+    pub project: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+fn hash(key: &str) -> String {
+    let d = Sha256::digest(key.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Constant-time equality of two byte strings of equal length.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Store {
+    /// Creates a key for `project` and returns its plaintext, once.
+    pub fn create_api_key(&self, project: &str) -> Result<NewApiKey> {
+        check_project(project)?;
+        let mut raw = [0u8; 36];
+        getrandom::fill(&mut raw).map_err(|e| Error::storage(e.to_string()))?;
+        let prefix: String = raw[..4].iter().map(|b| format!("{b:02x}")).collect();
+        let key = format!("{KEY_PREFIX}{prefix}_{}", URL_SAFE_NO_PAD.encode(&raw[4..]));
+        let rec = ApiKeyRecord {
+            prefix: prefix.clone(),
+            project: project.to_string(),
+            created_ms: Timestamp::now().as_millis(),
+            revoked_ms: None,
+        };
+        let h = hash(&key);
+        self.write_tables(|t| {
+            t.api_keys.insert(h.as_str(), encode_api_key(&rec).as_slice())?;
+            Ok(())
+        })?;
+        Ok(NewApiKey { key, prefix, project: project.to_string() })
+    }
+
+    /// The project a key belongs to, or `UNAUTHORIZED` for a malformed, unknown or revoked key.
+    pub fn authenticate(&self, key: &str) -> Result<String> {
+        if key.len() > MAX_API_KEY_BYTES || !key.starts_with(KEY_PREFIX) {
+            return Err(Error::unauthorized("malformed API key"));
+        }
+        let h = hash(key);
+        let t = self.read()?;
+        let rec = match t.api_keys.get(h.as_str())? {
+            Some(v) => decode_api_key(v.value())?,
+            None => return Err(Error::unauthorized("unknown API key")),
+        };
+        // The lookup is by hash; compare the embedded prefix in constant time as well, so a
+        // key is accepted only when both agree.
+        let given_prefix = key.get(KEY_PREFIX.len()..KEY_PREFIX.len() + 8).unwrap_or("");
+        if !ct_eq(given_prefix.as_bytes(), rec.prefix.as_bytes()) {
+            return Err(Error::unauthorized("unknown API key"));
+        }
+        if rec.revoked_ms.is_some() {
+            return Err(Error::unauthorized("revoked API key"));
+        }
+        Ok(rec.project)
+    }
+
+    /// Every key's prefix, project and dates.
+    pub fn list_api_keys(&self) -> Result<Vec<ApiKeyInfo>> {
+        let t = self.read()?;
+        let mut out = Vec::new();
+        for e in t.api_keys.iter()? {
+            let (_, v) = e?;
+            let r = decode_api_key(v.value())?;
+            out.push(ApiKeyInfo {
+                prefix: r.prefix,
+                project: r.project,
+                created_at: Timestamp::from_millis_unchecked(r.created_ms),
+                revoked_at: r.revoked_ms.map(Timestamp::from_millis_unchecked),
+            });
+        }
+        out.sort_by(|a, b| (a.created_at, &a.prefix).cmp(&(b.created_at, &b.prefix)));
+        Ok(out)
+    }
+
+    /// Revokes every key with this prefix; returns how many were revoked.
+    pub fn revoke_api_key(&self, prefix: &str) -> Result<usize> {
+        let now = Timestamp::now().as_millis();
+        self.write_tables(|t| {
+            let mut hits = Vec::new();
+            for e in t.api_keys.iter()? {
+                let (k, v) = e?;
+                let r = decode_api_key(v.value())?;
+                if r.prefix == prefix && r.revoked_ms.is_none() {
+                    hits.push((k.value().to_string(), r));
+                }
+            }
+            for (k, mut r) in hits.iter().cloned() {
+                r.revoked_ms = Some(now);
+                t.api_keys.insert(k.as_str(), encode_api_key(&r).as_slice())?;
+            }
+            Ok(hits.len())
+        })
+    }
+}

@@ -1,0 +1,69 @@
+//! Every limit tracestore enforces, in one place. The README's Limits table mirrors this file.
+//!
+//! Limits are enforced at the boundary (ingest validation and query parsing); the storage layer
+//! asserts them again when it encodes a record.
+
+/// Longest trace, span or score id, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+/// Longest project name, in bytes.
+pub const MAX_PROJECT_BYTES: usize = 128;
+/// Longest trace or span name, in characters.
+pub const MAX_NAME_CHARS: usize = 256;
+/// Most distinct tags one trace may carry.
+pub const MAX_TAGS_PER_TRACE: usize = 50;
+/// Longest tag, in characters.
+pub const MAX_TAG_CHARS: usize = 64;
+/// Largest metadata object, serialized as compact JSON, in bytes.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// Longest span model name, in characters.
+pub const MAX_MODEL_CHARS: usize = 128;
+/// Longest score string value, in characters.
+pub const MAX_SCORE_STRING_CHARS: usize = 1024;
+/// Longest score comment, in characters.
+pub const MAX_COMMENT_CHARS: usize = 4096;
+/// Most spans in one ingested trace item.
+pub const MAX_SPANS_PER_ITEM: usize = 10_000;
+/// Most scores in one ingested trace item.
+pub const MAX_SCORES_PER_ITEM: usize = 1_000;
+/// Largest token count on one span.
+pub const MAX_TOKENS_PER_SPAN: u64 = 1_000_000_000_000;
+/// Largest cost of one span, in USD.
+pub const MAX_SPAN_COST_USD: i64 = 1_000_000_000;
+/// Most decimal places kept in a span cost.
+pub const MAX_COST_SCALE: u32 = 12;
+/// Most traces in one ingest batch.
+pub const MAX_BATCH_TRACES: usize = 1000;
+/// Largest ingest body accepted by `ingest_json`, in bytes.
+pub const MAX_BATCH_BYTES: usize = 5 * 1024 * 1024;
+
+/// Smallest page size.
+pub const MIN_LIMIT: u32 = 1;
+/// Largest page size.
+pub const MAX_LIMIT: u32 = 100;
+/// Page size when `limit` is absent.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// Most tags in a query's `tags` filter.
+pub const MAX_QUERY_TAGS: usize = 20;
+/// Longest `name` filter, in characters.
+pub const MAX_QUERY_NAME_CHARS: usize = 256;
+/// Longest cursor token, in characters.
+pub const MAX_CURSOR_CHARS: usize = 12 * 1024;
+/// Longest value of any query parameter, in bytes (checked before anything else is parsed).
+pub const MAX_PARAM_VALUE_BYTES: usize = 16 * 1024;
+/// Most query parameters in one request.
+pub const MAX_PARAMS: usize = 32;
+
+/// Earliest timestamp a trace may carry: 1970-01-01T00:00:00.000Z.
+pub const MIN_TIMESTAMP_MS: i64 = 0;
+/// Latest timestamp a trace may carry: 9999-12-31T23:59:59.999Z.
+pub const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
+
+/// Rows per time block: the unit in which the bitmap executor visits rows newest-first.
+pub const BLOCK_ROWS: u32 = 1024;
+/// Rows per bitmap partition: one stored roaring bitmap covers this many row numbers, so an
+/// insert rewrites at most one partition per index term.
+pub const CHUNK_ROWS: u32 = 65_536;
+/// Most rows a project can ever allocate (row numbers are `u32`, never reused).
+pub const MAX_ROWS_PER_PROJECT: u32 = u32::MAX - 1;
+/// Traces deleted per write transaction by `delete_before`.
+pub const RETENTION_BATCH: usize = 10_000;

@@ -1,0 +1,248 @@
+//! The executors. Both return up to `need` hits in (startTime desc, id desc) order, strictly
+//! after the cursor position, and never resolve more rows than the page requires.
+
+use super::cursor::BlockHint;
+use super::plan::{Plan, PlanKind};
+use crate::error::{Error, Result};
+use crate::limits::{BLOCK_ROWS, CHUNK_ROWS};
+use crate::schema::*;
+use roaring::RoaringBitmap;
+use std::collections::HashMap;
+
+/// One result row: its primary-key parts and its stored record.
+pub(crate) struct Hit {
+    pub start_ms: i64,
+    pub id: String,
+    pub record: Vec<u8>,
+}
+
+/// What an execution found, with the block hint a continuation may use.
+pub(crate) struct Found {
+    pub hits: Vec<Hit>,
+    pub hint: Option<BlockHint>,
+}
+
+pub(crate) struct Position<'a> {
+    pub start_ms: i64,
+    pub id: &'a str,
+}
+
+pub(crate) fn execute(
+    t: &ReadTables,
+    p: u32,
+    next_row: u32,
+    plan: &Plan,
+    after: Option<Position<'_>>,
+    hint: Option<BlockHint>,
+    need: usize,
+) -> Result<Found> {
+    match plan.kind {
+        PlanKind::Empty => Ok(Found { hits: Vec::new(), hint: None }),
+        PlanKind::Scan => Ok(Found { hits: scan(t, p, plan, after, need)?, hint: None }),
+        PlanKind::Bitmap => bitmap(t, p, next_row, plan, after, hint, need),
+    }
+}
+
+/// True when every element of `want` (sorted) is in `have` (sorted).
+fn subset(want: &[u32], have: &[u32]) -> bool {
+    let mut h = have.iter();
+    want.iter().all(|w| h.any(|x| x == w))
+}
+
+fn header_matches(plan: &Plan, h: &TraceHeader) -> bool {
+    plan.status.is_none_or(|s| s == h.status)
+        && plan.name_ids.as_ref().is_none_or(|ids| ids.binary_search(&h.name_id).is_ok())
+        && subset(&plan.tag_ids, &h.tag_ids)
+}
+
+fn scan(t: &ReadTables, p: u32, plan: &Plan, after: Option<Position<'_>>, need: usize) -> Result<Vec<Hit>> {
+    let lo = trace_key_lower(p, plan.lo_ms);
+    let mut hi = if plan.hi_ms == i64::MAX { project_key_end(p) } else { trace_key_lower(p, plan.hi_ms) };
+    if let Some(pos) = after {
+        let c = trace_key(p, pos.start_ms, pos.id);
+        if c < hi {
+            hi = c;
+        }
+    }
+    let mut hits = Vec::with_capacity(need);
+    if lo >= hi {
+        return Ok(hits);
+    }
+    for e in t.traces.range::<&[u8]>(lo.as_slice()..hi.as_slice())?.rev() {
+        let (k, v) = e?;
+        let (h, _) = decode_trace_header(v.value())?;
+        if header_matches(plan, &h) {
+            let (_, start_ms, id) = decode_trace_key(k.value())?;
+            hits.push(Hit { start_ms, id: id.to_string(), record: v.value().to_vec() });
+            if hits.len() >= need {
+                break;
+            }
+        }
+    }
+    Ok(hits)
+}
+
+/// The best `need` (start, id, row) seen so far, kept sorted descending.
+struct TopK {
+    need: usize,
+    items: Vec<(i64, String)>,
+}
+
+impl TopK {
+    fn full(&self) -> bool {
+        self.items.len() >= self.need
+    }
+    /// The worst kept start time, once full.
+    fn floor(&self) -> Option<i64> {
+        if self.full() {
+            self.items.last().map(|x| x.0)
+        } else {
+            None
+        }
+    }
+    fn offer(&mut self, start: i64, id: String) {
+        if self.full() {
+            let last = self.items.last().expect("full");
+            if (start, id.as_str()) <= (last.0, last.1.as_str()) {
+                return;
+            }
+        }
+        let pos = self.items.partition_point(|(s, i)| (*s, i.as_str()) > (start, id.as_str()));
+        self.items.insert(pos, (start, id));
+        self.items.truncate(self.need);
+    }
+}
+
+fn load_bitmap(t: &ReadTables, key: (u32, u8, u32, u32)) -> Result<RoaringBitmap> {
+    match t.bitmaps.get(key)? {
+        Some(v) => decode_bitmap(v.value()),
+        None => Ok(RoaringBitmap::new()),
+    }
+}
+
+/// The chunk's candidates: the intersection of every input, cheapest input first, stopping as
+/// soon as the intersection is empty.
+fn chunk_candidates(t: &ReadTables, p: u32, plan: &Plan, chunk: u32) -> Result<RoaringBitmap> {
+    let mut acc: Option<RoaringBitmap> = None;
+    for input in &plan.inputs {
+        let mut bm = RoaringBitmap::new();
+        for term in &input.terms {
+            bm |= load_bitmap(t, (p, input.kind.code(), *term, chunk))?;
+        }
+        let next = match acc {
+            None => bm,
+            Some(a) => a & bm,
+        };
+        let done = next.is_empty();
+        acc = Some(next);
+        if done {
+            break;
+        }
+    }
+    Ok(acc.unwrap_or_default())
+}
+
+fn bitmap(
+    t: &ReadTables,
+    p: u32,
+    next_row: u32,
+    plan: &Plan,
+    after: Option<Position<'_>>,
+    hint: Option<BlockHint>,
+    need: usize,
+) -> Result<Found> {
+    if next_row == 0 {
+        return Ok(Found { hits: Vec::new(), hint: None });
+    }
+    let last_block = block_of(next_row - 1);
+    // Block ranges to visit, newest first. A hint lets a continuation skip blocks that held only
+    // rows newer than the cursor; blocks before the hint's last block are immutable.
+    let mut ranges = vec![(0, last_block)];
+    if let Some(h) = hint {
+        if h.last_block <= last_block {
+            ranges = vec![(h.last_block, last_block)];
+            if let Some(r) = h.resume.filter(|r| *r < h.last_block) {
+                ranges.push((0, r));
+            }
+        }
+    }
+    let (cur_start, cur_id) = match &after {
+        Some(pos) => (pos.start_ms, Some(pos.id)),
+        None => (i64::MAX, None),
+    };
+    let mut top = TopK { need, items: Vec::with_capacity(need + 1) };
+    let mut chunks: HashMap<u32, RoaringBitmap> = HashMap::new();
+    let mut seen: Vec<(u32, i64)> = Vec::new();
+    let mut stopped_at: Option<u32> = None;
+    'ranges: for (lo_b, hi_b) in ranges {
+        for e in t.blocks.range((p, lo_b)..=(p, hi_b))?.rev() {
+            let (k, v) = e?;
+            let b = k.value().1;
+            let rec = decode_block(v.value())?;
+            if b < last_block {
+                seen.push((b, rec.min_ms));
+            }
+            if top.floor().is_some_and(|f| f > rec.prefix_max_ms) {
+                // Every block at or before this one holds only rows older than the page.
+                stopped_at = Some(b);
+                break 'ranges;
+            }
+            if rec.max_ms < plan.lo_ms || rec.min_ms >= plan.hi_ms || rec.min_ms > cur_start {
+                continue;
+            }
+            if top.floor().is_some_and(|f| rec.max_ms < f) {
+                continue;
+            }
+            let first = b * BLOCK_ROWS;
+            let chunk = first / CHUNK_ROWS;
+            let cands = match chunks.get(&chunk) {
+                Some(c) => c,
+                None => {
+                    let c = chunk_candidates(t, p, plan, chunk)?;
+                    chunks.entry(chunk).or_insert(c)
+                }
+            };
+            let lo = first % CHUNK_ROWS;
+            for r in cands.range(lo..lo + BLOCK_ROWS) {
+                let row = chunk * CHUNK_ROWS + r;
+                let rec = match t.rows.get((p, row))? {
+                    Some(v) => decode_row(v.value())?,
+                    None => return Err(Error::corrupted(format!("bitmap bit for missing row {row}"))),
+                };
+                if rec.start_ms < plan.lo_ms || rec.start_ms >= plan.hi_ms {
+                    continue;
+                }
+                if let Some(cid) = cur_id {
+                    if (rec.start_ms, rec.id.as_str()) >= (cur_start, cid) {
+                        continue;
+                    }
+                }
+                top.offer(rec.start_ms, rec.id);
+            }
+        }
+    }
+
+    let mut hint_out = None;
+    if top.full() && need >= 2 {
+        // The next page continues after the (need-1)-th hit.
+        let cs = top.items[need - 2].0;
+        let mut resume = seen.iter().filter(|(_, min)| *min <= cs).map(|(b, _)| *b).max();
+        if let Some(s) = stopped_at {
+            if s > 0 {
+                resume = Some(resume.map_or(s - 1, |r| r.max(s - 1)));
+            }
+        }
+        hint_out = Some(BlockHint { last_block, resume });
+    }
+    let mut hits = Vec::with_capacity(top.items.len());
+    for (start_ms, id) in top.items {
+        let record = t
+            .traces
+            .get(trace_key(p, start_ms, &id).as_slice())?
+            .ok_or_else(|| Error::corrupted("row points at a missing trace"))?
+            .value()
+            .to_vec();
+        hits.push(Hit { start_ms, id, record });
+    }
+    Ok(Found { hits, hint: hint_out })
+}

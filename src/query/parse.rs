@@ -1,0 +1,291 @@
+//! The one parser and validator of the list endpoint's parameters. It takes (key, value) pairs
+//! exactly as they arrive in a query string, already percent-decoded, and reports every bad
+//! parameter at once. The typed builder goes through the same function.
+
+use crate::error::{Error, FieldError, Result};
+use crate::limits::*;
+use crate::model::Status;
+use crate::time::{ms_ceil, parse_instant, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// The parameters the endpoint knows.
+pub const KNOWN_PARAMS: &[&str] =
+    &["limit", "cursor", "name", "status", "tags", "startDate", "endDate"];
+
+/// A query's filters, normalized: the name lowercased, the tags distinct and sorted, the dates
+/// as millisecond bounds (`start_ms` inclusive, `end_ms` exclusive).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Filters {
+    pub status: Option<u8>,
+    pub name: Option<String>,
+    pub tags: Vec<String>,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+}
+
+impl Filters {
+    #[cfg(test)]
+    pub(crate) fn status(&self) -> Option<Status> {
+        self.status.and_then(Status::from_code)
+    }
+    pub(crate) fn is_empty(&self) -> bool {
+        *self == Filters::default()
+    }
+}
+
+/// A validated list query: filters, page size and an optional cursor. The cursor's signature
+/// is checked when the query runs against a store, since only the store holds the secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryRequest {
+    pub(crate) limit: u32,
+    pub(crate) filters: Filters,
+    pub(crate) cursor: Option<String>,
+}
+
+impl QueryRequest {
+    /// Parses query-string pairs (already percent-decoded). Every rule of the contract lives
+    /// here: unknown or repeated parameters, ranges, formats. The error lists every bad field.
+    pub fn from_params<K: AsRef<str>, V: AsRef<str>>(
+        params: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<QueryRequest> {
+        let mut errors: Vec<FieldError> = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
+        let mut raw: [Option<String>; 7] = Default::default();
+        for (count, (k, v)) in params.into_iter().enumerate() {
+            let (k, v) = (k.as_ref(), v.as_ref());
+            if count >= MAX_PARAMS {
+                errors.push(FieldError::new("query", format!("at most {MAX_PARAMS} parameters")));
+                break;
+            }
+            let Some(slot) = KNOWN_PARAMS.iter().position(|p| *p == k) else {
+                let shown: String = k.chars().take(64).collect();
+                errors.push(FieldError::new(
+                    shown,
+                    format!("unknown parameter; known parameters are {}", KNOWN_PARAMS.join(", ")),
+                ));
+                continue;
+            };
+            if seen.iter().any(|s| s == k) {
+                if !errors.iter().any(|e| e.field() == k) {
+                    errors.push(FieldError::new(k, "given more than once"));
+                }
+                continue;
+            }
+            seen.push(k.to_string());
+            if v.len() > MAX_PARAM_VALUE_BYTES {
+                errors.push(FieldError::new(k, format!("at most {MAX_PARAM_VALUE_BYTES} bytes")));
+                continue;
+            }
+            raw[slot] = Some(v.to_string());
+        }
+        let [limit, cursor, name, status, tags, start, end] = raw;
+        let mut bad = |field: &str, msg: String| {
+            if !errors.iter().any(|e| e.field() == field) {
+                errors.push(FieldError::new(field, msg));
+            }
+        };
+
+        let limit = match limit {
+            None => DEFAULT_LIMIT,
+            Some(s) => match parse_limit(&s) {
+                Some(n) => n,
+                None => {
+                    bad("limit", format!("must be an integer from {MIN_LIMIT} to {MAX_LIMIT}"));
+                    DEFAULT_LIMIT
+                }
+            },
+        };
+        let mut filters = Filters::default();
+        if let Some(n) = name {
+            if n.chars().count() > MAX_QUERY_NAME_CHARS {
+                bad("name", format!("must be at most {MAX_QUERY_NAME_CHARS} characters"));
+            } else if !n.is_empty() {
+                filters.name = Some(n.to_lowercase());
+            }
+        }
+        if let Some(s) = status {
+            match Status::parse(&s) {
+                Some(st) => filters.status = Some(st.code()),
+                None => bad("status", "must be OK or ERROR".into()),
+            }
+        }
+        if let Some(t) = tags {
+            let mut list: Vec<String> = t
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            list.sort();
+            list.dedup();
+            if list.len() > MAX_QUERY_TAGS {
+                bad("tags", format!("at most {MAX_QUERY_TAGS} tags"));
+            } else if list.iter().any(|t| t.chars().count() > MAX_TAG_CHARS) {
+                bad("tags", format!("each tag must be at most {MAX_TAG_CHARS} characters"));
+            } else {
+                filters.tags = list;
+            }
+        }
+        let start_dt = start.as_deref().and_then(|s| {
+            let dt = parse_instant(s);
+            if dt.is_none() {
+                bad("startDate", "must be an RFC 3339 instant or YYYY-MM-DD".into());
+            }
+            dt
+        });
+        let end_dt = end.as_deref().and_then(|s| {
+            let dt = parse_instant(s);
+            if dt.is_none() {
+                bad("endDate", "must be an RFC 3339 instant or YYYY-MM-DD".into());
+            }
+            dt
+        });
+        if let (Some(s), Some(e)) = (start_dt, end_dt) {
+            if e < s {
+                bad("endDate", "must not be before startDate".into());
+            }
+        }
+        filters.start_ms = start_dt.map(ms_ceil);
+        filters.end_ms = end_dt.map(ms_ceil);
+        if let Some(c) = &cursor {
+            if let Err(m) = super::cursor::check_shape(c) {
+                bad("cursor", m);
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::validation(errors));
+        }
+        Ok(QueryRequest { limit, filters, cursor })
+    }
+
+    /// A builder for the same query without strings.
+    pub fn builder() -> QueryBuilder {
+        QueryBuilder::default()
+    }
+
+    /// Page size.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+    /// The cursor token, if this request continues a query.
+    pub fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
+    }
+}
+
+impl Default for QueryRequest {
+    fn default() -> Self {
+        QueryRequest { limit: DEFAULT_LIMIT, filters: Filters::default(), cursor: None }
+    }
+}
+
+fn parse_limit(s: &str) -> Option<u32> {
+    if s.is_empty() || s.len() > 3 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u32 = s.parse().ok()?;
+    (MIN_LIMIT..=MAX_LIMIT).contains(&n).then_some(n)
+}
+
+/// Builds a [`QueryRequest`] from typed values; `build` applies exactly the rules of
+/// [`QueryRequest::from_params`].
+#[derive(Clone, Debug, Default)]
+pub struct QueryBuilder {
+    params: Vec<(&'static str, String)>,
+}
+
+impl QueryBuilder {
+    fn set(mut self, k: &'static str, v: String) -> Self {
+        self.params.retain(|(p, _)| *p != k);
+        self.params.push((k, v));
+        self
+    }
+    /// Page size, 1..=100.
+    pub fn limit(self, n: u32) -> Self {
+        self.set("limit", n.to_string())
+    }
+    /// Case-insensitive substring of the trace name.
+    pub fn name(self, s: &str) -> Self {
+        self.set("name", s.to_string())
+    }
+    /// OK or ERROR.
+    pub fn status(self, s: Status) -> Self {
+        self.set("status", s.as_str().to_string())
+    }
+    /// The trace must carry every one of these tags.
+    pub fn tags<I: IntoIterator<Item = S>, S: AsRef<str>>(self, tags: I) -> Self {
+        let v: Vec<String> = tags.into_iter().map(|t| t.as_ref().to_string()).collect();
+        self.set("tags", v.join(","))
+    }
+    /// Keep traces with `startTime >= t`.
+    pub fn start_date(self, t: Timestamp) -> Self {
+        self.set("startDate", t.to_string())
+    }
+    /// Keep traces with `startTime < t`.
+    pub fn end_date(self, t: Timestamp) -> Self {
+        self.set("endDate", t.to_string())
+    }
+    /// Continue the query a previous page's `next_cursor` came from.
+    pub fn cursor(self, c: &str) -> Self {
+        self.set("cursor", c.to_string())
+    }
+    /// Validates and builds.
+    pub fn build(self) -> Result<QueryRequest> {
+        QueryRequest::from_params(self.params.iter().map(|(k, v)| (*k, v.as_str())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(params: &[(&str, &str)]) -> Vec<String> {
+        match QueryRequest::from_params(params.iter().copied()) {
+            Ok(_) => vec![],
+            Err(e) => e.details().iter().map(|d| d.field().to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn limits() {
+        for bad in ["0", "101", "-1", "abc", "5.0", "", "+5", " 5", "1000"] {
+            assert_eq!(fields(&[("limit", bad)]), vec!["limit"], "{bad:?}");
+        }
+        for good in ["1", "100", "050"] {
+            assert!(fields(&[("limit", good)]).is_empty(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let f = fields(&[("limit", "0"), ("status", "meh"), ("start_date", "x"), ("endDate", "y")]);
+        assert_eq!(f, vec!["start_date", "limit", "status", "endDate"]);
+        assert_eq!(fields(&[("status", "OK"), ("status", "OK")]), vec!["status"]);
+    }
+
+    #[test]
+    fn normalizes() {
+        let q = QueryRequest::from_params([("tags", " b, a,,a ,"), ("name", "Support"), ("status", "error")])
+            .unwrap();
+        assert_eq!(q.filters.tags, vec!["a", "b"]);
+        assert_eq!(q.filters.name.as_deref(), Some("support"));
+        assert_eq!(q.filters.status(), Some(Status::Error));
+        let q = QueryRequest::from_params([("name", "")]).unwrap();
+        assert!(q.filters.is_empty());
+    }
+
+    #[test]
+    fn dates() {
+        assert!(fields(&[("startDate", "2026-03-01"), ("endDate", "2026-03-01")]).is_empty());
+        assert_eq!(fields(&[("startDate", "2026-03-02"), ("endDate", "2026-03-01")]), vec!["endDate"]);
+        let q = QueryRequest::from_params([("startDate", "2026-03-01T00:00:00+01:00")]).unwrap();
+        assert_eq!(q.filters.start_ms, Some(Timestamp::parse("2026-02-28T23:00:00Z").unwrap().as_millis()));
+    }
+
+    #[test]
+    fn builder_equals_params() {
+        let a = QueryRequest::builder().status(Status::Error).tags(["v2", "production"]).limit(20).build().unwrap();
+        let b = QueryRequest::from_params([("tags", "production,v2"), ("status", "ERROR"), ("limit", "20")]).unwrap();
+        assert_eq!(a, b);
+    }
+}

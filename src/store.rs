@@ -1,0 +1,455 @@
+//! The store: opening, the transaction boundaries of every operation, and the glue between the
+//! query layer and the schema.
+
+use crate::error::{Error, FieldError, Result};
+use crate::ingest::{check_id, check_project, validate_batch, validate_json_batch, ValidTrace};
+use crate::limits::{MAX_ID_BYTES, RETENTION_BATCH};
+use crate::model::*;
+use crate::query::cursor::{self, CursorState};
+use crate::query::exec::{self, Hit, Position};
+use crate::query::parse::Filters;
+use crate::query::plan::{self, Explain, PlanKind};
+use crate::query::QueryRequest;
+use crate::schema::*;
+use crate::time::Timestamp;
+use crate::write::{Upserted, Writer};
+use redb::{ReadableDatabase, ReadableTable};
+use rust_decimal::Decimal;
+use std::path::Path;
+
+/// How a commit reaches the disk.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Every commit is fsynced before it returns (the default). An acknowledged write survives
+    /// a crash or power loss.
+    #[default]
+    Immediate,
+    /// Commits are not synced; they become durable with the next `Immediate` commit or a clean
+    /// close. A crash loses them but never corrupts the store. For bulk loads and tests.
+    Deferred,
+}
+
+/// Options for opening a [`Store`].
+#[derive(Clone, Debug, Default)]
+pub struct StoreBuilder {
+    cache_size_bytes: Option<usize>,
+    durability: Durability,
+}
+
+impl StoreBuilder {
+    /// redb's page cache size, in bytes (redb's default when unset).
+    pub fn cache_size_bytes(mut self, bytes: usize) -> Self {
+        self.cache_size_bytes = Some(bytes);
+        self
+    }
+    /// Commit durability; [`Durability::Immediate`] by default.
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+    fn redb(&self) -> redb::Builder {
+        let mut b = redb::Database::builder();
+        if let Some(c) = self.cache_size_bytes {
+            b.set_cache_size(c);
+        }
+        b
+    }
+    /// Opens the store at `path`, creating it when absent.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
+        let db = self.redb().create(path)?;
+        Store::init(db, self.durability)
+    }
+    /// A store in memory, for tests and examples.
+    pub fn in_memory(self) -> Result<Store> {
+        let db = self.redb().create_with_backend(redb::backends::InMemoryBackend::new())?;
+        Store::init(db, self.durability)
+    }
+    /// A store over a custom redb storage backend (fault injection, crash simulation).
+    pub fn with_backend(self, backend: impl redb::StorageBackend) -> Result<Store> {
+        let db = self.redb().create_with_backend(backend)?;
+        Store::init(db, self.durability)
+    }
+}
+
+/// An embedded trace store. Cheap to share across threads (`&Store` is `Sync`): reads run
+/// concurrently on MVCC snapshots, writes are serialized by redb.
+pub struct Store {
+    db: redb::Database,
+    secret: Vec<u8>,
+    durability: Durability,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("durability", &self.durability).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the store at `path` with default options, creating it when absent.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        StoreBuilder::default().open(path)
+    }
+    /// An empty in-memory store.
+    pub fn in_memory() -> Result<Store> {
+        StoreBuilder::default().in_memory()
+    }
+    /// Options for opening.
+    pub fn builder() -> StoreBuilder {
+        StoreBuilder::default()
+    }
+
+    fn init(db: redb::Database, durability: Durability) -> Result<Store> {
+        let mut txn = db.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)?;
+        let secret = {
+            let mut t = WriteTables::open(&txn)?;
+            let version = t.meta.get(META_FORMAT_VERSION)?.map(|v| v.value().to_vec());
+            match version {
+                Some(v) if v == [FORMAT_VERSION] => {}
+                Some(v) => {
+                    return Err(Error::storage(format!(
+                        "unsupported tracestore format version {v:?} (this build reads {FORMAT_VERSION})"
+                    )))
+                }
+                None => {
+                    t.meta.insert(META_FORMAT_VERSION, [FORMAT_VERSION].as_slice())?;
+                }
+            }
+            let existing = t.meta.get(META_CURSOR_SECRET)?.map(|v| v.value().to_vec());
+            match existing {
+                Some(s) if s.len() == 32 => s,
+                Some(_) => return Err(Error::corrupted("cursor secret has the wrong length")),
+                None => {
+                    let mut s = vec![0u8; 32];
+                    getrandom::fill(&mut s).map_err(|e| Error::storage(e.to_string()))?;
+                    t.meta.insert(META_CURSOR_SECRET, s.as_slice())?;
+                    s
+                }
+            }
+        };
+        txn.commit()?;
+        Ok(Store { db, secret, durability })
+    }
+
+    /// Runs `f` in one write transaction; commits if it returns Ok, aborts otherwise.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(match self.durability {
+            Durability::Immediate => redb::Durability::Immediate,
+            Durability::Deferred => redb::Durability::None,
+        })?;
+        let out = {
+            let mut w = Writer::open(&txn)?;
+            let out = f(&mut w)?;
+            w.flush()?;
+            out
+        };
+        txn.commit()?;
+        Ok(out)
+    }
+
+    pub(crate) fn read(&self) -> Result<ReadTables> {
+        let txn = self.db.begin_read()?;
+        ReadTables::open(&txn)
+    }
+
+    /// Ingests a batch atomically: every item is validated first, and one invalid item means
+    /// nothing is written; the error lists every bad item by index and field.
+    pub fn ingest(&self, project: &str, traces: Vec<TraceInput>) -> Result<IngestSummary> {
+        check_project(project)?;
+        let valid = validate_batch(traces)?;
+        self.apply(project, valid)
+    }
+
+    /// Ingests a JSON body `{"traces": [...]}` (at most 1000 traces and 5 MiB), atomically.
+    pub fn ingest_json(&self, project: &str, body: &[u8]) -> Result<IngestSummary> {
+        check_project(project)?;
+        let valid = validate_json_batch(body)?;
+        self.apply(project, valid)
+    }
+
+    fn apply(&self, project: &str, valid: Vec<ValidTrace>) -> Result<IngestSummary> {
+        let now = Timestamp::now().as_millis();
+        self.write(|w| {
+            let p = w.project_id(project)?;
+            let mut summary = IngestSummary::default();
+            let mut errors: Vec<FieldError> = Vec::new();
+            for (i, v) in valid.into_iter().enumerate() {
+                summary.spans += v.spans.len();
+                summary.scores += v.scores.len();
+                match w.upsert(p, v, now, &format!("traces[{i}]"), &mut errors)? {
+                    Upserted::Created => summary.created += 1,
+                    Upserted::Updated => summary.updated += 1,
+                }
+            }
+            if !errors.is_empty() {
+                return Err(Error::validation(errors));
+            }
+            Ok(summary)
+        })
+    }
+
+    /// Deletes a trace with its spans, scores and index entries. `NOT_FOUND` when absent.
+    pub fn delete_trace(&self, project: &str, id: &str) -> Result<()> {
+        check_project(project)?;
+        if check_id(id, MAX_ID_BYTES).is_err() {
+            return Err(Error::not_found());
+        }
+        let deleted = self.write(|w| match w.existing_project_id(project)? {
+            Some(p) => w.delete(p, id),
+            None => Ok(false),
+        })?;
+        if deleted {
+            Ok(())
+        } else {
+            Err(Error::not_found())
+        }
+    }
+
+    /// Retention: deletes every trace of `project` that started before `cutoff`, in
+    /// transactions of `RETENTION_BATCH` traces, calling `progress(deleted_so_far)` after each.
+    /// Returns how many were deleted. A crash midway leaves whole batches deleted, never half.
+    pub fn delete_before(
+        &self,
+        project: &str,
+        cutoff: Timestamp,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64> {
+        check_project(project)?;
+        let mut total = 0u64;
+        loop {
+            let n = self.write(|w| {
+                let Some(p) = w.existing_project_id(project)? else { return Ok(0) };
+                let ids = w.ids_before(p, cutoff.as_millis(), RETENTION_BATCH)?;
+                for id in &ids {
+                    w.delete(p, id)?;
+                }
+                Ok(ids.len())
+            })?;
+            total += n as u64;
+            if n == 0 {
+                return Ok(total);
+            }
+            progress(total);
+        }
+    }
+
+    /// One trace with its spans and scores. `NOT_FOUND` when this project has no such id.
+    pub fn get_trace(&self, project: &str, id: &str) -> Result<TraceDetail> {
+        check_project(project)?;
+        if check_id(id, MAX_ID_BYTES).is_err() {
+            return Err(Error::not_found());
+        }
+        let t = self.read()?;
+        let Some(p) = project_id(&t, project)? else { return Err(Error::not_found()) };
+        let idr = match t.ids.get((p, id))? {
+            Some(v) => decode_id(v.value())?,
+            None => return Err(Error::not_found()),
+        };
+        let rec = t
+            .traces
+            .get(trace_key(p, idr.start_ms, id).as_slice())?
+            .ok_or_else(|| Error::corrupted("id index points at a missing trace"))?
+            .value()
+            .to_vec();
+        let trace = to_trace(&Hit { start_ms: idr.start_ms, id: id.to_string(), record: rec })?;
+        let prefix = child_prefix(p, id);
+        let end = prefix_end(&prefix);
+        let mut spans = Vec::new();
+        for e in t.spans.range::<&[u8]>(prefix.as_slice()..end.as_deref().unwrap_or(&[0xFF; 300]))? {
+            let (k, v) = e?;
+            let sid = decode_child_key(k.value())?.2.to_string();
+            spans.push(to_span(sid, decode_span(v.value())?));
+        }
+        spans.sort_by(|a, b| (a.start_time, &a.id).cmp(&(b.start_time, &b.id)));
+        let mut scores = Vec::new();
+        for e in t.scores.range::<&[u8]>(prefix.as_slice()..end.as_deref().unwrap_or(&[0xFF; 300]))? {
+            let (k, v) = e?;
+            let sid = decode_child_key(k.value())?.2.to_string();
+            scores.push(to_score(sid, decode_score(v.value())?));
+        }
+        Ok(TraceDetail { trace, spans, scores })
+    }
+
+    /// Runs a list query: one page, newest first, with a cursor to the next page.
+    pub fn query(&self, project: &str, req: &QueryRequest) -> Result<Page> {
+        Ok(self.run(project, req, None)?.0)
+    }
+
+    /// Parses raw query-string pairs and runs them: the one call an HTTP adapter needs. Every
+    /// bad parameter is reported at once, a tampered cursor included.
+    pub fn query_params<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        project: &str,
+        params: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Page> {
+        let pairs: Vec<(String, String)> =
+            params.into_iter().map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string())).collect();
+        match QueryRequest::from_params(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+            Ok(req) => self.query(project, &req),
+            Err(e) => {
+                // Also verify a well-formed cursor, so that its error is listed with the rest.
+                let mut details = e.into_details();
+                let cursor = pairs.iter().find(|(k, _)| k == "cursor").map(|(_, v)| v);
+                if let Some(c) = cursor {
+                    if !details.iter().any(|d| d.field() == "cursor") {
+                        if let Err(m) = cursor::decode(&self.secret, project, c) {
+                            details.push(FieldError::new("cursor", m));
+                        }
+                    }
+                }
+                Err(Error::validation(details))
+            }
+        }
+    }
+
+    /// Like [`query`](Self::query) with the executor forced, for tests and benchmarks that
+    /// compare plans. An empty plan stays empty.
+    pub fn query_with_plan(&self, project: &str, req: &QueryRequest, plan: PlanKind) -> Result<Page> {
+        Ok(self.run(project, req, Some(plan))?.0)
+    }
+
+    /// The plan a query would run, with its estimates.
+    pub fn explain(&self, project: &str, req: &QueryRequest) -> Result<Explain> {
+        Ok(self.run_plan(project, req, None)?.1)
+    }
+
+    fn resolve_cursor(&self, project: &str, req: &QueryRequest) -> Result<(Filters, Option<CursorState>)> {
+        let Some(token) = &req.cursor else { return Ok((req.filters.clone(), None)) };
+        let state = cursor::decode(&self.secret, project, token).map_err(|m| Error::field("cursor", m))?;
+        if !req.filters.is_empty() && req.filters != state.filters {
+            return Err(Error::field("cursor", "filters differ from the query this cursor continues"));
+        }
+        Ok((state.filters.clone(), Some(state)))
+    }
+
+    fn run_plan(
+        &self,
+        project: &str,
+        req: &QueryRequest,
+        force: Option<PlanKind>,
+    ) -> Result<(ReadTables, Explain, Option<(u32, u32, plan::Plan)>, Filters, Option<CursorState>)> {
+        check_project(project)?;
+        let (filters, state) = self.resolve_cursor(project, req)?;
+        let t = self.read()?;
+        let need = req.limit as usize + 1;
+        let ps = match project_id(&t, project)? {
+            Some(p) => match t.project_state.get(p)? {
+                Some(v) => Some((p, decode_project_state(v.value())?)),
+                None => None,
+            },
+            None => None,
+        };
+        let (live, next_row) = ps.as_ref().map_or((0, 0), |(_, s)| (s.live, s.next_row));
+        let pid = ps.as_ref().map_or(0, |(p, _)| *p);
+        let pl = plan::plan(&t, pid, live, next_row, &filters, need, force)?;
+        let explain = pl.explain.clone();
+        let ctx = ps.map(|(p, s)| (p, s.next_row, pl));
+        Ok((t, explain, ctx, filters, state))
+    }
+
+    fn run(&self, project: &str, req: &QueryRequest, force: Option<PlanKind>) -> Result<(Page, Explain)> {
+        let (t, explain, ctx, filters, state) = self.run_plan(project, req, force)?;
+        let Some((p, next_row, pl)) = ctx else {
+            return Ok((Page { traces: Vec::new(), next_cursor: None }, explain));
+        };
+        let need = req.limit as usize + 1;
+        let after = state.as_ref().map(|s| Position { start_ms: s.start_ms, id: &s.id });
+        let found = exec::execute(&t, p, next_row, &pl, after, state.as_ref().and_then(|s| s.hint), need)?;
+        let more = found.hits.len() >= need;
+        let mut traces = Vec::with_capacity(req.limit as usize);
+        for h in found.hits.iter().take(req.limit as usize) {
+            traces.push(to_trace(h)?);
+        }
+        let next_cursor = if more {
+            let last = &found.hits[req.limit as usize - 1];
+            Some(cursor::encode(
+                &self.secret,
+                project,
+                &CursorState { filters, start_ms: last.start_ms, id: last.id.clone(), hint: found.hint },
+            ))
+        } else {
+            None
+        };
+        Ok((Page { traces, next_cursor }, explain))
+    }
+
+    /// Checks every invariant of the store and returns the violations found (empty when sound).
+    pub fn verify(&self) -> Result<Vec<crate::verify::Violation>> {
+        crate::verify::verify(&self.read()?)
+    }
+
+    /// redb's own integrity check of the file (page checksums and tree structure). Needs
+    /// exclusive access.
+    pub fn check_integrity(&mut self) -> Result<bool> {
+        Ok(self.db.check_integrity()?)
+    }
+
+    /// Compacts the file, returning free pages to the filesystem. Needs exclusive access.
+    pub fn compact(&mut self) -> Result<bool> {
+        Ok(self.db.compact()?)
+    }
+
+    pub(crate) fn write_tables<T>(&self, f: impl FnOnce(&mut WriteTables<'_>) -> Result<T>) -> Result<T> {
+        self.write(|w| f(&mut w.t))
+    }
+}
+
+pub(crate) fn project_id(t: &ReadTables, name: &str) -> Result<Option<u32>> {
+    match t.projects.get(name)? {
+        Some(v) => Ok(Some(decode_u32(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millis_unchecked(ms)
+}
+
+pub(crate) fn to_trace(h: &Hit) -> Result<Trace> {
+    let (hd, b) = decode_trace(&h.record)?;
+    let status = Status::from_code(hd.status).ok_or_else(|| Error::corrupted("status code"))?;
+    Ok(Trace {
+        id: h.id.clone(),
+        name: b.name,
+        status,
+        start_time: ts(h.start_ms),
+        end_time: b.end_ms.map(ts),
+        duration_ms: b.end_ms.map(|e| e - h.start_ms),
+        total_cost: Decimal::deserialize(b.total_cost),
+        total_tokens: b.total_tokens,
+        tags: b.tags,
+        metadata: Metadata::from_json_unchecked(b.metadata),
+        span_count: b.span_count,
+        score_count: b.score_count,
+        created_at: ts(b.created_ms),
+    })
+}
+
+fn to_span(id: String, r: SpanRecord) -> Span {
+    Span {
+        id,
+        name: r.name,
+        start_time: r.start_ms.map(ts),
+        end_time: r.end_ms.map(ts),
+        model: r.model,
+        input_tokens: r.input_tokens,
+        output_tokens: r.output_tokens,
+        total_tokens: r.total_tokens,
+        cost: r.cost.map(Decimal::deserialize),
+    }
+}
+
+fn to_score(id: String, r: ScoreRecord) -> Score {
+    Score {
+        id,
+        name: r.name,
+        value: match r.value {
+            ScoreValueRecord::Number(n) => ScoreValue::Number(n),
+            ScoreValueRecord::Text(t) => ScoreValue::Text(t),
+        },
+        comment: r.comment,
+    }
+}

@@ -1,0 +1,248 @@
+//! `verify()`: walks one snapshot and checks every invariant between rows and indexes.
+
+use crate::error::Result;
+use crate::limits::CHUNK_ROWS;
+use crate::schema::*;
+use redb::ReadableTable;
+use rust_decimal::Decimal;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+/// One broken invariant found by [`Store::verify`](crate::Store::verify).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    message: String,
+}
+
+impl Violation {
+    /// What is wrong, naming the project, trace or index entry.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+struct Report(Vec<Violation>);
+
+impl Report {
+    fn fail(&mut self, m: String) {
+        self.0.push(Violation { message: m });
+    }
+}
+
+pub(crate) fn verify(t: &ReadTables) -> Result<Vec<Violation>> {
+    let mut r = Report(Vec::new());
+    let mut projects = Vec::new();
+    for e in t.projects.iter()? {
+        let (k, v) = e?;
+        match decode_u32(v.value()) {
+            Ok(p) => projects.push((k.value().to_string(), p)),
+            Err(e) => r.fail(format!("project {}: {e}", k.value())),
+        }
+    }
+    let mut trace_ids: HashSet<(u32, String)> = HashSet::new();
+    for (name, p) in &projects {
+        verify_project(t, name, *p, &mut r, &mut trace_ids)?;
+    }
+    // Children must hang off an existing trace.
+    for (label, table) in [("span", &t.spans), ("score", &t.scores)] {
+        for e in table.iter()? {
+            let (k, v) = e?;
+            match decode_child_key(k.value()) {
+                Ok((p, tid, cid)) => {
+                    if !trace_ids.contains(&(p, tid.to_string())) {
+                        r.fail(format!("{label} {cid} of missing trace {tid} (project {p})"));
+                    }
+                }
+                Err(e) => r.fail(format!("{label} key: {e}")),
+            }
+            let ok = if label == "span" {
+                decode_span(v.value()).is_ok()
+            } else {
+                decode_score(v.value()).is_ok()
+            };
+            if !ok {
+                r.fail(format!("{label} record does not decode"));
+            }
+        }
+    }
+    Ok(r.0)
+}
+
+fn verify_project(
+    t: &ReadTables,
+    name: &str,
+    p: u32,
+    r: &mut Report,
+    trace_ids: &mut HashSet<(u32, String)>,
+) -> Result<()> {
+    let state = match t.project_state.get(p)? {
+        Some(v) => match decode_project_state(v.value()) {
+            Ok(s) => s,
+            Err(e) => {
+                r.fail(format!("project {name}: state: {e}"));
+                return Ok(());
+            }
+        },
+        None => ProjectState::default(),
+    };
+    // row -> set of (kind, term) it must be indexed under
+    let mut expected: HashMap<u32, Vec<(u8, u32)>> = HashMap::new();
+    let mut counts: HashMap<(u8, u32), u64> = HashMap::new();
+    let mut blocks: BTreeMap<u32, BlockRecord> = BTreeMap::new();
+    for e in t.blocks.range((p, 0)..=(p, u32::MAX))? {
+        let (k, v) = e?;
+        match decode_block(v.value()) {
+            Ok(b) => {
+                blocks.insert(k.value().1, b);
+            }
+            Err(e) => r.fail(format!("project {name}: block {}: {e}", k.value().1)),
+        }
+    }
+    let mut prev_prefix = i64::MIN;
+    for (b, rec) in &blocks {
+        if rec.prefix_max_ms < prev_prefix || rec.prefix_max_ms < rec.max_ms {
+            r.fail(format!("project {name}: block {b} prefix max not monotone"));
+        }
+        prev_prefix = rec.prefix_max_ms;
+    }
+    let term_text = |kind: TermKind, id: u32| -> Result<Option<String>> {
+        Ok(match t.terms.get((p, kind.code(), id))? {
+            Some(v) => decode_term(v.value()).ok().map(|x| x.text),
+            None => None,
+        })
+    };
+
+    let lo = trace_key_lower(p, i64::MIN);
+    let hi = project_key_end(p);
+    let mut live = 0u64;
+    for e in t.traces.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
+        let (k, v) = e?;
+        live += 1;
+        let (_, start, id) = match decode_trace_key(k.value()) {
+            Ok(x) => x,
+            Err(e) => {
+                r.fail(format!("project {name}: trace key: {e}"));
+                continue;
+            }
+        };
+        let what = format!("project {name}: trace {id}");
+        trace_ids.insert((p, id.to_string()));
+        let (h, b) = match decode_trace(v.value()) {
+            Ok(x) => x,
+            Err(e) => {
+                r.fail(format!("{what}: {e}"));
+                continue;
+            }
+        };
+        match t.ids.get((p, id))? {
+            Some(g) => match decode_id(g.value()) {
+                Ok(idr) if idr.start_ms == start && idr.row == h.row => {}
+                _ => r.fail(format!("{what}: id index disagrees with the row")),
+            },
+            None => r.fail(format!("{what}: missing from the id index")),
+        }
+        match t.rows.get((p, h.row))? {
+            Some(g) => match decode_row(g.value()) {
+                Ok(row) if row.start_ms == start && row.id == id => {}
+                _ => r.fail(format!("{what}: row {} points elsewhere", h.row)),
+            },
+            None => r.fail(format!("{what}: row {} missing", h.row)),
+        }
+        if h.row >= state.next_row {
+            r.fail(format!("{what}: row {} beyond next_row {}", h.row, state.next_row));
+        }
+        match blocks.get(&block_of(h.row)) {
+            Some(br) if br.min_ms <= start && start <= br.max_ms => {}
+            _ => r.fail(format!("{what}: start outside its block's bounds")),
+        }
+        if term_text(TermKind::Name, h.name_id)?.as_deref() != Some(b.name.as_str()) {
+            r.fail(format!("{what}: name id {} does not name {:?}", h.name_id, b.name));
+        }
+        let mut tag_texts = Vec::new();
+        for tid in &h.tag_ids {
+            tag_texts.push(term_text(TermKind::Tag, *tid)?.unwrap_or_default());
+        }
+        let mut body_tags = b.tags.clone();
+        body_tags.sort();
+        tag_texts.sort();
+        if body_tags != tag_texts {
+            r.fail(format!("{what}: tag ids do not match tags {:?}", b.tags));
+        }
+        let mut terms = vec![(TermKind::Status.code(), h.status as u32), (TermKind::Name.code(), h.name_id)];
+        terms.extend(h.tag_ids.iter().map(|t| (TermKind::Tag.code(), *t)));
+        for term in &terms {
+            *counts.entry(*term).or_default() += 1;
+        }
+        expected.insert(h.row, terms);
+
+        // Aggregates equal the sum of the children.
+        let prefix = child_prefix(p, id);
+        let end = prefix_end(&prefix).unwrap_or_else(|| vec![0xFF; 300]);
+        let (mut cost, mut tokens, mut spans) = (Decimal::ZERO, 0u64, 0u32);
+        for e in t.spans.range::<&[u8]>(prefix.as_slice()..end.as_slice())? {
+            let (_, v) = e?;
+            if let Ok(s) = decode_span(v.value()) {
+                cost += s.cost.map(Decimal::deserialize).unwrap_or_default();
+                tokens += s.total_tokens;
+                spans += 1;
+            }
+        }
+        let scores = t.scores.range::<&[u8]>(prefix.as_slice()..end.as_slice())?.count() as u32;
+        if Decimal::deserialize(b.total_cost) != cost {
+            r.fail(format!("{what}: totalCost {} != span sum {cost}", Decimal::deserialize(b.total_cost)));
+        }
+        if b.total_tokens != tokens || b.span_count != spans || b.score_count != scores {
+            r.fail(format!("{what}: tokens/spanCount/scoreCount disagree with children"));
+        }
+    }
+    if live != state.live {
+        r.fail(format!("project {name}: live count {} but {live} traces", state.live));
+    }
+    let ids = t.ids.range((p, "")..(p.saturating_add(1), ""))?.count() as u64;
+    let rows = t.rows.range((p, 0)..=(p, u32::MAX))?.count() as u64;
+    if ids != live || rows != live {
+        r.fail(format!("project {name}: {live} traces, {ids} id entries, {rows} row entries"));
+    }
+
+    // Every bitmap bit has a row carrying that term; cardinalities equal the term counts.
+    let mut bits: HashMap<(u8, u32), u64> = HashMap::new();
+    for e in t.bitmaps.range((p, 0, 0, 0)..=(p, u8::MAX, u32::MAX, u32::MAX))? {
+        let (k, v) = e?;
+        let (_, kind, term, chunk) = k.value();
+        let bm = match decode_bitmap(v.value()) {
+            Ok(b) => b,
+            Err(e) => {
+                r.fail(format!("project {name}: bitmap {kind}/{term}/{chunk}: {e}"));
+                continue;
+            }
+        };
+        *bits.entry((kind, term)).or_default() += bm.len();
+        for low in bm.iter() {
+            let row = chunk * CHUNK_ROWS + low;
+            if !expected.get(&row).is_some_and(|ts| ts.contains(&(kind, term))) {
+                r.fail(format!("project {name}: bitmap {kind}/{term} has row {row} without that term"));
+            }
+        }
+    }
+    for (term, n) in &counts {
+        if bits.get(term).copied().unwrap_or(0) != *n {
+            r.fail(format!("project {name}: term {term:?} indexes {} rows, expected {n}", bits.get(term).copied().unwrap_or(0)));
+        }
+    }
+    for e in t.terms.range((p, 0, 0)..=(p, u8::MAX, u32::MAX))? {
+        let (k, v) = e?;
+        let (_, kind, term) = k.value();
+        match decode_term(v.value()) {
+            Ok(rec) if rec.count == counts.get(&(kind, term)).copied().unwrap_or(0) => {}
+            Ok(rec) => r.fail(format!("project {name}: term {kind}/{term} count {} is wrong", rec.count)),
+            Err(e) => r.fail(format!("project {name}: term {kind}/{term}: {e}")),
+        }
+    }
+    Ok(())
+}
