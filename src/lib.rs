@@ -44,6 +44,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+pub mod demo;
 mod error;
 mod ingest;
 mod keys;
