@@ -1,0 +1,126 @@
+//! Shared test helpers: a naive in-memory model of the contract, and walkers over the public API.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use tracestore::{Page, QueryRequest, Status, Store, Timestamp, TraceInput};
+
+pub const BASE_MS: i64 = 1_772_000_000_000; // 2026-02-25
+
+pub fn ts(offset_ms: i64) -> Timestamp {
+    Timestamp::from_millis(BASE_MS + offset_ms).expect("in range")
+}
+
+/// One trace as the model sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MTrace {
+    pub id: String,
+    pub name: String,
+    pub status: Status,
+    pub start_ms: i64,
+    pub tags: Vec<String>,
+}
+
+/// A query as the model sees it.
+#[derive(Clone, Debug, Default)]
+pub struct MQuery {
+    pub name: Option<String>,
+    pub status: Option<Status>,
+    pub tags: Vec<String>,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+impl MQuery {
+    pub fn matches(&self, t: &MTrace) -> bool {
+        self.name.as_ref().is_none_or(|n| n.is_empty() || t.name.to_lowercase().contains(&n.to_lowercase()))
+            && self.status.is_none_or(|s| s == t.status)
+            && self.tags.iter().all(|tag| t.tags.contains(tag))
+            && self.start.is_none_or(|s| t.start_ms >= BASE_MS + s)
+            && self.end.is_none_or(|e| t.start_ms < BASE_MS + e)
+    }
+
+    /// The query as endpoint parameters.
+    pub fn params(&self, limit: u32) -> Vec<(String, String)> {
+        let mut p = vec![("limit".to_string(), limit.to_string())];
+        if let Some(n) = &self.name {
+            p.push(("name".into(), n.clone()));
+        }
+        if let Some(s) = self.status {
+            p.push(("status".into(), s.as_str().to_lowercase()));
+        }
+        if !self.tags.is_empty() {
+            p.push(("tags".into(), self.tags.join(",")));
+        }
+        if let Some(s) = self.start {
+            p.push(("startDate".into(), ts(s).to_string()));
+        }
+        if let Some(e) = self.end {
+            p.push(("endDate".into(), ts(e).to_string()));
+        }
+        p
+    }
+}
+
+/// A naive model: per project, id -> trace; queries filter and sort a Vec.
+#[derive(Clone, Debug, Default)]
+pub struct Model {
+    pub projects: BTreeMap<String, BTreeMap<String, MTrace>>,
+}
+
+impl Model {
+    pub fn upsert(&mut self, project: &str, t: MTrace) {
+        self.projects.entry(project.to_string()).or_default().insert(t.id.clone(), t);
+    }
+    pub fn delete(&mut self, project: &str, id: &str) -> bool {
+        self.projects.get_mut(project).and_then(|m| m.remove(id)).is_some()
+    }
+    pub fn answer(&self, project: &str, q: &MQuery) -> Vec<String> {
+        let mut v: Vec<&MTrace> = self
+            .projects
+            .get(project)
+            .map(|m| m.values().filter(|t| q.matches(t)).collect())
+            .unwrap_or_default();
+        v.sort_by(|a, b| (b.start_ms, b.id.as_bytes()).cmp(&(a.start_ms, a.id.as_bytes())));
+        v.into_iter().map(|t| t.id.clone()).collect()
+    }
+}
+
+pub fn input(t: &MTrace) -> TraceInput {
+    TraceInput {
+        status: Some(t.status),
+        tags: Some(t.tags.clone()),
+        ..TraceInput::new(t.id.clone(), t.name.clone(), Timestamp::from_millis(t.start_ms).unwrap())
+    }
+}
+
+pub fn params_ref(p: &[(String, String)]) -> Vec<(&str, &str)> {
+    p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// Walks every page of a query. `limits` gives the page size of each page (cycled); pages after
+/// the first carry only the cursor and a limit. Checks that nextCursor is null exactly at the end
+/// (a cursor never leads to an empty page). Returns the ids in order.
+pub fn walk(store: &Store, project: &str, q: &MQuery, limits: &[u32]) -> Vec<String> {
+    let first = QueryRequest::from_params(params_ref(&q.params(limits[0]))).expect("valid query");
+    let mut page: Page = store.query(project, &first).expect("query");
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 1;
+    loop {
+        assert!(page.traces.len() <= limits[(i - 1) % limits.len()] as usize);
+        out.extend(page.traces.iter().map(|t| t.id.clone()));
+        let Some(c) = page.next_cursor.clone() else { break };
+        assert!(!page.traces.is_empty(), "a cursor after an empty page");
+        let limit = limits[i % limits.len()];
+        let req = QueryRequest::builder().cursor(&c).limit(limit).build().expect("cursor parses");
+        page = store.query(project, &req).expect("next page");
+        assert!(!page.traces.is_empty(), "nextCursor led to an empty page");
+        i += 1;
+        assert!(i < 100_000, "walk does not end");
+    }
+    out
+}
+
+pub fn assert_verified(store: &Store) {
+    let v = store.verify().expect("verify runs");
+    assert!(v.is_empty(), "verify found violations: {v:?}");
+}

@@ -1,0 +1,203 @@
+//! Pagination properties against a naive model: concatenated pages equal the model's answer, no
+//! trace appears twice, nextCursor is null exactly at the end, and a cursor alone continues.
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use std::collections::HashSet;
+use tracestore::{QueryRequest, Status, Store};
+
+const PROJECTS: [&str; 3] = ["alpha", "beta", "gamma"];
+const NAMES: [&str; 6] = ["support-agent", "Support-Bot", "tool-x", "planner", "ÄgentÜber", "sup"];
+const TAGS: [&str; 5] = ["a", "b", "c", "prod", "v2"];
+const NEEDLES: [&str; 8] = ["", "sup", "SUPPORT", "tool", "x", "zzz", "ägent", "t-"];
+
+fn arb_trace() -> impl Strategy<Value = (usize, MTrace)> {
+    (
+        0..PROJECTS.len(),
+        0..40u32,
+        0..NAMES.len(),
+        prop::bool::weighted(0.3),
+        0..30i64,
+        prop::collection::vec(0..TAGS.len(), 0..4),
+    )
+        .prop_map(|(p, id, n, err, t, tags)| {
+            let mut tv: Vec<String> = tags.into_iter().map(|i| TAGS[i].to_string()).collect();
+            tv.sort();
+            tv.dedup();
+            (
+                p,
+                MTrace {
+                    id: format!("t{id}"),
+                    name: NAMES[n].to_string(),
+                    status: if err { Status::Error } else { Status::Ok },
+                    // Few distinct start times, so ties on startTime are common.
+                    start_ms: BASE_MS + t * 1000,
+                    tags: tv,
+                },
+            )
+        })
+}
+
+fn arb_query() -> impl Strategy<Value = MQuery> {
+    (
+        prop::option::of(0..NEEDLES.len()),
+        prop::option::of(prop::bool::ANY),
+        prop::collection::vec(0..TAGS.len() + 1, 0..3),
+        prop::option::of(0..32i64),
+        prop::option::of(0..32i64),
+    )
+        .prop_map(|(n, st, tags, s, e)| {
+            let mut tags: Vec<String> =
+                tags.into_iter().map(|i| TAGS.get(i).copied().unwrap_or("missing").to_string()).collect();
+            tags.sort();
+            tags.dedup();
+            let (s, e) = match (s, e) {
+                (Some(a), Some(b)) if b < a => (Some(b * 1000), Some(a * 1000)),
+                (a, b) => (a.map(|x| x * 1000), b.map(|x| x * 1000)),
+            };
+            MQuery {
+                name: n.map(|i| NEEDLES[i].to_string()),
+                status: st.map(|e| if e { Status::Error } else { Status::Ok }),
+                tags,
+                start: s.map(|x| x - BASE_MS + BASE_MS),
+                end: e,
+            }
+        })
+}
+
+fn load(data: &[(usize, MTrace)], batch: usize) -> (Store, Model) {
+    let store = Store::in_memory().unwrap();
+    let mut model = Model::default();
+    for chunk in data.chunks(batch.max(1)) {
+        for p in 0..PROJECTS.len() {
+            let items: Vec<_> = chunk.iter().filter(|(q, _)| *q == p).map(|(_, t)| input(t)).collect();
+            if !items.is_empty() {
+                store.ingest(PROJECTS[p], items).unwrap();
+            }
+        }
+        for (p, t) in chunk {
+            model.upsert(PROJECTS[*p], t.clone());
+        }
+    }
+    (store, model)
+}
+
+fn arb_limits() -> impl Strategy<Value = Vec<u32>> {
+    prop::collection::vec(prop_oneof![4 => 1..=7u32, 1 => 1..=100u32], 1..4)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn pages_equal_the_model(
+        data in prop::collection::vec(arb_trace(), 0..120),
+        batch in 1..50usize,
+        queries in prop::collection::vec((arb_query(), arb_limits(), 0..PROJECTS.len()), 1..6),
+    ) {
+        let (store, model) = load(&data, batch);
+        for (q, limits, p) in &queries {
+            let got = walk(&store, PROJECTS[*p], q, limits);
+            let want = model.answer(PROJECTS[*p], q);
+            let distinct: HashSet<&String> = got.iter().collect();
+            prop_assert_eq!(distinct.len(), got.len(), "a trace appeared twice");
+            prop_assert_eq!(&got, &want, "query {:?} limits {:?}", q, limits);
+        }
+        assert_verified(&store);
+    }
+
+    #[test]
+    fn a_cursor_with_the_same_filters_continues_and_other_filters_are_rejected(
+        data in prop::collection::vec(arb_trace(), 1..80),
+        q in arb_query(),
+        limit in 1..5u32,
+    ) {
+        let (store, model) = load(&data, 25);
+        let params = q.params(limit);
+        let first = store.query_params("alpha", params_ref(&params)).unwrap();
+        if let Some(c) = first.next_cursor {
+            // The full original parameters plus the cursor: the same continuation.
+            let mut again = params.clone();
+            again.push(("cursor".into(), c.clone()));
+            let a = store.query_params("alpha", params_ref(&again)).unwrap();
+            let b = store.query_params("alpha", [("cursor", c.as_str()), ("limit", &limit.to_string())]).unwrap();
+            prop_assert_eq!(&a, &b);
+            let want = model.answer("alpha", &q);
+            prop_assert_eq!(a.traces.first().map(|t| t.id.clone()), want.get(limit as usize).cloned());
+            // Different filters with this cursor are a validation error on `cursor`.
+            let e = store.query_params("alpha", [("cursor", c.as_str()), ("status", "ok"), ("name", "qqq")]).unwrap_err();
+            prop_assert_eq!(e.code(), tracestore::ErrorCode::Validation);
+            prop_assert!(e.details().iter().any(|d| d.field() == "cursor"));
+        }
+    }
+}
+
+/// Many blocks and chunks, with arrival order far from time order: the bitmap executor's block
+/// walk, its stopping rule and its cursor hints must still give the model's exact answer.
+#[test]
+fn out_of_order_arrival_across_many_blocks() {
+    let store = Store::builder().durability(tracestore::Durability::Deferred).in_memory().unwrap();
+    let mut model = Model::default();
+    let mut x: u64 = 12345;
+    let mut rnd = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let n = 6000;
+    let mut batch = Vec::new();
+    for i in 0..n {
+        // Mostly increasing time, with 10% of traces backfilled far into the past.
+        let start = if rnd(10) == 0 { rnd(n) as i64 * 1000 } else { i as i64 * 1000 };
+        let t = MTrace {
+            id: format!("id{:05}", rnd(100_000)),
+            name: NAMES[rnd(NAMES.len() as u64) as usize].into(),
+            status: if rnd(20) == 0 { Status::Error } else { Status::Ok },
+            start_ms: BASE_MS + start,
+            tags: if rnd(3) == 0 { vec!["prod".into()] } else { vec![] },
+        };
+        model.upsert("p", t.clone());
+        batch.push(input(&t));
+        if batch.len() == 500 {
+            store.ingest("p", std::mem::take(&mut batch)).unwrap();
+        }
+    }
+    store.ingest("p", batch).unwrap();
+    let queries = [
+        MQuery { status: Some(Status::Error), ..Default::default() },
+        MQuery { tags: vec!["prod".into()], status: Some(Status::Error), ..Default::default() },
+        MQuery { name: Some("tool".into()), ..Default::default() },
+        MQuery { name: Some("planner".into()), start: Some(1_000_000), end: Some(4_000_000), ..Default::default() },
+        MQuery::default(),
+    ];
+    for q in &queries {
+        let want = model.answer("p", q);
+        for limits in [&[1u32][..], &[7, 3], &[100]] {
+            for plan in [tracestore::PlanKind::Scan, tracestore::PlanKind::Bitmap] {
+                let got = walk_forced(&store, "p", q, limits, plan);
+                assert_eq!(got, want, "{q:?} {limits:?} {plan:?}");
+            }
+            assert_eq!(walk(&store, "p", q, limits), want);
+        }
+    }
+    assert_verified(&store);
+}
+
+pub fn walk_forced(store: &Store, project: &str, q: &MQuery, limits: &[u32], plan: tracestore::PlanKind) -> Vec<String> {
+    let first = QueryRequest::from_params(params_ref(&q.params(limits[0]))).unwrap();
+    let mut page = store.query_with_plan(project, &first, plan).unwrap();
+    let mut out = Vec::new();
+    let mut i = 1;
+    loop {
+        out.extend(page.traces.iter().map(|t| t.id.clone()));
+        let Some(c) = page.next_cursor.clone() else { break };
+        let req = QueryRequest::builder().cursor(&c).limit(limits[i % limits.len()]).build().unwrap();
+        page = store.query_with_plan(project, &req, plan).unwrap();
+        assert!(!page.traces.is_empty(), "nextCursor led to an empty page");
+        i += 1;
+    }
+    out
+}
