@@ -357,7 +357,8 @@ impl Store {
         };
         let need = req.limit as usize + 1;
         let after = state.as_ref().map(|s| Position { start_ms: s.start_ms, id: &s.id });
-        let found = exec::execute(&t, p, next_row, &pl, after, state.as_ref().and_then(|s| s.hint), need)?;
+        let row_limit = state.as_ref().map_or(next_row, |s| s.row_limit.min(next_row));
+        let found = exec::execute(&t, p, row_limit, &pl, after, state.as_ref().and_then(|s| s.hint), need)?;
         let more = found.hits.len() >= need;
         let mut traces = Vec::with_capacity(req.limit as usize);
         for h in found.hits.iter().take(req.limit as usize) {
@@ -368,7 +369,13 @@ impl Store {
             Some(cursor::encode(
                 &self.secret,
                 project,
-                &CursorState { filters, start_ms: last.start_ms, id: last.id.clone(), hint: found.hint },
+                &CursorState {
+                    filters,
+                    start_ms: last.start_ms,
+                    id: last.id.clone(),
+                    row_limit,
+                    hint: found.hint,
+                },
             ))
         } else {
             None

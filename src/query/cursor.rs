@@ -30,6 +30,9 @@ pub(crate) struct CursorState {
     pub filters: Filters,
     pub start_ms: i64,
     pub id: String,
+    /// The project's row count when the walk began. Rows allocated later (new traces, and
+    /// traces whose startTime moved) are not part of this walk, so no trace can appear twice.
+    pub row_limit: u32,
     pub hint: Option<BlockHint>,
 }
 
@@ -96,6 +99,7 @@ mod tests {
             filters: Filters { status: Some(1), ..Default::default() },
             start_ms: 1_700_000_000_000,
             id: "trace-abc".into(),
+            row_limit: 77,
             hint: Some(BlockHint { last_block: 9, resume: Some(3) }),
         }
     }

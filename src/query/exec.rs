@@ -27,10 +27,11 @@ pub(crate) struct Position<'a> {
     pub id: &'a str,
 }
 
+/// Runs `plan` over rows numbered below `row_limit` (the walk's row count when it began).
 pub(crate) fn execute(
     t: &ReadTables,
     p: u32,
-    next_row: u32,
+    row_limit: u32,
     plan: &Plan,
     after: Option<Position<'_>>,
     hint: Option<BlockHint>,
@@ -38,8 +39,8 @@ pub(crate) fn execute(
 ) -> Result<Found> {
     match plan.kind {
         PlanKind::Empty => Ok(Found { hits: Vec::new(), hint: None }),
-        PlanKind::Scan => Ok(Found { hits: scan(t, p, plan, after, need)?, hint: None }),
-        PlanKind::Bitmap => bitmap(t, p, next_row, plan, after, hint, need),
+        PlanKind::Scan => Ok(Found { hits: scan(t, p, row_limit, plan, after, need)?, hint: None }),
+        PlanKind::Bitmap => bitmap(t, p, row_limit, plan, after, hint, need),
     }
 }
 
@@ -55,7 +56,14 @@ fn header_matches(plan: &Plan, h: &TraceHeader) -> bool {
         && subset(&plan.tag_ids, &h.tag_ids)
 }
 
-fn scan(t: &ReadTables, p: u32, plan: &Plan, after: Option<Position<'_>>, need: usize) -> Result<Vec<Hit>> {
+fn scan(
+    t: &ReadTables,
+    p: u32,
+    row_limit: u32,
+    plan: &Plan,
+    after: Option<Position<'_>>,
+    need: usize,
+) -> Result<Vec<Hit>> {
     let lo = trace_key_lower(p, plan.lo_ms);
     let mut hi = if plan.hi_ms == i64::MAX { project_key_end(p) } else { trace_key_lower(p, plan.hi_ms) };
     if let Some(pos) = after {
@@ -71,7 +79,7 @@ fn scan(t: &ReadTables, p: u32, plan: &Plan, after: Option<Position<'_>>, need: 
     for e in t.traces.range::<&[u8]>(lo.as_slice()..hi.as_slice())?.rev() {
         let (k, v) = e?;
         let (h, _) = decode_trace_header(v.value())?;
-        if header_matches(plan, &h) {
+        if h.row < row_limit && header_matches(plan, &h) {
             let (_, start_ms, id) = decode_trace_key(k.value())?;
             hits.push(Hit { start_ms, id: id.to_string(), record: v.value().to_vec() });
             if hits.len() >= need {
@@ -145,16 +153,16 @@ fn chunk_candidates(t: &ReadTables, p: u32, plan: &Plan, chunk: u32) -> Result<R
 fn bitmap(
     t: &ReadTables,
     p: u32,
-    next_row: u32,
+    row_limit: u32,
     plan: &Plan,
     after: Option<Position<'_>>,
     hint: Option<BlockHint>,
     need: usize,
 ) -> Result<Found> {
-    if next_row == 0 {
+    if row_limit == 0 {
         return Ok(Found { hits: Vec::new(), hint: None });
     }
-    let last_block = block_of(next_row - 1);
+    let last_block = block_of(row_limit - 1);
     // Block ranges to visit, newest first. A hint lets a continuation skip blocks that held only
     // rows newer than the cursor; blocks before the hint's last block are immutable.
     let mut ranges = vec![(0, last_block)];
@@ -205,6 +213,9 @@ fn bitmap(
             let lo = first % CHUNK_ROWS;
             for r in cands.range(lo..lo + BLOCK_ROWS) {
                 let row = chunk * CHUNK_ROWS + r;
+                if row >= row_limit {
+                    break;
+                }
                 let rec = match t.rows.get((p, row))? {
                     Some(v) => decode_row(v.value())?,
                     None => return Err(Error::corrupted(format!("bitmap bit for missing row {row}"))),

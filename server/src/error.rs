@@ -1,0 +1,148 @@
+//! The HTTP error envelope. Every failure leaves the server as
+//! `{"data": null, "error": {"code", "message", "details": [{field, message}]}}`, with the
+//! status taken from the library's [`ErrorCode`]: one error type maps to HTTP in one place.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tracestore::ErrorCode;
+
+/// One offending field, as the envelope shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Detail {
+    pub field: String,
+    pub message: String,
+}
+
+/// An error on its way to the client. Built from a [`tracestore::Error`] (the usual case) or,
+/// for failures that happen before the library is called (a body over the limit, a timeout),
+/// from a library code and a message in the library's words.
+#[derive(Debug)]
+pub struct ApiError {
+    code: ErrorCode,
+    message: String,
+    details: Vec<Detail>,
+}
+
+impl ApiError {
+    /// An error with a code, a client-safe message and no details.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError { code, message: message.into(), details: Vec::new() }
+    }
+
+    /// A validation error on one field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        ApiError {
+            code: ErrorCode::Validation,
+            message: format!("invalid {field}; {field}: {message}"),
+            details: vec![Detail { field: field.to_string(), message }],
+        }
+    }
+
+    /// The library's answer to a body over [`tracestore::limits::MAX_BATCH_BYTES`].
+    pub fn payload_too_large() -> Self {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "payload too large: the limit is {} bytes",
+                tracestore::limits::MAX_BATCH_BYTES
+            ),
+        )
+    }
+
+    /// A failure the client cannot act on; the message reveals nothing internal.
+    pub fn internal(message: &str) -> Self {
+        ApiError::new(ErrorCode::Internal, message)
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn details(&self) -> &[Detail] {
+        &self.details
+    }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The envelope as a JSON value: `{"data": null, "error": {...}}`.
+    pub fn envelope(&self) -> serde_json::Value {
+        serde_json::json!({
+            "data": null,
+            "error": {
+                "code": self.code.as_str(),
+                "message": self.message,
+                "details": self.details,
+            }
+        })
+    }
+}
+
+impl From<tracestore::Error> for ApiError {
+    fn from(e: tracestore::Error) -> Self {
+        if e.is_storage() {
+            // The full error (with its source) goes to the log, never to the client.
+            tracing::error!(error = %e, "storage error");
+        }
+        ApiError {
+            code: e.code(),
+            message: e.public_message(),
+            details: e
+                .details()
+                .iter()
+                .map(|d| Detail { field: d.field().to_string(), message: d.message().to_string() })
+                .collect(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = json_response(self.status(), &self.envelope());
+        if self.code == ErrorCode::Unauthorized {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        res
+    }
+}
+
+/// A success: `{"data": ..., "error": null}` with status 200.
+pub fn ok<T: Serialize>(data: &T) -> Response {
+    #[derive(Serialize)]
+    struct Envelope<'a, T> {
+        data: &'a T,
+        error: Option<()>,
+    }
+    match serde_json::to_vec(&Envelope { data, error: None }) {
+        Ok(body) => bytes_response(StatusCode::OK, body),
+        Err(e) => {
+            tracing::error!(error = %e, "response serialization failed");
+            ApiError::internal("internal error").into_response()
+        }
+    }
+}
+
+fn json_response(status: StatusCode, v: &serde_json::Value) -> Response {
+    // Serializing a `Value` cannot fail.
+    bytes_response(status, serde_json::to_vec(v).unwrap_or_default())
+}
+
+fn bytes_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut res = (status, body).into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
