@@ -239,14 +239,8 @@ async fn list_traces(
 
 /// An id that is not valid UTF-8 after percent-decoding names no trace.
 fn trace_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    path.map(|Path(id)| id)
-        .map_err(|_| ApiError::from_not_found())
-}
-
-impl ApiError {
-    fn from_not_found() -> Self {
-        ApiError::new(ErrorCode::NotFound, "trace not found")
-    }
+    // The library's own answer to an unknown id, so that both are indistinguishable.
+    path.map(|Path(id)| id).map_err(|_| ApiError::new(ErrorCode::NotFound, "trace not found"))
 }
 
 async fn get_trace(

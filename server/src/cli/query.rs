@@ -1,0 +1,136 @@
+//! `tracestore query`: the endpoint's parameters as flags, through the library's one parser.
+
+use super::{open_store, table, CliError};
+use clap::Args;
+use std::path::Path;
+use tracestore::{Page, Trace};
+
+#[derive(Debug, Args)]
+pub(super) struct QueryArgs {
+    /// The project to query.
+    #[arg(long)]
+    project: String,
+    /// OK or ERROR (case-insensitive).
+    #[arg(long)]
+    status: Option<String>,
+    /// Case-insensitive substring of the trace name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Comma-separated tags; a trace must carry all of them.
+    #[arg(long)]
+    tags: Option<String>,
+    /// Keep traces with startTime >= this instant (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, value_name = "INSTANT")]
+    start_date: Option<String>,
+    /// Keep traces with startTime < this instant (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, value_name = "INSTANT")]
+    end_date: Option<String>,
+    /// Page size, 1 to 100 (50 when absent).
+    #[arg(long)]
+    limit: Option<String>,
+    /// The nextCursor of a previous page.
+    #[arg(long)]
+    cursor: Option<String>,
+    /// Print the endpoint's exact JSON envelope instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Endpoint parameter → the flag that sets it, for error messages.
+const FLAGS: [(&str, &str); 7] = [
+    ("status", "--status"),
+    ("name", "--name"),
+    ("tags", "--tags"),
+    ("startDate", "--start-date"),
+    ("endDate", "--end-date"),
+    ("limit", "--limit"),
+    ("cursor", "--cursor"),
+];
+
+impl QueryArgs {
+    /// The (parameter, value) pairs of the flags that were given, as an HTTP query string
+    /// would carry them. The library parses and validates them; this layer never does.
+    fn pairs(&self) -> Vec<(&'static str, &str)> {
+        let values = [
+            &self.status,
+            &self.name,
+            &self.tags,
+            &self.start_date,
+            &self.end_date,
+            &self.limit,
+            &self.cursor,
+        ];
+        FLAGS
+            .iter()
+            .zip(values)
+            .filter_map(|((param, _), v)| v.as_deref().map(|v| (*param, v)))
+            .collect()
+    }
+}
+
+pub(super) fn run(db: &Path, args: QueryArgs) -> Result<(), CliError> {
+    let store = open_store(db, false)?;
+    let result = store.query_params(&args.project, args.pairs());
+    if args.json {
+        // The exact envelope the endpoint would send, errors included.
+        let envelope = match &result {
+            Ok(page) => serde_json::json!({ "data": page, "error": null }),
+            Err(e) => crate::error::ApiError::from(tracestore::Error::unauthorized("")).envelope_for(e),
+        };
+        println!("{}", serde_json::to_string_pretty(&envelope).unwrap_or_default());
+        return result.map(|_| ()).map_err(|e| CliError::new(format!("query failed: {}", e.code())));
+    }
+    let page = result.map_err(flag_error)?;
+    print!("{}", render(&page));
+    Ok(())
+}
+
+/// A validation error in terms of the flags the user typed.
+fn flag_error(e: tracestore::Error) -> CliError {
+    if e.details().is_empty() {
+        return e.into();
+    }
+    let details = e
+        .details()
+        .iter()
+        .map(|d| {
+            let flag = FLAGS.iter().find(|(p, _)| *p == d.field()).map_or(d.field(), |(_, f)| *f);
+            format!("{flag}: {}", d.message())
+        })
+        .collect();
+    CliError::with_details("invalid query", details)
+}
+
+fn row(t: &Trace) -> Vec<String> {
+    vec![
+        t.id.clone(),
+        t.name.clone(),
+        t.status.to_string(),
+        t.start_time.to_string(),
+        t.duration_ms.map_or_else(|| "running".to_string(), |d| format!("{d} ms")),
+        t.total_cost.normalize().to_string(),
+        t.total_tokens.to_string(),
+        t.tags.join(","),
+    ]
+}
+
+/// The table view of a page, then the cursor to the next one.
+pub(crate) fn render(page: &Page) -> String {
+    let mut out = String::new();
+    if page.traces.is_empty() {
+        out.push_str("no traces match\n");
+    } else {
+        let rows: Vec<Vec<String>> = page.traces.iter().map(row).collect();
+        out.push_str(&table(
+            &["ID", "NAME", "STATUS", "START", "DURATION", "COST", "TOKENS", "TAGS"],
+            &rows,
+            &[4, 5, 6],
+        ));
+        out.push_str(&format!("\n{} trace(s)\n", page.traces.len()));
+    }
+    match &page.next_cursor {
+        Some(c) => out.push_str(&format!("next cursor: {c}\n")),
+        None => out.push_str("next cursor: none (last page)\n"),
+    }
+    out
+}

@@ -1,0 +1,206 @@
+//! Every 400 rule of the contract, as a table: each case lists the parameters and the fields the
+//! error must name. Then every way to tamper with a cursor.
+
+mod common;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use common::*;
+use tracestore::{ErrorCode, QueryRequest, Status, Store};
+
+/// Runs `params` through the one parser and checks the error names exactly `fields` (in any
+/// order), or that it succeeds when `fields` is empty.
+fn check(store: &Store, params: &[(&str, &str)], fields: &[&str]) {
+    let got = store.query_params("p", params.iter().copied());
+    match (got, fields.is_empty()) {
+        (Ok(_), true) => {}
+        (Ok(_), false) => panic!("{params:?} should fail on {fields:?}"),
+        (Err(e), true) => panic!("{params:?} should pass, got {e}"),
+        (Err(e), false) => {
+            assert_eq!(e.code(), ErrorCode::Validation, "{params:?}");
+            assert_eq!(e.code().http_status(), 400);
+            let mut named: Vec<&str> = e.details().iter().map(|d| d.field()).collect();
+            named.sort();
+            let mut want = fields.to_vec();
+            want.sort();
+            assert_eq!(named, want, "{params:?}: {e}");
+            assert!(e.details().iter().all(|d| !d.message().is_empty()));
+        }
+    }
+}
+
+fn store() -> Store {
+    let s = Store::in_memory().unwrap();
+    let batch = (0..30)
+        .map(|i| {
+            input(&MTrace {
+                id: format!("t{i:02}"),
+                name: "support-agent".into(),
+                status: if i % 3 == 0 { Status::Error } else { Status::Ok },
+                start_ms: BASE_MS + i * 1000,
+                tags: vec!["production".into()],
+            })
+        })
+        .collect();
+    s.ingest("p", batch).unwrap();
+    s.ingest("q", vec![input(&MTrace { id: "x".into(), name: "n".into(), status: Status::Ok, start_ms: BASE_MS, tags: vec![] })]).unwrap();
+    s
+}
+
+#[test]
+fn the_contract_table() {
+    let s = store();
+    let long_name = "n".repeat(257);
+    let ok_name = "é".repeat(256);
+    let tags21 = (0..21).map(|i| format!("t{i}")).collect::<Vec<_>>().join(",");
+    let tags20 = (0..20).map(|i| format!("t{i}")).collect::<Vec<_>>().join(",");
+    let long_tag = "x".repeat(65);
+    let cases: Vec<(Vec<(&str, &str)>, Vec<&str>)> = vec![
+        // limit
+        (vec![("limit", "0")], vec!["limit"]),
+        (vec![("limit", "101")], vec!["limit"]),
+        (vec![("limit", "-1")], vec!["limit"]),
+        (vec![("limit", "abc")], vec!["limit"]),
+        (vec![("limit", "5.0")], vec!["limit"]),
+        (vec![("limit", "")], vec!["limit"]),
+        (vec![("limit", "1")], vec![]),
+        (vec![("limit", "100")], vec![]),
+        // name
+        (vec![("name", long_name.as_str())], vec!["name"]),
+        (vec![("name", ok_name.as_str())], vec![]),
+        (vec![("name", "")], vec![]),
+        // status
+        (vec![("status", "ok")], vec![]),
+        (vec![("status", "Error")], vec![]),
+        (vec![("status", "FAILED")], vec!["status"]),
+        (vec![("status", "")], vec!["status"]),
+        // tags
+        (vec![("tags", tags21.as_str())], vec!["tags"]),
+        (vec![("tags", tags20.as_str())], vec![]),
+        (vec![("tags", long_tag.as_str())], vec!["tags"]),
+        (vec![("tags", " production , ,production,")], vec![]),
+        (vec![("tags", "")], vec![]),
+        // dates
+        (vec![("startDate", "2026-03-01")], vec![]),
+        (vec![("startDate", "2026-03-01T00:00:00Z")], vec![]),
+        (vec![("startDate", "2026-03-01T00:00:00.123456+05:30")], vec![]),
+        (vec![("startDate", "2026-03-01T00:00:00")], vec!["startDate"]),
+        (vec![("startDate", "yesterday")], vec!["startDate"]),
+        (vec![("startDate", "2026-02-30")], vec!["startDate"]),
+        (vec![("endDate", "")], vec!["endDate"]),
+        (vec![("startDate", "2026-03-02"), ("endDate", "2026-03-01")], vec!["endDate"]),
+        (vec![("startDate", "2026-03-01"), ("endDate", "2026-03-01")], vec![]),
+        // unknown and repeated parameters
+        (vec![("start_date", "2026-03-01")], vec!["start_date"]),
+        (vec![("Limit", "5")], vec!["Limit"]),
+        (vec![("status", "OK"), ("status", "ERROR")], vec!["status"]),
+        (vec![("limit", "5"), ("limit", "5")], vec!["limit"]),
+        // every offending parameter at once
+        (
+            vec![("limit", "0"), ("status", "x"), ("startDate", "y"), ("bogus", "1"), ("cursor", "!!")],
+            vec!["limit", "status", "startDate", "bogus", "cursor"],
+        ),
+        // cursors that were never issued
+        (vec![("cursor", "")], vec!["cursor"]),
+        (vec![("cursor", "eyJpZCI6Imxhc3QtdHJhY2UtaWQifQ")], vec!["cursor"]),
+        (vec![("cursor", "not base64 !")], vec!["cursor"]),
+        (vec![("cursor", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")], vec!["cursor"]),
+    ];
+    for (params, fields) in &cases {
+        check(&s, params, fields);
+    }
+    // The unknown-parameter message lists the known ones.
+    let e = s.query_params("p", [("start_date", "x")]).unwrap_err();
+    assert!(e.details()[0].message().contains("startDate"), "{e}");
+}
+
+fn real_cursor(s: &Store, project: &str, params: &[(&str, &str)]) -> String {
+    s.query_params(project, params.iter().copied()).unwrap().next_cursor.expect("a next page")
+}
+
+fn assert_cursor_rejected(s: &Store, project: &str, token: &str) {
+    let e = s.query_params(project, [("cursor", token)]).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Validation, "{token}");
+    assert_eq!(e.details().len(), 1);
+    assert_eq!(e.details()[0].field(), "cursor");
+    // The typed path agrees.
+    if let Ok(req) = QueryRequest::builder().cursor(token).build() {
+        let e = s.query(project, &req).unwrap_err();
+        assert_eq!(e.details()[0].field(), "cursor");
+    }
+}
+
+#[test]
+fn every_flipped_bit_of_a_real_cursor_is_rejected() {
+    let s = store();
+    for params in [&[("limit", "2")][..], &[("limit", "1"), ("status", "ERROR"), ("tags", "production")]] {
+        let c = real_cursor(&s, "p", params);
+        assert!(s.query_params("p", [("cursor", c.as_str())]).is_ok());
+        let raw = URL_SAFE_NO_PAD.decode(&c).unwrap();
+        for i in 0..raw.len() {
+            for bit in 0..8 {
+                let mut m = raw.clone();
+                m[i] ^= 1 << bit;
+                assert_cursor_rejected(&s, "p", &URL_SAFE_NO_PAD.encode(&m));
+            }
+        }
+        // Truncation at every length, and extension.
+        for n in 0..c.len() {
+            assert_cursor_rejected(&s, "p", &c[..n.max(1)]);
+        }
+        assert_cursor_rejected(&s, "p", &format!("{c}A"));
+        assert_cursor_rejected(&s, "p", &format!("{c}AAAA"));
+        // Padding or a standard-alphabet character makes it not ours either.
+        assert_cursor_rejected(&s, "p", &format!("{c}="));
+        // Another project's cursor.
+        assert_cursor_rejected(&s, "q", &c);
+        assert_cursor_rejected(&s, "nonexistent", &c);
+        // An unknown version.
+        let mut v = raw.clone();
+        v[0] = 2;
+        assert_cursor_rejected(&s, "p", &URL_SAFE_NO_PAD.encode(&v));
+    }
+}
+
+#[test]
+fn a_cursor_from_another_store_is_rejected() {
+    let a = store();
+    let b = store();
+    let c = real_cursor(&a, "p", &[("limit", "3")]);
+    assert_cursor_rejected(&b, "p", &c);
+}
+
+#[test]
+fn changed_filters_with_a_cursor_are_rejected() {
+    let s = store();
+    let c = real_cursor(&s, "p", &[("limit", "2"), ("status", "ERROR")]);
+    for other in [
+        vec![("status", "OK")],
+        vec![("status", "ERROR"), ("name", "support")],
+        vec![("tags", "production")],
+        vec![("startDate", "2026-01-01")],
+    ] {
+        let mut params = other.clone();
+        params.push(("cursor", c.as_str()));
+        let e = s.query_params("p", params.iter().copied()).unwrap_err();
+        assert_eq!(e.details()[0].field(), "cursor", "{other:?}");
+    }
+    // The same filters (any case, any tag order) and a new limit are fine.
+    assert!(s.query_params("p", [("status", "error"), ("cursor", c.as_str()), ("limit", "7")]).is_ok());
+}
+
+#[test]
+fn bad_project_names_and_ids_never_panic() {
+    let s = store();
+    for p in ["", "has space", &"x".repeat(129), "tab\t"] {
+        assert_eq!(s.query_params(p, [("limit", "1")]).unwrap_err().code(), ErrorCode::Validation);
+    }
+    for id in ["", "nope", &"x".repeat(500), "new\nline"] {
+        assert_eq!(s.get_trace("p", id).unwrap_err().code(), ErrorCode::NotFound);
+        assert_eq!(s.delete_trace("p", id).unwrap_err().code(), ErrorCode::NotFound);
+    }
+    // Another project's id is the same NOT_FOUND as a nonexistent one.
+    let a = s.get_trace("q", "t01").unwrap_err();
+    let b = s.get_trace("q", "never").unwrap_err();
+    assert_eq!((a.code(), a.to_string()), (b.code(), b.to_string()));
+}
