@@ -22,23 +22,80 @@ pub const RARE_NAME: &str = "tool-pdf-ocr";
 
 /// The 50 trace names, most popular first.
 pub const NAMES: [&str; 50] = [
-    "support-agent", "research-agent", "coding-agent", "sales-agent", "triage-agent",
-    "planner-agent", "summarizer-agent", "qa-agent", "router-agent", "billing-agent",
-    "tool-web-search", "tool-sql-query", "tool-vector-lookup", "tool-email-send", "tool-calendar",
-    "tool-code-exec", "tool-http-fetch", "tool-file-read", "tool-file-write", "tool-translate",
-    "tool-classify", "tool-extract-entities", "tool-sentiment", "tool-rerank", "tool-embed",
-    "tool-crm-update", "tool-ticket-create", "tool-slack-post", "tool-jira-sync", "tool-github-pr",
-    "tool-image-caption", "tool-speech-to-text", "tool-text-to-speech", "tool-weather", "tool-maps",
-    "tool-currency", "tool-stock-quote", "tool-news", "tool-wiki", "tool-calculator",
-    "tool-spellcheck", "tool-summarize-url", "tool-pdf-ocr", "tool-csv-parse", "tool-xml-parse",
-    "tool-geo-ip", "tool-dns-lookup", "tool-whois", "tool-barcode", "tool-qr-decode",
+    "support-agent",
+    "research-agent",
+    "coding-agent",
+    "sales-agent",
+    "triage-agent",
+    "planner-agent",
+    "summarizer-agent",
+    "qa-agent",
+    "router-agent",
+    "billing-agent",
+    "tool-web-search",
+    "tool-sql-query",
+    "tool-vector-lookup",
+    "tool-email-send",
+    "tool-calendar",
+    "tool-code-exec",
+    "tool-http-fetch",
+    "tool-file-read",
+    "tool-file-write",
+    "tool-translate",
+    "tool-classify",
+    "tool-extract-entities",
+    "tool-sentiment",
+    "tool-rerank",
+    "tool-embed",
+    "tool-crm-update",
+    "tool-ticket-create",
+    "tool-slack-post",
+    "tool-jira-sync",
+    "tool-github-pr",
+    "tool-image-caption",
+    "tool-speech-to-text",
+    "tool-text-to-speech",
+    "tool-weather",
+    "tool-maps",
+    "tool-currency",
+    "tool-stock-quote",
+    "tool-news",
+    "tool-wiki",
+    "tool-calculator",
+    "tool-spellcheck",
+    "tool-summarize-url",
+    "tool-pdf-ocr",
+    "tool-csv-parse",
+    "tool-xml-parse",
+    "tool-geo-ip",
+    "tool-dns-lookup",
+    "tool-whois",
+    "tool-barcode",
+    "tool-qr-decode",
 ];
 
 /// The 20 tags, most popular first.
 pub const TAGS: [&str; 20] = [
-    "production", "v2", "eu", "us", "v1", "staging", "beta", "mobile", "web", "api",
-    "enterprise", "free-tier", "canary", "v3", "experiment-a", "experiment-b", "apac",
-    "internal", "load-test", "legacy",
+    "production",
+    "v2",
+    "eu",
+    "us",
+    "v1",
+    "staging",
+    "beta",
+    "mobile",
+    "web",
+    "api",
+    "enterprise",
+    "free-tier",
+    "canary",
+    "v3",
+    "experiment-a",
+    "experiment-b",
+    "apac",
+    "internal",
+    "load-test",
+    "legacy",
 ];
 
 const MODELS: [(&str, i64, i64); 4] = [
@@ -110,10 +167,13 @@ fn zipf_cdf(n: usize, s: f64) -> Vec<f64> {
     let weights: Vec<f64> = (1..=n).map(|k| 1.0 / (k as f64).powf(s)).collect();
     let total: f64 = weights.iter().sum();
     let mut acc = 0.0;
-    weights.iter().map(|w| {
-        acc += w / total;
-        acc
-    }).collect()
+    weights
+        .iter()
+        .map(|w| {
+            acc += w / total;
+            acc
+        })
+        .collect()
 }
 
 fn pick(cdf: &[f64], u: f64) -> usize {
@@ -134,7 +194,13 @@ impl Generator {
     /// A generator for `cfg`.
     pub fn new(cfg: DemoConfig) -> Self {
         let rng = Rng(cfg.seed ^ 0x7472_6163_6573_746f);
-        Generator { cfg, rng, i: 0, name_cdf: zipf_cdf(NAMES.len(), 1.1), tag_cdf: zipf_cdf(TAGS.len(), 0.9) }
+        Generator {
+            cfg,
+            rng,
+            i: 0,
+            name_cdf: zipf_cdf(NAMES.len(), 1.1),
+            tag_cdf: zipf_cdf(TAGS.len(), 0.9),
+        }
     }
 
     /// The next `n` traces grouped by project, each group in arrival order.
@@ -154,7 +220,10 @@ impl Generator {
         let i = self.i;
         let r = &mut self.rng;
         let project = if cfg.projects.len() <= 1 || r.unit() < cfg.main_share {
-            cfg.projects.first().cloned().unwrap_or_else(|| "demo".into())
+            cfg.projects
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "demo".into())
         } else {
             let k = 1 + r.below(cfg.projects.len() as u64 - 1) as usize;
             cfg.projects[k].clone()
@@ -166,7 +235,11 @@ impl Generator {
         let jitter = r.below(600_000) as i64 - 300_000;
         let start = (base + jitter).clamp(begin, cfg.end.as_millis() - 1);
         let name = NAMES[pick(&self.name_cdf, r.unit())];
-        let status = if r.unit() < cfg.error_share { Status::Error } else { Status::Ok };
+        let status = if r.unit() < cfg.error_share {
+            Status::Error
+        } else {
+            Status::Ok
+        };
         let ntags = r.below(4) as usize;
         let mut tags: Vec<String> = Vec::new();
         for _ in 0..ntags {
@@ -188,7 +261,11 @@ impl Generator {
             let cost = Decimal::new(input as i64 * pin + output as i64 * pout, 12).normalize();
             spans.push(SpanInput {
                 id: Some(format!("s{s}")),
-                name: Some(if s == 0 { "llm-call".into() } else { format!("step-{s}") }),
+                name: Some(if s == 0 {
+                    "llm-call".into()
+                } else {
+                    format!("step-{s}")
+                }),
                 start_time: Some(Timestamp::from_millis_unchecked(t)),
                 end_time: Some(Timestamp::from_millis_unchecked(t + dur)),
                 model: Some(model.into()),
@@ -199,10 +276,19 @@ impl Generator {
             });
             t += dur;
         }
-        let end = (r.unit() > 0.02).then(|| Timestamp::from_millis_unchecked(t.min(crate::limits::MAX_TIMESTAMP_MS)));
+        let end = (r.unit() > 0.02)
+            .then(|| Timestamp::from_millis_unchecked(t.min(crate::limits::MAX_TIMESTAMP_MS)));
         let mut metadata = serde_json::Map::new();
         metadata.insert("version".into(), format!("2.{}", r.below(4)).into());
-        metadata.insert("environment".into(), if tags.iter().any(|t| t == "staging") { "staging" } else { "prod" }.into());
+        metadata.insert(
+            "environment".into(),
+            if tags.iter().any(|t| t == "staging") {
+                "staging"
+            } else {
+                "prod"
+            }
+            .into(),
+        );
         metadata.insert("userId".into(), format!("u{}", r.below(5000)).into());
         let scores = if r.unit() < 0.3 {
             vec![ScoreInput {
@@ -248,16 +334,31 @@ mod tests {
 
     #[test]
     fn deterministic_and_shaped() {
-        let cfg = DemoConfig { traces: 20_000, ..DemoConfig::default() };
+        let cfg = DemoConfig {
+            traces: 20_000,
+            ..DemoConfig::default()
+        };
         let a: Vec<_> = Generator::new(cfg.clone()).take(100).collect();
         let b: Vec<_> = Generator::new(cfg.clone()).take(100).collect();
         assert_eq!(a, b);
         let all: Vec<_> = Generator::new(cfg).collect();
-        let errors = all.iter().filter(|(_, t)| t.status == Some(Status::Error)).count();
+        let errors = all
+            .iter()
+            .filter(|(_, t)| t.status == Some(Status::Error))
+            .count();
         assert!((300..900).contains(&errors), "{errors}");
-        let busy = all.iter().filter(|(_, t)| t.name.as_deref() == Some(BUSY_NAME)).count();
-        let rare = all.iter().filter(|(_, t)| t.name.as_deref() == Some(RARE_NAME)).count();
-        assert!(busy > 2000 && rare < 300 && rare > 0, "busy {busy} rare {rare}");
+        let busy = all
+            .iter()
+            .filter(|(_, t)| t.name.as_deref() == Some(BUSY_NAME))
+            .count();
+        let rare = all
+            .iter()
+            .filter(|(_, t)| t.name.as_deref() == Some(RARE_NAME))
+            .count();
+        assert!(
+            busy > 2000 && rare < 300 && rare > 0,
+            "busy {busy} rare {rare}"
+        );
         let main = all.iter().filter(|(p, _)| p == "demo").count();
         assert!(main > 17_000, "{main}");
     }

@@ -64,7 +64,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError { field: field.into(), message: message.into() }
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
     /// The offending parameter or ingest path.
     pub fn field(&self) -> &str {
@@ -78,9 +81,14 @@ impl FieldError {
 
 #[derive(Debug)]
 enum Kind {
-    Validation { message: String, details: Vec<FieldError> },
+    Validation {
+        message: String,
+        details: Vec<FieldError>,
+    },
     NotFound,
-    PayloadTooLarge { limit_bytes: usize },
+    PayloadTooLarge {
+        limit_bytes: usize,
+    },
     Unauthorized(String),
     RateLimited,
     Storage(Box<dyn std::error::Error + Send + Sync>),
@@ -100,31 +108,45 @@ impl Error {
         debug_assert!(!details.is_empty());
         let fields: Vec<&str> = details.iter().map(|d| d.field.as_str()).collect();
         let message = format!("invalid {}", fields.join(", "));
-        Error { kind: Box::new(Kind::Validation { message, details }) }
+        Error {
+            kind: Box::new(Kind::Validation { message, details }),
+        }
     }
     pub(crate) fn field(field: &str, message: impl Into<String>) -> Self {
         Self::validation(vec![FieldError::new(field, message)])
     }
     pub(crate) fn not_found() -> Self {
-        Error { kind: Box::new(Kind::NotFound) }
+        Error {
+            kind: Box::new(Kind::NotFound),
+        }
     }
     pub(crate) fn payload_too_large(limit_bytes: usize) -> Self {
-        Error { kind: Box::new(Kind::PayloadTooLarge { limit_bytes }) }
+        Error {
+            kind: Box::new(Kind::PayloadTooLarge { limit_bytes }),
+        }
     }
     pub(crate) fn storage(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Error { kind: Box::new(Kind::Storage(e.into())) }
+        Error {
+            kind: Box::new(Kind::Storage(e.into())),
+        }
     }
     pub(crate) fn corrupted(what: impl Into<String>) -> Self {
-        Error { kind: Box::new(Kind::Corrupted(what.into())) }
+        Error {
+            kind: Box::new(Kind::Corrupted(what.into())),
+        }
     }
 
     /// An authentication failure, for adapters (such as the HTTP server) that check API keys.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Error { kind: Box::new(Kind::Unauthorized(message.into())) }
+        Error {
+            kind: Box::new(Kind::Unauthorized(message.into())),
+        }
     }
     /// A quota failure, for adapters that rate-limit.
     pub fn rate_limited() -> Self {
-        Error { kind: Box::new(Kind::RateLimited) }
+        Error {
+            kind: Box::new(Kind::RateLimited),
+        }
     }
 
     /// The stable machine-readable code.

@@ -77,17 +77,24 @@ struct Errs<'a> {
 
 impl Errs<'_> {
     fn push(&mut self, field: &str, msg: impl Into<String>) {
-        self.out.push(FieldError::new(format!("{}.{}", self.path, field), msg));
+        self.out
+            .push(FieldError::new(format!("{}.{}", self.path, field), msg));
     }
     fn child(&mut self, sub: String) -> Errs<'_> {
-        Errs { path: format!("{}.{}", self.path, sub), out: self.out }
+        Errs {
+            path: format!("{}.{}", self.path, sub),
+            out: self.out,
+        }
     }
 }
 
 /// Validates typed inputs. Every bad item and field is reported, then nothing is written.
 pub(crate) fn validate_batch(items: Vec<TraceInput>) -> Result<Vec<ValidTrace>> {
     if items.len() > MAX_BATCH_TRACES {
-        return Err(Error::field("traces", format!("at most {MAX_BATCH_TRACES} traces per batch")));
+        return Err(Error::field(
+            "traces",
+            format!("at most {MAX_BATCH_TRACES} traces per batch"),
+        ));
     }
     validate_items(items.into_iter().enumerate().collect(), Vec::new())
 }
@@ -100,7 +107,10 @@ fn validate_items(
 ) -> Result<Vec<ValidTrace>> {
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items {
-        let mut e = Errs { path: format!("traces[{i}]"), out: &mut errors };
+        let mut e = Errs {
+            path: format!("traces[{i}]"),
+            out: &mut errors,
+        };
         if let Some(v) = validate_trace(item, &mut e) {
             out.push(v);
         }
@@ -138,14 +148,20 @@ fn validate_trace(t: TraceInput, e: &mut Errs<'_>) -> Option<ValidTrace> {
             }
         }
         if seen.len() > MAX_TAGS_PER_TRACE {
-            e.push("tags", format!("at most {MAX_TAGS_PER_TRACE} distinct tags"));
+            e.push(
+                "tags",
+                format!("at most {MAX_TAGS_PER_TRACE} distinct tags"),
+            );
         }
         seen
     });
     let metadata = t.metadata.map(|m| {
         let s = serde_json::to_string(&Value::Object(m)).unwrap_or_else(|_| "{}".into());
         if s.len() > MAX_METADATA_BYTES {
-            e.push("metadata", format!("must be at most {MAX_METADATA_BYTES} bytes serialized"));
+            e.push(
+                "metadata",
+                format!("must be at most {MAX_METADATA_BYTES} bytes serialized"),
+            );
         }
         s
     });
@@ -155,10 +171,16 @@ fn validate_trace(t: TraceInput, e: &mut Errs<'_>) -> Option<ValidTrace> {
         }
     }
     if t.spans.len() > MAX_SPANS_PER_ITEM {
-        e.push("spans", format!("at most {MAX_SPANS_PER_ITEM} spans per item"));
+        e.push(
+            "spans",
+            format!("at most {MAX_SPANS_PER_ITEM} spans per item"),
+        );
     }
     if t.scores.len() > MAX_SCORES_PER_ITEM {
-        e.push("scores", format!("at most {MAX_SCORES_PER_ITEM} scores per item"));
+        e.push(
+            "scores",
+            format!("at most {MAX_SCORES_PER_ITEM} scores per item"),
+        );
     }
     let mut spans = Vec::with_capacity(t.spans.len());
     for (j, s) in t.spans.into_iter().enumerate().take(MAX_SPANS_PER_ITEM) {
@@ -224,7 +246,9 @@ fn validate_span(s: SpanInput, e: &mut Errs<'_>) -> Option<(String, SpanRecord)>
         }
     }
     let total_tokens = s.total_tokens.unwrap_or_else(|| {
-        s.input_tokens.unwrap_or(0).saturating_add(s.output_tokens.unwrap_or(0))
+        s.input_tokens
+            .unwrap_or(0)
+            .saturating_add(s.output_tokens.unwrap_or(0))
     });
     let cost = s.cost.map(|c| {
         if c.is_sign_negative() && !c.is_zero() {
@@ -284,13 +308,23 @@ fn validate_score(s: ScoreInput, e: &mut Errs<'_>) -> Option<(String, ScoreRecor
     };
     if let Some(c) = &s.comment {
         if s.comment.is_some() && c.chars().count() > MAX_COMMENT_CHARS {
-            e.push("comment", format!("must be at most {MAX_COMMENT_CHARS} characters"));
+            e.push(
+                "comment",
+                format!("must be at most {MAX_COMMENT_CHARS} characters"),
+            );
         }
     }
     if e.out.len() > before {
         return None;
     }
-    Some((id, ScoreRecord { name: s.name, value, comment: s.comment }))
+    Some((
+        id,
+        ScoreRecord {
+            name: s.name,
+            value,
+            comment: s.comment,
+        },
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -304,12 +338,18 @@ pub(crate) fn validate_json_batch(body: &[u8]) -> Result<Vec<ValidTrace>> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| Error::field("body", format!("not valid JSON: {e}")))?;
     let Value::Object(mut root) = v else {
-        return Err(Error::field("body", "expected an object {\"traces\": [...]}"));
+        return Err(Error::field(
+            "body",
+            "expected an object {\"traces\": [...]}",
+        ));
     };
     let mut errors = Vec::new();
     for k in root.keys() {
         if k != "traces" {
-            errors.push(FieldError::new(k.clone(), "unknown field; expected only \"traces\""));
+            errors.push(FieldError::new(
+                k.clone(),
+                "unknown field; expected only \"traces\"",
+            ));
         }
     }
     let items = match root.remove("traces") {
@@ -324,11 +364,17 @@ pub(crate) fn validate_json_batch(body: &[u8]) -> Result<Vec<ValidTrace>> {
         }
     };
     if items.len() > MAX_BATCH_TRACES {
-        errors.push(FieldError::new("traces", format!("at most {MAX_BATCH_TRACES} traces")));
+        errors.push(FieldError::new(
+            "traces",
+            format!("at most {MAX_BATCH_TRACES} traces"),
+        ));
     }
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate().take(MAX_BATCH_TRACES) {
-        let mut e = Errs { path: format!("traces[{i}]"), out: &mut errors };
+        let mut e = Errs {
+            path: format!("traces[{i}]"),
+            out: &mut errors,
+        };
         if let Some(t) = json_trace(item, &mut e) {
             out.push((i, t));
         }
@@ -336,11 +382,26 @@ pub(crate) fn validate_json_batch(body: &[u8]) -> Result<Vec<ValidTrace>> {
     validate_items(out, errors)
 }
 
-const TRACE_FIELDS: &[&str] =
-    &["id", "name", "status", "startTime", "endTime", "tags", "metadata", "spans", "scores"];
+const TRACE_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "status",
+    "startTime",
+    "endTime",
+    "tags",
+    "metadata",
+    "spans",
+    "scores",
+];
 /// Output-only fields a client may echo back from a GET; they are derived, so they are ignored.
-const DERIVED_FIELDS: &[&str] =
-    &["durationMs", "totalCost", "totalTokens", "spanCount", "scoreCount", "createdAt"];
+const DERIVED_FIELDS: &[&str] = &[
+    "durationMs",
+    "totalCost",
+    "totalTokens",
+    "spanCount",
+    "scoreCount",
+    "createdAt",
+];
 const SPAN_FIELDS: &[&str] = &[
     "id",
     "name",
@@ -354,14 +415,23 @@ const SPAN_FIELDS: &[&str] = &[
 ];
 const SCORE_FIELDS: &[&str] = &["id", "name", "value", "comment"];
 
-fn object(v: Value, e: &mut Errs<'_>, allowed: &[&str], ignored: &[&str]) -> Option<Map<String, Value>> {
+fn object(
+    v: Value,
+    e: &mut Errs<'_>,
+    allowed: &[&str],
+    ignored: &[&str],
+) -> Option<Map<String, Value>> {
     let Value::Object(m) = v else {
-        e.out.push(FieldError::new(e.path.clone(), "must be an object"));
+        e.out
+            .push(FieldError::new(e.path.clone(), "must be an object"));
         return None;
     };
     for k in m.keys() {
         if !allowed.contains(&k.as_str()) && !ignored.contains(&k.as_str()) {
-            e.push(k, format!("unknown field; known fields are {}", allowed.join(", ")));
+            e.push(
+                k,
+                format!("unknown field; known fields are {}", allowed.join(", ")),
+            );
         }
     }
     Some(m)
@@ -492,7 +562,9 @@ pub(crate) fn parse_decimal(s: &str) -> Option<Decimal> {
     if s.is_empty() || s.len() > 64 {
         return None;
     }
-    s.parse::<Decimal>().ok().or_else(|| Decimal::from_scientific(s).ok())
+    s.parse::<Decimal>()
+        .ok()
+        .or_else(|| Decimal::from_scientific(s).ok())
 }
 
 fn json_score(v: Value, e: &mut Errs<'_>) -> Option<ScoreInput> {
@@ -520,7 +592,12 @@ fn json_score(v: Value, e: &mut Errs<'_>) -> Option<ScoreInput> {
         }
     };
     let comment = opt_string(&mut m, "comment", e);
-    Some(ScoreInput { id, name, value, comment })
+    Some(ScoreInput {
+        id,
+        name,
+        value,
+        comment,
+    })
 }
 
 #[cfg(test)]
@@ -547,13 +624,19 @@ mod tests {
         ] {
             assert!(fields.contains(&f), "{f} missing from {fields:?}");
         }
-        assert!(!fields.iter().any(|f| f.starts_with("traces[0]")), "{fields:?}");
+        assert!(
+            !fields.iter().any(|f| f.starts_with("traces[0]")),
+            "{fields:?}"
+        );
     }
 
     #[test]
     fn decimals_are_exact() {
         assert_eq!(parse_decimal("0.0034").unwrap().to_string(), "0.0034");
-        assert_eq!(parse_decimal("3.4e-3").unwrap().normalize().to_string(), "0.0034");
+        assert_eq!(
+            parse_decimal("3.4e-3").unwrap().normalize().to_string(),
+            "0.0034"
+        );
         assert!(parse_decimal("abc").is_none());
     }
 }

@@ -60,10 +60,15 @@ impl Store {
         };
         let h = hash(&key);
         self.write_tables(|t| {
-            t.api_keys.insert(h.as_str(), encode_api_key(&rec).as_slice())?;
+            t.api_keys
+                .insert(h.as_str(), encode_api_key(&rec).as_slice())?;
             Ok(())
         })?;
-        Ok(NewApiKey { key, prefix, project: project.to_string() })
+        Ok(NewApiKey {
+            key,
+            prefix,
+            project: project.to_string(),
+        })
     }
 
     /// The project a key belongs to, or `UNAUTHORIZED` for a malformed, unknown or revoked key.
@@ -79,7 +84,9 @@ impl Store {
         };
         // The lookup is by hash; compare the embedded prefix in constant time as well, so a
         // key is accepted only when both agree.
-        let given_prefix = key.get(KEY_PREFIX.len()..KEY_PREFIX.len() + 8).unwrap_or("");
+        let given_prefix = key
+            .get(KEY_PREFIX.len()..KEY_PREFIX.len() + 8)
+            .unwrap_or("");
         if !ct_eq(given_prefix.as_bytes(), rec.prefix.as_bytes()) {
             return Err(Error::unauthorized("unknown API key"));
         }
@@ -121,7 +128,8 @@ impl Store {
             }
             for (k, mut r) in hits.iter().cloned() {
                 r.revoked_ms = Some(now);
-                t.api_keys.insert(k.as_str(), encode_api_key(&r).as_slice())?;
+                t.api_keys
+                    .insert(k.as_str(), encode_api_key(&r).as_slice())?;
             }
             Ok(hits.len())
         })

@@ -255,7 +255,9 @@ fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Result<T> {
             }
             Ok(v)
         }
-        Some((v, _)) => Err(Error::corrupted(format!("{what}: unknown record version {v}"))),
+        Some((v, _)) => Err(Error::corrupted(format!(
+            "{what}: unknown record version {v}"
+        ))),
         None => Err(Error::corrupted(format!("{what}: empty record"))),
     }
 }
@@ -287,7 +289,10 @@ pub(crate) struct TraceBody {
 
 /// Trace record: `version u8 | postcard(TraceHeader) | postcard(TraceBody)`.
 pub(crate) fn encode_trace(h: &TraceHeader, b: &TraceBody) -> Vec<u8> {
-    debug_assert!(h.tag_ids.windows(2).all(|w| w[0] < w[1]), "tag ids sorted and distinct");
+    debug_assert!(
+        h.tag_ids.windows(2).all(|w| w[0] < w[1]),
+        "tag ids sorted and distinct"
+    );
     debug_assert_eq!(h.tag_ids.len(), b.tags.len());
     let mut out = encode(h);
     out.extend(postcard::to_allocvec(b).expect("postcard encodes every record type"));
@@ -299,7 +304,9 @@ pub(crate) fn decode_trace_header(bytes: &[u8]) -> Result<(TraceHeader, &[u8])> 
     match bytes.split_first() {
         Some((&RECORD_V1, rest)) => postcard::take_from_bytes::<TraceHeader>(rest)
             .map_err(|e| Error::corrupted(format!("trace header: {e}"))),
-        Some((v, _)) => Err(Error::corrupted(format!("trace: unknown record version {v}"))),
+        Some((v, _)) => Err(Error::corrupted(format!(
+            "trace: unknown record version {v}"
+        ))),
         None => Err(Error::corrupted("trace: empty record")),
     }
 }
@@ -452,7 +459,8 @@ pub(crate) fn decode_api_key(b: &[u8]) -> Result<ApiKeyRecord> {
 pub(crate) fn encode_bitmap(bm: &roaring::RoaringBitmap) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + bm.serialized_size());
     out.push(RECORD_V1);
-    bm.serialize_into(&mut out).expect("writing to a Vec cannot fail");
+    bm.serialize_into(&mut out)
+        .expect("writing to a Vec cannot fail");
     out
 }
 
@@ -461,7 +469,9 @@ pub(crate) fn decode_bitmap(b: &[u8]) -> Result<roaring::RoaringBitmap> {
     match b.split_first() {
         Some((&RECORD_V1, rest)) => roaring::RoaringBitmap::deserialize_from(rest)
             .map_err(|e| Error::corrupted(format!("bitmap: {e}"))),
-        Some((v, _)) => Err(Error::corrupted(format!("bitmap: unknown record version {v}"))),
+        Some((v, _)) => Err(Error::corrupted(format!(
+            "bitmap: unknown record version {v}"
+        ))),
         None => Err(Error::corrupted("bitmap: empty record")),
     }
 }
@@ -503,7 +513,12 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_reject_garbage() {
-        let h = TraceHeader { row: 7, status: 1, name_id: 3, tag_ids: vec![1, 4] };
+        let h = TraceHeader {
+            row: 7,
+            status: 1,
+            name_id: 3,
+            tag_ids: vec![1, 4],
+        };
         let b = TraceBody {
             name: "n".into(),
             tags: vec!["x".into(), "y".into()],

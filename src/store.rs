@@ -62,7 +62,9 @@ impl StoreBuilder {
     }
     /// A store in memory, for tests and examples.
     pub fn in_memory(self) -> Result<Store> {
-        let db = self.redb().create_with_backend(redb::backends::InMemoryBackend::new())?;
+        let db = self
+            .redb()
+            .create_with_backend(redb::backends::InMemoryBackend::new())?;
         Store::init(db, self.durability)
     }
     /// A store over a custom redb storage backend (fault injection, crash simulation).
@@ -82,7 +84,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("durability", &self.durability).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("durability", &self.durability)
+            .finish_non_exhaustive()
     }
 }
 
@@ -130,7 +134,11 @@ impl Store {
             }
         };
         txn.commit()?;
-        Ok(Store { db, secret, durability })
+        Ok(Store {
+            db,
+            secret,
+            durability,
+        })
     }
 
     /// Runs `f` in one write transaction; commits if it returns Ok, aborts otherwise.
@@ -221,7 +229,9 @@ impl Store {
         let mut total = 0u64;
         loop {
             let n = self.write(|w| {
-                let Some(p) = w.existing_project_id(project)? else { return Ok(0) };
+                let Some(p) = w.existing_project_id(project)? else {
+                    return Ok(0);
+                };
                 let ids = w.ids_before(p, cutoff.as_millis(), RETENTION_BATCH)?;
                 for id in &ids {
                     w.delete(p, id)?;
@@ -243,7 +253,9 @@ impl Store {
             return Err(Error::not_found());
         }
         let t = self.read()?;
-        let Some(p) = project_id(&t, project)? else { return Err(Error::not_found()) };
+        let Some(p) = project_id(&t, project)? else {
+            return Err(Error::not_found());
+        };
         let idr = match t.ids.get((p, id))? {
             Some(v) => decode_id(v.value())?,
             None => return Err(Error::not_found()),
@@ -254,28 +266,42 @@ impl Store {
             .ok_or_else(|| Error::corrupted("id index points at a missing trace"))?
             .value()
             .to_vec();
-        let trace = to_trace(&Hit { start_ms: idr.start_ms, id: id.to_string(), record: rec })?;
+        let trace = to_trace(&Hit {
+            start_ms: idr.start_ms,
+            id: id.to_string(),
+            record: rec,
+        })?;
         let prefix = child_prefix(p, id);
         let end = prefix_end(&prefix);
         let mut spans = Vec::new();
-        for e in t.spans.range::<&[u8]>(prefix.as_slice()..end.as_deref().unwrap_or(&[0xFF; 300]))? {
+        for e in t
+            .spans
+            .range::<&[u8]>(prefix.as_slice()..end.as_deref().unwrap_or(&[0xFF; 300]))?
+        {
             let (k, v) = e?;
             let sid = decode_child_key(k.value())?.2.to_string();
             spans.push(to_span(sid, decode_span(v.value())?));
         }
         spans.sort_by(|a, b| (a.start_time, &a.id).cmp(&(b.start_time, &b.id)));
         let mut scores = Vec::new();
-        for e in t.scores.range::<&[u8]>(prefix.as_slice()..end.as_deref().unwrap_or(&[0xFF; 300]))? {
+        for e in t
+            .scores
+            .range::<&[u8]>(prefix.as_slice()..end.as_deref().unwrap_or(&[0xFF; 300]))?
+        {
             let (k, v) = e?;
             let sid = decode_child_key(k.value())?.2.to_string();
             scores.push(to_score(sid, decode_score(v.value())?));
         }
-        Ok(TraceDetail { trace, spans, scores })
+        Ok(TraceDetail {
+            trace,
+            spans,
+            scores,
+        })
     }
 
     /// Runs a list query: one page, newest first, with a cursor to the next page.
     pub fn query(&self, project: &str, req: &QueryRequest) -> Result<Page> {
-        Ok(self.run(project, req, None)?.0)
+        self.run(project, req, None)
     }
 
     /// Parses raw query-string pairs and runs them: the one call an HTTP adapter needs. Every
@@ -285,8 +311,10 @@ impl Store {
         project: &str,
         params: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Page> {
-        let pairs: Vec<(String, String)> =
-            params.into_iter().map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string())).collect();
+        let pairs: Vec<(String, String)> = params
+            .into_iter()
+            .map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string()))
+            .collect();
         match QueryRequest::from_params(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
             Ok(req) => self.query(project, &req),
             Err(e) => {
@@ -307,58 +335,92 @@ impl Store {
 
     /// Like [`query`](Self::query) with the executor forced, for tests and benchmarks that
     /// compare plans. An empty plan stays empty.
-    pub fn query_with_plan(&self, project: &str, req: &QueryRequest, plan: PlanKind) -> Result<Page> {
-        Ok(self.run(project, req, Some(plan))?.0)
+    pub fn query_with_plan(
+        &self,
+        project: &str,
+        req: &QueryRequest,
+        plan: PlanKind,
+    ) -> Result<Page> {
+        self.run(project, req, Some(plan))
     }
 
     /// The plan a query would run, with its estimates.
     pub fn explain(&self, project: &str, req: &QueryRequest) -> Result<Explain> {
-        Ok(self.run_plan(project, req, None)?.1)
+        Ok(self.prepare(project, req, None)?.plan.explain)
     }
 
-    fn resolve_cursor(&self, project: &str, req: &QueryRequest) -> Result<(Filters, Option<CursorState>)> {
-        let Some(token) = &req.cursor else { return Ok((req.filters.clone(), None)) };
-        let state = cursor::decode(&self.secret, project, token).map_err(|m| Error::field("cursor", m))?;
+    fn resolve_cursor(
+        &self,
+        project: &str,
+        req: &QueryRequest,
+    ) -> Result<(Filters, Option<CursorState>)> {
+        let Some(token) = &req.cursor else {
+            return Ok((req.filters.clone(), None));
+        };
+        let state =
+            cursor::decode(&self.secret, project, token).map_err(|m| Error::field("cursor", m))?;
         if !req.filters.is_empty() && req.filters != state.filters {
-            return Err(Error::field("cursor", "filters differ from the query this cursor continues"));
+            return Err(Error::field(
+                "cursor",
+                "filters differ from the query this cursor continues",
+            ));
         }
         Ok((state.filters.clone(), Some(state)))
     }
 
-    fn run_plan(
+    fn prepare(
         &self,
         project: &str,
         req: &QueryRequest,
         force: Option<PlanKind>,
-    ) -> Result<(ReadTables, Explain, Option<(u32, u32, plan::Plan)>, Filters, Option<CursorState>)> {
+    ) -> Result<Prepared> {
         check_project(project)?;
-        let (filters, state) = self.resolve_cursor(project, req)?;
-        let t = self.read()?;
+        let (filters, cursor) = self.resolve_cursor(project, req)?;
+        let tables = self.read()?;
         let need = req.limit as usize + 1;
-        let ps = match project_id(&t, project)? {
-            Some(p) => match t.project_state.get(p)? {
-                Some(v) => Some((p, decode_project_state(v.value())?)),
-                None => None,
-            },
-            None => None,
-        };
-        let (live, next_row) = ps.as_ref().map_or((0, 0), |(_, s)| (s.live, s.next_row));
-        let pid = ps.as_ref().map_or(0, |(p, _)| *p);
-        let pl = plan::plan(&t, pid, live, next_row, &filters, need, force)?;
-        let explain = pl.explain.clone();
-        let ctx = ps.map(|(p, s)| (p, s.next_row, pl));
-        Ok((t, explain, ctx, filters, state))
+        let mut state = None;
+        if let Some(p) = project_id(&tables, project)? {
+            if let Some(v) = tables.project_state.get(p)? {
+                state = Some((p, decode_project_state(v.value())?));
+            }
+        }
+        let (pid, live, next_row) = state
+            .as_ref()
+            .map_or((0, 0, 0), |(p, s)| (*p, s.live, s.next_row));
+        let plan = plan::plan(&tables, pid, live, next_row, &filters, need, force)?;
+        Ok(Prepared {
+            tables,
+            plan,
+            project: state.map(|(p, s)| (p, s.next_row)),
+            filters,
+            cursor,
+        })
     }
 
-    fn run(&self, project: &str, req: &QueryRequest, force: Option<PlanKind>) -> Result<(Page, Explain)> {
-        let (t, explain, ctx, filters, state) = self.run_plan(project, req, force)?;
-        let Some((p, next_row, pl)) = ctx else {
-            return Ok((Page { traces: Vec::new(), next_cursor: None }, explain));
+    fn run(&self, project: &str, req: &QueryRequest, force: Option<PlanKind>) -> Result<Page> {
+        let Prepared {
+            tables,
+            plan,
+            project: pstate,
+            filters,
+            cursor: state,
+        } = self.prepare(project, req, force)?;
+        let Some((p, next_row)) = pstate else {
+            return Ok(Page {
+                traces: Vec::new(),
+                next_cursor: None,
+            });
         };
         let need = req.limit as usize + 1;
-        let after = state.as_ref().map(|s| Position { start_ms: s.start_ms, id: &s.id });
-        let row_limit = state.as_ref().map_or(next_row, |s| s.row_limit.min(next_row));
-        let found = exec::execute(&t, p, row_limit, &pl, after, state.as_ref().and_then(|s| s.hint), need)?;
+        let after = state.as_ref().map(|s| Position {
+            start_ms: s.start_ms,
+            id: &s.id,
+        });
+        let row_limit = state
+            .as_ref()
+            .map_or(next_row, |s| s.row_limit.min(next_row));
+        let hint = state.as_ref().and_then(|s| s.hint);
+        let found = exec::execute(&tables, p, row_limit, &plan, after, hint, need)?;
         let more = found.hits.len() >= need;
         let mut traces = Vec::with_capacity(req.limit as usize);
         for h in found.hits.iter().take(req.limit as usize) {
@@ -366,21 +428,21 @@ impl Store {
         }
         let next_cursor = if more {
             let last = &found.hits[req.limit as usize - 1];
-            Some(cursor::encode(
-                &self.secret,
-                project,
-                &CursorState {
-                    filters,
-                    start_ms: last.start_ms,
-                    id: last.id.clone(),
-                    row_limit,
-                    hint: found.hint,
-                },
-            ))
+            let next = CursorState {
+                filters,
+                start_ms: last.start_ms,
+                id: last.id.clone(),
+                row_limit,
+                hint: found.hint,
+            };
+            Some(cursor::encode(&self.secret, project, &next))
         } else {
             None
         };
-        Ok((Page { traces, next_cursor }, explain))
+        Ok(Page {
+            traces,
+            next_cursor,
+        })
     }
 
     /// Checks every invariant of the store and returns the violations found (empty when sound).
@@ -399,9 +461,22 @@ impl Store {
         Ok(self.db.compact()?)
     }
 
-    pub(crate) fn write_tables<T>(&self, f: impl FnOnce(&mut WriteTables<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn write_tables<T>(
+        &self,
+        f: impl FnOnce(&mut WriteTables<'_>) -> Result<T>,
+    ) -> Result<T> {
         self.write(|w| f(&mut w.t))
     }
+}
+
+/// A query resolved against one snapshot, ready to execute.
+struct Prepared {
+    tables: ReadTables,
+    plan: plan::Plan,
+    /// The project's id and row count, when it exists.
+    project: Option<(u32, u32)>,
+    filters: Filters,
+    cursor: Option<CursorState>,
 }
 
 pub(crate) fn project_id(t: &ReadTables, name: &str) -> Result<Option<u32>> {

@@ -38,7 +38,11 @@ impl Timestamp {
 
     /// The current time, truncated to the millisecond.
     pub fn now() -> Self {
-        Timestamp(Utc::now().timestamp_millis().clamp(MIN_TIMESTAMP_MS, MAX_TIMESTAMP_MS))
+        Timestamp(
+            Utc::now()
+                .timestamp_millis()
+                .clamp(MIN_TIMESTAMP_MS, MAX_TIMESTAMP_MS),
+        )
     }
 
     /// From a chrono instant; sub-millisecond precision is truncated.
@@ -48,14 +52,19 @@ impl Timestamp {
 
     /// As a chrono instant.
     pub fn to_datetime(self) -> DateTime<Utc> {
-        Utc.timestamp_millis_opt(self.0).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
+        Utc.timestamp_millis_opt(self.0)
+            .single()
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
     }
 
     /// Parses an RFC 3339 instant (`Z` or an offset, optional fraction) or a bare `YYYY-MM-DD`
     /// (midnight UTC). Sub-millisecond digits are truncated.
     pub fn parse(s: &str) -> Result<Self> {
         let dt = parse_instant(s).ok_or_else(|| {
-            Error::field("timestamp", "expected an RFC 3339 instant such as 2026-03-14T10:00:00.000Z")
+            Error::field(
+                "timestamp",
+                "expected an RFC 3339 instant such as 2026-03-14T10:00:00.000Z",
+            )
         })?;
         Self::from_datetime(dt)
     }
@@ -70,13 +79,15 @@ pub(crate) fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
     if s.len() > 64 {
         return None;
     }
-    DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
 }
 
 /// Milliseconds since the epoch, rounded up: `t <= ms_ceil(x)` ⇔ `t >= x` for integer `t`.
 pub(crate) fn ms_ceil(dt: DateTime<Utc>) -> i64 {
     let ms = dt.timestamp_millis();
-    if dt.timestamp_subsec_nanos() % 1_000_000 != 0 {
+    if !dt.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
         ms + 1
     } else {
         ms
@@ -85,7 +96,11 @@ pub(crate) fn ms_ceil(dt: DateTime<Utc>) -> i64 {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_datetime().to_rfc3339_opts(SecondsFormat::Millis, true))
+        f.write_str(
+            &self
+                .to_datetime()
+                .to_rfc3339_opts(SecondsFormat::Millis, true),
+        )
     }
 }
 
@@ -112,12 +127,21 @@ mod tests {
         assert_eq!(t.to_string(), "2026-03-14T10:00:00.000Z");
         let t = Timestamp::parse("2026-03-14T12:00:02.5009+02:00").unwrap();
         assert_eq!(t.to_string(), "2026-03-14T10:00:02.500Z");
-        assert_eq!(Timestamp::parse("2026-03-01").unwrap().to_string(), "2026-03-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp::parse("2026-03-01").unwrap().to_string(),
+            "2026-03-01T00:00:00.000Z"
+        );
     }
 
     #[test]
     fn rejects_garbage_and_out_of_range() {
-        for s in ["", "yesterday", "2026-13-01", "2026-03-14T10:00:00", "1969-12-31T23:59:59Z"] {
+        for s in [
+            "",
+            "yesterday",
+            "2026-13-01",
+            "2026-03-14T10:00:00",
+            "1969-12-31T23:59:59Z",
+        ] {
             assert!(Timestamp::parse(s).is_err(), "{s}");
         }
     }

@@ -56,7 +56,9 @@ pub(crate) fn verify(t: &ReadTables) -> Result<Vec<Violation>> {
             match decode_child_key(k.value()) {
                 Ok((p, tid, cid)) => {
                     if !trace_ids.contains(&(p, tid.to_string())) {
-                        r.fail(format!("{label} {cid} of missing trace {tid} (project {p})"));
+                        r.fail(format!(
+                            "{label} {cid} of missing trace {tid} (project {p})"
+                        ));
                     }
                 }
                 Err(e) => r.fail(format!("{label} key: {e}")),
@@ -155,14 +157,20 @@ fn verify_project(
             None => r.fail(format!("{what}: row {} missing", h.row)),
         }
         if h.row >= state.next_row {
-            r.fail(format!("{what}: row {} beyond next_row {}", h.row, state.next_row));
+            r.fail(format!(
+                "{what}: row {} beyond next_row {}",
+                h.row, state.next_row
+            ));
         }
         match blocks.get(&block_of(h.row)) {
             Some(br) if br.min_ms <= start && start <= br.max_ms => {}
             _ => r.fail(format!("{what}: start outside its block's bounds")),
         }
         if term_text(TermKind::Name, h.name_id)?.as_deref() != Some(b.name.as_str()) {
-            r.fail(format!("{what}: name id {} does not name {:?}", h.name_id, b.name));
+            r.fail(format!(
+                "{what}: name id {} does not name {:?}",
+                h.name_id, b.name
+            ));
         }
         let mut tag_texts = Vec::new();
         for tid in &h.tag_ids {
@@ -174,7 +182,10 @@ fn verify_project(
         if body_tags != tag_texts {
             r.fail(format!("{what}: tag ids do not match tags {:?}", b.tags));
         }
-        let mut terms = vec![(TermKind::Status.code(), h.status as u32), (TermKind::Name.code(), h.name_id)];
+        let mut terms = vec![
+            (TermKind::Status.code(), h.status as u32),
+            (TermKind::Name.code(), h.name_id),
+        ];
         terms.extend(h.tag_ids.iter().map(|t| (TermKind::Tag.code(), *t)));
         for term in &terms {
             *counts.entry(*term).or_default() += 1;
@@ -193,26 +204,42 @@ fn verify_project(
                 spans += 1;
             }
         }
-        let scores = t.scores.range::<&[u8]>(prefix.as_slice()..end.as_slice())?.count() as u32;
+        let scores = t
+            .scores
+            .range::<&[u8]>(prefix.as_slice()..end.as_slice())?
+            .count() as u32;
         if Decimal::deserialize(b.total_cost) != cost {
-            r.fail(format!("{what}: totalCost {} != span sum {cost}", Decimal::deserialize(b.total_cost)));
+            r.fail(format!(
+                "{what}: totalCost {} != span sum {cost}",
+                Decimal::deserialize(b.total_cost)
+            ));
         }
         if b.total_tokens != tokens || b.span_count != spans || b.score_count != scores {
-            r.fail(format!("{what}: tokens/spanCount/scoreCount disagree with children"));
+            r.fail(format!(
+                "{what}: tokens/spanCount/scoreCount disagree with children"
+            ));
         }
     }
     if live != state.live {
-        r.fail(format!("project {name}: live count {} but {live} traces", state.live));
+        r.fail(format!(
+            "project {name}: live count {} but {live} traces",
+            state.live
+        ));
     }
     let ids = t.ids.range((p, "")..(p.saturating_add(1), ""))?.count() as u64;
     let rows = t.rows.range((p, 0)..=(p, u32::MAX))?.count() as u64;
     if ids != live || rows != live {
-        r.fail(format!("project {name}: {live} traces, {ids} id entries, {rows} row entries"));
+        r.fail(format!(
+            "project {name}: {live} traces, {ids} id entries, {rows} row entries"
+        ));
     }
 
     // Every bitmap bit has a row carrying that term; cardinalities equal the term counts.
     let mut bits: HashMap<(u8, u32), u64> = HashMap::new();
-    for e in t.bitmaps.range((p, 0, 0, 0)..=(p, u8::MAX, u32::MAX, u32::MAX))? {
+    for e in t
+        .bitmaps
+        .range((p, 0, 0, 0)..=(p, u8::MAX, u32::MAX, u32::MAX))?
+    {
         let (k, v) = e?;
         let (_, kind, term, chunk) = k.value();
         let bm = match decode_bitmap(v.value()) {
@@ -225,14 +252,22 @@ fn verify_project(
         *bits.entry((kind, term)).or_default() += bm.len();
         for low in bm.iter() {
             let row = chunk * CHUNK_ROWS + low;
-            if !expected.get(&row).is_some_and(|ts| ts.contains(&(kind, term))) {
-                r.fail(format!("project {name}: bitmap {kind}/{term} has row {row} without that term"));
+            if !expected
+                .get(&row)
+                .is_some_and(|ts| ts.contains(&(kind, term)))
+            {
+                r.fail(format!(
+                    "project {name}: bitmap {kind}/{term} has row {row} without that term"
+                ));
             }
         }
     }
     for (term, n) in &counts {
         if bits.get(term).copied().unwrap_or(0) != *n {
-            r.fail(format!("project {name}: term {term:?} indexes {} rows, expected {n}", bits.get(term).copied().unwrap_or(0)));
+            r.fail(format!(
+                "project {name}: term {term:?} indexes {} rows, expected {n}",
+                bits.get(term).copied().unwrap_or(0)
+            ));
         }
     }
     for e in t.terms.range((p, 0, 0)..=(p, u8::MAX, u32::MAX))? {
@@ -240,7 +275,10 @@ fn verify_project(
         let (_, kind, term) = k.value();
         match decode_term(v.value()) {
             Ok(rec) if rec.count == counts.get(&(kind, term)).copied().unwrap_or(0) => {}
-            Ok(rec) => r.fail(format!("project {name}: term {kind}/{term} count {} is wrong", rec.count)),
+            Ok(rec) => r.fail(format!(
+                "project {name}: term {kind}/{term} count {} is wrong",
+                rec.count
+            )),
             Err(e) => r.fail(format!("project {name}: term {kind}/{term}: {e}")),
         }
     }

@@ -52,7 +52,11 @@ impl Terms {
             .chain(self.tags.iter().map(|t| (TermKind::Tag, *t)))
     }
     fn of(h: &TraceHeader) -> Terms {
-        Terms { status: h.status as u32, name: h.name_id, tags: h.tag_ids.clone() }
+        Terms {
+            status: h.status as u32,
+            name: h.name_id,
+            tags: h.tag_ids.clone(),
+        }
     }
 }
 
@@ -80,8 +84,12 @@ impl<'t> Writer<'t> {
             Some(v) => decode_u32(v.value())?,
             None => 1,
         };
-        let after = next.checked_add(1).ok_or_else(|| Error::corrupted("project ids exhausted"))?;
-        self.t.meta.insert(META_NEXT_PROJECT, encode_u32(after).as_slice())?;
+        let after = next
+            .checked_add(1)
+            .ok_or_else(|| Error::corrupted("project ids exhausted"))?;
+        self.t
+            .meta
+            .insert(META_NEXT_PROJECT, encode_u32(after).as_slice())?;
         self.t.projects.insert(name, encode_u32(next).as_slice())?;
         self.states.insert(next, ProjectState::default());
         self.dirty_states.insert(next);
@@ -138,14 +146,24 @@ impl<'t> Writer<'t> {
                     _ => &mut st.next_tag_id,
                 };
                 let id = *counter;
-                *counter = id.checked_add(1).ok_or_else(|| Error::corrupted("term ids exhausted"))?;
-                self.t.term_ids.insert((p, kind.code(), text), encode_u32(id).as_slice())?;
+                *counter = id
+                    .checked_add(1)
+                    .ok_or_else(|| Error::corrupted("term ids exhausted"))?;
+                self.t
+                    .term_ids
+                    .insert((p, kind.code(), text), encode_u32(id).as_slice())?;
                 id
             }
         };
         let key = (p, kind.code(), id);
         if self.term_record(key)?.is_none() {
-            self.term_cache.insert(key, TermRecord { count: 0, text: text.to_string() });
+            self.term_cache.insert(
+                key,
+                TermRecord {
+                    count: 0,
+                    text: text.to_string(),
+                },
+            );
             self.dirty_terms.insert(key);
         }
         Ok(id)
@@ -183,7 +201,11 @@ impl<'t> Writer<'t> {
         let rec = self
             .term_record(key)?
             .ok_or_else(|| Error::corrupted(format!("{} term {term} missing", kind.label())))?;
-        rec.count = if on { rec.count + 1 } else { rec.count.saturating_sub(1) };
+        rec.count = if on {
+            rec.count + 1
+        } else {
+            rec.count.saturating_sub(1)
+        };
         self.dirty_terms.insert(key);
         Ok(())
     }
@@ -212,10 +234,20 @@ impl<'t> Writer<'t> {
         let st = self.state(p)?;
         let row = st.next_row;
         if row >= MAX_ROWS_PER_PROJECT {
-            return Err(Error::field("traces", "this project has used every row number"));
+            return Err(Error::field(
+                "traces",
+                "this project has used every row number",
+            ));
         }
         st.next_row += 1;
-        self.t.rows.insert((p, row), encode_row(&RowRecord { start_ms, id: id.to_string() }).as_slice())?;
+        self.t.rows.insert(
+            (p, row),
+            encode_row(&RowRecord {
+                start_ms,
+                id: id.to_string(),
+            })
+            .as_slice(),
+        )?;
         let b = block_of(row);
         let rec = match self.block(p, b)? {
             Some(mut r) => {
@@ -228,7 +260,11 @@ impl<'t> Writer<'t> {
                 // Rows are allocated in order, so block b-1 exists and is final.
                 let prev = if b == 0 { None } else { self.block(p, b - 1)? };
                 let prefix = prev.map_or(start_ms, |r| r.prefix_max_ms.max(start_ms));
-                BlockRecord { min_ms: start_ms, max_ms: start_ms, prefix_max_ms: prefix }
+                BlockRecord {
+                    min_ms: start_ms,
+                    max_ms: start_ms,
+                    prefix_max_ms: prefix,
+                }
             }
         };
         self.block_cache.insert((p, b), Some(rec));
@@ -236,7 +272,13 @@ impl<'t> Writer<'t> {
         Ok(row)
     }
 
-    fn trace_terms(&mut self, p: u32, status: Status, name: &str, tags: &[String]) -> Result<Terms> {
+    fn trace_terms(
+        &mut self,
+        p: u32,
+        status: Status,
+        name: &str,
+        tags: &[String],
+    ) -> Result<Terms> {
         let status = self.term_id(p, TermKind::Status, status.as_str())?;
         let name = self.term_id(p, TermKind::Name, name)?;
         let mut tag_ids = Vec::with_capacity(tags.len());
@@ -245,7 +287,11 @@ impl<'t> Writer<'t> {
         }
         tag_ids.sort_unstable();
         tag_ids.dedup();
-        Ok(Terms { status, name, tags: tag_ids })
+        Ok(Terms {
+            status,
+            name,
+            tags: tag_ids,
+        })
     }
 
     /// Applies one validated trace. Problems that need the stored state (a new trace without a
@@ -266,10 +312,16 @@ impl<'t> Writer<'t> {
             None => {
                 let (Some(name), Some(_start)) = (&v.name, v.start_ms) else {
                     if v.name.is_none() {
-                        errors.push(FieldError::new(format!("{path}.name"), "is required for a new trace"));
+                        errors.push(FieldError::new(
+                            format!("{path}.name"),
+                            "is required for a new trace",
+                        ));
                     }
                     if v.start_ms.is_none() {
-                        errors.push(FieldError::new(format!("{path}.startTime"), "is required for a new trace"));
+                        errors.push(FieldError::new(
+                            format!("{path}.startTime"),
+                            "is required for a new trace",
+                        ));
                     }
                     return Ok(Upserted::Created);
                 };
@@ -289,7 +341,8 @@ impl<'t> Writer<'t> {
             Some(idr) => {
                 let key = trace_key(p, idr.start_ms, &v.id);
                 let bytes = self
-                    .t.traces
+                    .t
+                    .traces
                     .get(key.as_slice())?
                     .ok_or_else(|| Error::corrupted("id index points at a missing trace"))?
                     .value()
@@ -300,7 +353,10 @@ impl<'t> Writer<'t> {
         };
         let old_status = old.as_ref().and_then(|(_, h)| Status::from_code(h.status));
         let status = v.status.or(old_status).unwrap_or(Status::Ok);
-        let start_ms = v.start_ms.or(old.as_ref().map(|(i, _)| i.start_ms)).expect("checked above");
+        let start_ms = v
+            .start_ms
+            .or(old.as_ref().map(|(i, _)| i.start_ms))
+            .expect("checked above");
         if let Some(n) = v.name {
             body.name = n;
         }
@@ -314,7 +370,10 @@ impl<'t> Writer<'t> {
             body.end_ms = v.end_ms;
         }
         if body.end_ms.is_some_and(|e| e < start_ms) {
-            errors.push(FieldError::new(format!("{path}.endTime"), "must not be before startTime"));
+            errors.push(FieldError::new(
+                format!("{path}.endTime"),
+                "must not be before startTime",
+            ));
             return Ok(outcome);
         }
 
@@ -322,7 +381,10 @@ impl<'t> Writer<'t> {
         let mut cost = Decimal::deserialize(body.total_cost);
         for (sid, rec) in &v.spans {
             let key = child_key(p, &v.id, sid);
-            let prev = self.t.spans.insert(key.as_slice(), encode_span(rec).as_slice())?;
+            let prev = self
+                .t
+                .spans
+                .insert(key.as_slice(), encode_span(rec).as_slice())?;
             match prev {
                 Some(g) => {
                     let old = decode_span(g.value())?;
@@ -334,14 +396,20 @@ impl<'t> Writer<'t> {
             cost = match cost.checked_add(rec.cost.map(Decimal::deserialize).unwrap_or_default()) {
                 Some(c) => c,
                 None => {
-                    errors.push(FieldError::new(format!("{path}.spans"), "totalCost overflows"));
+                    errors.push(FieldError::new(
+                        format!("{path}.spans"),
+                        "totalCost overflows",
+                    ));
                     return Ok(outcome);
                 }
             };
             body.total_tokens = match body.total_tokens.checked_add(rec.total_tokens) {
                 Some(t) => t,
                 None => {
-                    errors.push(FieldError::new(format!("{path}.spans"), "totalTokens overflows"));
+                    errors.push(FieldError::new(
+                        format!("{path}.spans"),
+                        "totalTokens overflows",
+                    ));
                     return Ok(outcome);
                 }
             };
@@ -349,7 +417,12 @@ impl<'t> Writer<'t> {
         body.total_cost = cost.normalize().serialize();
         for (sid, rec) in &v.scores {
             let key = child_key(p, &v.id, sid);
-            if self.t.scores.insert(key.as_slice(), encode_score(rec).as_slice())?.is_none() {
+            if self
+                .t
+                .scores
+                .insert(key.as_slice(), encode_score(rec).as_slice())?
+                .is_none()
+            {
                 body.score_count += 1;
             }
         }
@@ -373,7 +446,9 @@ impl<'t> Writer<'t> {
                 // A changed startTime moves the row: drop the old one and every index entry.
                 self.index_row(p, h.row, &Terms::of(&h), false)?;
                 self.t.rows.remove((p, h.row))?;
-                self.t.traces.remove(trace_key(p, idr.start_ms, &v.id).as_slice())?;
+                self.t
+                    .traces
+                    .remove(trace_key(p, idr.start_ms, &v.id).as_slice())?;
                 let row = self.allocate_row(p, start_ms, &v.id)?;
                 self.index_row(p, row, &terms, true)?;
                 row
@@ -385,10 +460,20 @@ impl<'t> Writer<'t> {
                 row
             }
         };
-        let header = TraceHeader { row, status: status.code(), name_id: terms.name, tag_ids: terms.tags };
+        let header = TraceHeader {
+            row,
+            status: status.code(),
+            name_id: terms.name,
+            tag_ids: terms.tags,
+        };
         let key = trace_key(p, start_ms, &v.id);
-        self.t.traces.insert(key.as_slice(), encode_trace(&header, &body).as_slice())?;
-        self.t.ids.insert((p, v.id.as_str()), encode_id(&IdRecord { start_ms, row }).as_slice())?;
+        self.t
+            .traces
+            .insert(key.as_slice(), encode_trace(&header, &body).as_slice())?;
+        self.t.ids.insert(
+            (p, v.id.as_str()),
+            encode_id(&IdRecord { start_ms, row }).as_slice(),
+        )?;
         Ok(outcome)
     }
 
@@ -399,7 +484,8 @@ impl<'t> Writer<'t> {
             None => return Ok(false),
         };
         let bytes = self
-            .t.traces
+            .t
+            .traces
             .remove(trace_key(p, idr.start_ms, id).as_slice())?
             .ok_or_else(|| Error::corrupted("id index points at a missing trace"))?
             .value()
@@ -421,7 +507,12 @@ impl<'t> Writer<'t> {
         let lo = trace_key_lower(p, i64::MIN);
         let hi = trace_key_lower(p, cutoff_ms);
         let mut out = Vec::new();
-        for entry in self.t.traces.range::<&[u8]>(lo.as_slice()..hi.as_slice())?.take(max) {
+        for entry in self
+            .t
+            .traces
+            .range::<&[u8]>(lo.as_slice()..hi.as_slice())?
+            .take(max)
+        {
             let (k, _) = entry?;
             out.push(decode_trace_key(k.value())?.2.to_string());
         }
@@ -431,7 +522,10 @@ impl<'t> Writer<'t> {
     /// Writes every cached change back to its table.
     pub(crate) fn flush(&mut self) -> Result<()> {
         for key in self.dirty_bitmaps.drain() {
-            let bm = self.bitmap_cache.get_mut(&key).expect("dirty implies cached");
+            let bm = self
+                .bitmap_cache
+                .get_mut(&key)
+                .expect("dirty implies cached");
             if bm.is_empty() {
                 self.t.bitmaps.remove(key)?;
             } else {
@@ -449,7 +543,9 @@ impl<'t> Writer<'t> {
             }
         }
         for p in self.dirty_states.drain() {
-            self.t.project_state.insert(p, encode_project_state(&self.states[&p]).as_slice())?;
+            self.t
+                .project_state
+                .insert(p, encode_project_state(&self.states[&p]).as_slice())?;
         }
         Ok(())
     }

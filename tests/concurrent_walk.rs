@@ -18,8 +18,10 @@ enum Op {
 
 fn arb_op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (0..200u32, 0..60i64, any::<bool>(), any::<bool>()).prop_map(|(i, t, e, g)| Op::Insert(i, t, e, g)),
-        (0..200u32, 0..60i64, any::<bool>(), any::<bool>()).prop_map(|(i, t, e, g)| Op::Update(i, t, e, g)),
+        (0..200u32, 0..60i64, any::<bool>(), any::<bool>())
+            .prop_map(|(i, t, e, g)| Op::Insert(i, t, e, g)),
+        (0..200u32, 0..60i64, any::<bool>(), any::<bool>())
+            .prop_map(|(i, t, e, g)| Op::Update(i, t, e, g)),
         (0..200u32).prop_map(Op::Delete),
     ]
 }
@@ -27,7 +29,11 @@ fn arb_op() -> impl Strategy<Value = Op> {
 fn trace(id: u32, t: i64, err: bool, tagged: bool) -> MTrace {
     MTrace {
         id: format!("c{id:03}"),
-        name: if id % 3 == 0 { "support-agent".into() } else { "tool".into() },
+        name: if id.is_multiple_of(3) {
+            "support-agent".into()
+        } else {
+            "tool".into()
+        },
         status: if err { Status::Error } else { Status::Ok },
         start_ms: BASE_MS + t * 1000,
         tags: if tagged { vec!["prod".into()] } else { vec![] },

@@ -7,7 +7,8 @@ use common::*;
 use rust_decimal::Decimal;
 use std::str::FromStr;
 use tracestore::{
-    ErrorCode, QueryRequest, ScoreInput, ScoreValue, SpanInput, Status, Store, Timestamp, TraceInput,
+    ErrorCode, QueryRequest, ScoreInput, ScoreValue, SpanInput, Status, Store, Timestamp,
+    TraceInput,
 };
 
 fn span(id: &str, cost: &str, tokens: u64) -> SpanInput {
@@ -29,7 +30,13 @@ fn all(store: &Store, project: &str) -> Vec<tracestore::Trace> {
         let page = store.query(project, &req).unwrap();
         out.extend(page.traces);
         match page.next_cursor {
-            Some(c) => req = QueryRequest::builder().cursor(&c).limit(100).build().unwrap(),
+            Some(c) => {
+                req = QueryRequest::builder()
+                    .cursor(&c)
+                    .limit(100)
+                    .build()
+                    .unwrap()
+            }
             None => return out,
         }
     }
@@ -38,12 +45,21 @@ fn all(store: &Store, project: &str) -> Vec<tracestore::Trace> {
 fn batch() -> Vec<TraceInput> {
     (0..50)
         .map(|i| TraceInput {
-            status: Some(if i % 5 == 0 { Status::Error } else { Status::Ok }),
+            status: Some(if i % 5 == 0 {
+                Status::Error
+            } else {
+                Status::Ok
+            }),
             end_time: Some(ts(i * 1000 + 2500)),
             tags: Some(vec!["production".into(), format!("v{}", i % 3)]),
             metadata: Some(serde_json::json!({"i": i}).as_object().unwrap().clone()),
             spans: vec![span("s1", "0.0012", 100), span("s2", "0.0022", 150)],
-            scores: vec![ScoreInput { id: Some("q".into()), name: "quality".into(), value: ScoreValue::Number(0.9), comment: None }],
+            scores: vec![ScoreInput {
+                id: Some("q".into()),
+                name: "quality".into(),
+                value: ScoreValue::Number(0.9),
+                comment: None,
+            }],
             ..TraceInput::new(format!("tr-{i}"), "support-agent", ts(i * 1000))
         })
         .collect()
@@ -62,10 +78,12 @@ fn a_retried_batch_leaves_the_store_as_one_delivery_would() {
     assert_eq!(a.len(), 50);
     // Everything but createdAt (a wall-clock instant) is identical.
     let strip = |v: Vec<tracestore::Trace>| {
-        v.into_iter().map(|mut t| {
-            t.created_at = Timestamp::MIN;
-            t
-        }).collect::<Vec<_>>()
+        v.into_iter()
+            .map(|mut t| {
+                t.created_at = Timestamp::MIN;
+                t
+            })
+            .collect::<Vec<_>>()
     };
     assert_eq!(strip(a.clone()), strip(b.clone()));
     let t = &b[0];
@@ -84,10 +102,22 @@ fn a_retried_batch_leaves_the_store_as_one_delivery_would() {
 
 #[test]
 fn ten_thousand_spans_of_a_ten_thousandth_sum_to_exactly_one() {
-    let s = Store::builder().durability(tracestore::Durability::Deferred).in_memory().unwrap();
+    let s = Store::builder()
+        .durability(tracestore::Durability::Deferred)
+        .in_memory()
+        .unwrap();
     for chunk in 0..10 {
-        let spans = (0..1000).map(|i| span(&format!("s{chunk}-{i}"), "0.0001", 1)).collect();
-        s.ingest("p", vec![TraceInput { spans, ..TraceInput::new("money", "agent", ts(0)) }]).unwrap();
+        let spans = (0..1000)
+            .map(|i| span(&format!("s{chunk}-{i}"), "0.0001", 1))
+            .collect();
+        s.ingest(
+            "p",
+            vec![TraceInput {
+                spans,
+                ..TraceInput::new("money", "agent", ts(0))
+            }],
+        )
+        .unwrap();
     }
     let t = s.get_trace("p", "money").unwrap();
     assert_eq!(t.trace.span_count, 10_000);
@@ -108,11 +138,22 @@ fn one_bad_item_writes_nothing_and_every_bad_item_is_listed() {
     let e = s.ingest("p", b).unwrap_err();
     assert_eq!(e.code(), ErrorCode::Validation);
     let fields: Vec<&str> = e.details().iter().map(|d| d.field()).collect();
-    assert_eq!(fields, ["traces[3].name", "traces[7].tags[0]", "traces[9].spans[1].cost", "traces[12].id"]);
+    assert_eq!(
+        fields,
+        [
+            "traces[3].name",
+            "traces[7].tags[0]",
+            "traces[9].spans[1].cost",
+            "traces[12].id"
+        ]
+    );
     assert!(all(&s, "p").is_empty());
     // A new trace without its required fields fails inside the transaction, also atomically.
     let mut b = batch();
-    b.push(TraceInput { id: Some("no-name".into()), ..Default::default() });
+    b.push(TraceInput {
+        id: Some("no-name".into()),
+        ..Default::default()
+    });
     let e = s.ingest("p", b).unwrap_err();
     let fields: Vec<&str> = e.details().iter().map(|d| d.field()).collect();
     assert_eq!(fields, ["traces[50].name", "traces[50].startTime"]);
@@ -144,52 +185,117 @@ fn json_ingest_reports_every_bad_item_and_accepts_the_documented_shape() {
         {"name":5,"startTime":"x","spans":[{"cost":true}],"extra":1}, 7]}"#;
     let e = s.ingest_json("p", bad).unwrap_err();
     let fields: Vec<&str> = e.details().iter().map(|d| d.field()).collect();
-    assert!(fields.contains(&"traces[1].name") && fields.contains(&"traces[1].startTime"), "{fields:?}");
-    assert!(fields.contains(&"traces[1].spans[0].cost") && fields.contains(&"traces[1].extra"), "{fields:?}");
+    assert!(
+        fields.contains(&"traces[1].name") && fields.contains(&"traces[1].startTime"),
+        "{fields:?}"
+    );
+    assert!(
+        fields.contains(&"traces[1].spans[0].cost") && fields.contains(&"traces[1].extra"),
+        "{fields:?}"
+    );
     assert!(fields.contains(&"traces[2]"), "{fields:?}");
     assert_eq!(all(&s, "p").len(), 1);
     for body in [&b"not json"[..], b"[]", b"{}", b"{\"traces\":{}}"] {
-        assert_eq!(s.ingest_json("p", body).unwrap_err().code(), ErrorCode::Validation);
+        assert_eq!(
+            s.ingest_json("p", body).unwrap_err().code(),
+            ErrorCode::Validation
+        );
     }
     let huge = vec![b' '; tracestore::limits::MAX_BATCH_BYTES + 1];
-    assert_eq!(s.ingest_json("p", &huge).unwrap_err().code(), ErrorCode::PayloadTooLarge);
+    assert_eq!(
+        s.ingest_json("p", &huge).unwrap_err().code(),
+        ErrorCode::PayloadTooLarge
+    );
 }
 
 #[test]
 fn upserts_update_mutable_fields_move_rows_and_keep_created_at() {
     let s = Store::in_memory().unwrap();
-    s.ingest("p", vec![TraceInput { tags: Some(vec!["a".into()]), ..TraceInput::new("x", "agent", ts(5000)) }]).unwrap();
+    s.ingest(
+        "p",
+        vec![TraceInput {
+            tags: Some(vec!["a".into()]),
+            ..TraceInput::new("x", "agent", ts(5000))
+        }],
+    )
+    .unwrap();
     let created = s.get_trace("p", "x").unwrap().trace.created_at;
     std::thread::sleep(std::time::Duration::from_millis(5));
     // Partial update: only status, endTime and tags change; the rest is kept.
-    s.ingest("p", vec![TraceInput {
-        id: Some("x".into()),
-        status: Some(Status::Error),
-        end_time: Some(ts(9000)),
-        tags: Some(vec!["b".into(), "b".into()]),
-        spans: vec![span("s", "1.5", 10)],
-        ..Default::default()
-    }])
+    s.ingest(
+        "p",
+        vec![TraceInput {
+            id: Some("x".into()),
+            status: Some(Status::Error),
+            end_time: Some(ts(9000)),
+            tags: Some(vec!["b".into(), "b".into()]),
+            spans: vec![span("s", "1.5", 10)],
+            ..Default::default()
+        }],
+    )
     .unwrap();
     let t = s.get_trace("p", "x").unwrap().trace;
-    assert_eq!((t.name.as_str(), t.status, t.tags.clone(), t.duration_ms), ("agent", Status::Error, vec!["b".to_string()], Some(4000)));
+    assert_eq!(
+        (t.name.as_str(), t.status, t.tags.clone(), t.duration_ms),
+        ("agent", Status::Error, vec!["b".to_string()], Some(4000))
+    );
     assert_eq!(t.created_at, created);
-    let q = |params: &[(&str, &str)]| s.query_params("p", params.iter().copied()).unwrap().traces.len();
+    let q = |params: &[(&str, &str)]| {
+        s.query_params("p", params.iter().copied())
+            .unwrap()
+            .traces
+            .len()
+    };
     assert_eq!(q(&[("tags", "a")]), 0);
     assert_eq!(q(&[("tags", "b"), ("status", "ERROR")]), 1);
     // Replacing the span changes the aggregates, never double-counts.
-    s.ingest("p", vec![TraceInput { id: Some("x".into()), spans: vec![span("s", "0.25", 4)], ..Default::default() }]).unwrap();
+    s.ingest(
+        "p",
+        vec![TraceInput {
+            id: Some("x".into()),
+            spans: vec![span("s", "0.25", 4)],
+            ..Default::default()
+        }],
+    )
+    .unwrap();
     let t = s.get_trace("p", "x").unwrap().trace;
-    assert_eq!((t.total_cost.to_string(), t.total_tokens, t.span_count), ("0.25".to_string(), 4, 1));
+    assert_eq!(
+        (t.total_cost.to_string(), t.total_tokens, t.span_count),
+        ("0.25".to_string(), 4, 1)
+    );
     // A changed startTime moves the trace and its index entries.
-    s.ingest("p", vec![TraceInput { id: Some("x".into()), start_time: Some(ts(1000)), name: Some("renamed".into()), ..Default::default() }]).unwrap();
+    s.ingest(
+        "p",
+        vec![TraceInput {
+            id: Some("x".into()),
+            start_time: Some(ts(1000)),
+            name: Some("renamed".into()),
+            ..Default::default()
+        }],
+    )
+    .unwrap();
     let t = s.get_trace("p", "x").unwrap().trace;
-    assert_eq!((t.start_time, t.duration_ms, t.name.as_str()), (ts(1000), Some(8000), "renamed"));
+    assert_eq!(
+        (t.start_time, t.duration_ms, t.name.as_str()),
+        (ts(1000), Some(8000), "renamed")
+    );
     assert_eq!(q(&[("name", "agent")]), 0);
-    assert_eq!(q(&[("name", "RENAMED"), ("endDate", &ts(2000).to_string())]), 1);
+    assert_eq!(
+        q(&[("name", "RENAMED"), ("endDate", &ts(2000).to_string())]),
+        1
+    );
     assert_eq!(q(&[("startDate", &ts(2000).to_string())]), 0);
     // endTime before startTime is refused.
-    let e = s.ingest("p", vec![TraceInput { id: Some("x".into()), start_time: Some(ts(10_000)), ..Default::default() }]).unwrap_err();
+    let e = s
+        .ingest(
+            "p",
+            vec![TraceInput {
+                id: Some("x".into()),
+                start_time: Some(ts(10_000)),
+                ..Default::default()
+            }],
+        )
+        .unwrap_err();
     assert_eq!(e.details()[0].field(), "traces[0].endTime");
     assert_verified(&s);
 }
@@ -200,20 +306,36 @@ fn delete_and_retention_remove_everything_that_hangs_off_a_trace() {
     s.ingest("p", batch()).unwrap();
     s.ingest("other", batch()).unwrap();
     s.delete_trace("p", "tr-10").unwrap();
-    assert_eq!(s.get_trace("p", "tr-10").unwrap_err().code(), ErrorCode::NotFound);
-    assert_eq!(s.delete_trace("p", "tr-10").unwrap_err().code(), ErrorCode::NotFound);
+    assert_eq!(
+        s.get_trace("p", "tr-10").unwrap_err().code(),
+        ErrorCode::NotFound
+    );
+    assert_eq!(
+        s.delete_trace("p", "tr-10").unwrap_err().code(),
+        ErrorCode::NotFound
+    );
     assert_eq!(all(&s, "p").len(), 49);
     // Re-creating a deleted id starts from zero aggregates.
-    s.ingest("p", vec![TraceInput::new("tr-10", "again", ts(10_000))]).unwrap();
+    s.ingest("p", vec![TraceInput::new("tr-10", "again", ts(10_000))])
+        .unwrap();
     let t = s.get_trace("p", "tr-10").unwrap();
-    assert_eq!((t.trace.span_count, t.spans.len(), t.scores.len()), (0, 0, 0));
+    assert_eq!(
+        (t.trace.span_count, t.spans.len(), t.scores.len()),
+        (0, 0, 0)
+    );
     let mut calls = Vec::new();
-    let n = s.delete_before("p", ts(20_000), |done| calls.push(done)).unwrap();
+    let n = s
+        .delete_before("p", ts(20_000), |done| calls.push(done))
+        .unwrap();
     assert_eq!(n, 20);
     assert_eq!(calls, vec![20]);
     assert_eq!(all(&s, "p").len(), 30);
     assert!(all(&s, "p").iter().all(|t| t.start_time >= ts(20_000)));
-    assert_eq!(all(&s, "other").len(), 50, "retention stays inside its project");
+    assert_eq!(
+        all(&s, "other").len(),
+        50,
+        "retention stays inside its project"
+    );
     assert_eq!(s.delete_before("nobody", ts(0), |_| {}).unwrap(), 0);
     assert_verified(&s);
 }
@@ -225,10 +347,15 @@ fn a_file_store_survives_reopen_with_its_cursor_secret() {
     let cursor = {
         let s = Store::open(&path).unwrap();
         s.ingest("p", batch()).unwrap();
-        s.query_params("p", [("limit", "10")]).unwrap().next_cursor.unwrap()
+        s.query_params("p", [("limit", "10")])
+            .unwrap()
+            .next_cursor
+            .unwrap()
     };
     let s = Store::open(&path).unwrap();
-    let page = s.query_params("p", [("cursor", cursor.as_str()), ("limit", "10")]).unwrap();
+    let page = s
+        .query_params("p", [("cursor", cursor.as_str()), ("limit", "10")])
+        .unwrap();
     assert_eq!(page.traces.len(), 10);
     assert_eq!(page.traces[0].id, "tr-39");
     assert_verified(&s);

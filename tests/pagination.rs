@@ -9,7 +9,14 @@ use std::collections::HashSet;
 use tracestore::{QueryRequest, Status, Store};
 
 const PROJECTS: [&str; 3] = ["alpha", "beta", "gamma"];
-const NAMES: [&str; 6] = ["support-agent", "Support-Bot", "tool-x", "planner", "ÄgentÜber", "sup"];
+const NAMES: [&str; 6] = [
+    "support-agent",
+    "Support-Bot",
+    "tool-x",
+    "planner",
+    "ÄgentÜber",
+    "sup",
+];
 const TAGS: [&str; 5] = ["a", "b", "c", "prod", "v2"];
 const NEEDLES: [&str; 8] = ["", "sup", "SUPPORT", "tool", "x", "zzz", "ägent", "t-"];
 
@@ -49,8 +56,10 @@ fn arb_query() -> impl Strategy<Value = MQuery> {
         prop::option::of(0..32i64),
     )
         .prop_map(|(n, st, tags, s, e)| {
-            let mut tags: Vec<String> =
-                tags.into_iter().map(|i| TAGS.get(i).copied().unwrap_or("missing").to_string()).collect();
+            let mut tags: Vec<String> = tags
+                .into_iter()
+                .map(|i| TAGS.get(i).copied().unwrap_or("missing").to_string())
+                .collect();
             tags.sort();
             tags.dedup();
             let (s, e) = match (s, e) {
@@ -72,7 +81,11 @@ fn load(data: &[(usize, MTrace)], batch: usize) -> (Store, Model) {
     let mut model = Model::default();
     for chunk in data.chunks(batch.max(1)) {
         for p in 0..PROJECTS.len() {
-            let items: Vec<_> = chunk.iter().filter(|(q, _)| *q == p).map(|(_, t)| input(t)).collect();
+            let items: Vec<_> = chunk
+                .iter()
+                .filter(|(q, _)| *q == p)
+                .map(|(_, t)| input(t))
+                .collect();
             if !items.is_empty() {
                 store.ingest(PROJECTS[p], items).unwrap();
             }
@@ -138,7 +151,10 @@ proptest! {
 /// walk, its stopping rule and its cursor hints must still give the model's exact answer.
 #[test]
 fn out_of_order_arrival_across_many_blocks() {
-    let store = Store::builder().durability(tracestore::Durability::Deferred).in_memory().unwrap();
+    let store = Store::builder()
+        .durability(tracestore::Durability::Deferred)
+        .in_memory()
+        .unwrap();
     let mut model = Model::default();
     let mut x: u64 = 12345;
     let mut rnd = move |n: u64| {
@@ -151,13 +167,25 @@ fn out_of_order_arrival_across_many_blocks() {
     let mut batch = Vec::new();
     for i in 0..n {
         // Mostly increasing time, with 10% of traces backfilled far into the past.
-        let start = if rnd(10) == 0 { rnd(n) as i64 * 1000 } else { i as i64 * 1000 };
+        let start = if rnd(10) == 0 {
+            rnd(n) as i64 * 1000
+        } else {
+            i as i64 * 1000
+        };
         let t = MTrace {
             id: format!("id{:05}", rnd(100_000)),
             name: NAMES[rnd(NAMES.len() as u64) as usize].into(),
-            status: if rnd(20) == 0 { Status::Error } else { Status::Ok },
+            status: if rnd(20) == 0 {
+                Status::Error
+            } else {
+                Status::Ok
+            },
             start_ms: BASE_MS + start,
-            tags: if rnd(3) == 0 { vec!["prod".into()] } else { vec![] },
+            tags: if rnd(3) == 0 {
+                vec!["prod".into()]
+            } else {
+                vec![]
+            },
         };
         model.upsert("p", t.clone());
         batch.push(input(&t));
@@ -167,10 +195,25 @@ fn out_of_order_arrival_across_many_blocks() {
     }
     store.ingest("p", batch).unwrap();
     let queries = [
-        MQuery { status: Some(Status::Error), ..Default::default() },
-        MQuery { tags: vec!["prod".into()], status: Some(Status::Error), ..Default::default() },
-        MQuery { name: Some("tool".into()), ..Default::default() },
-        MQuery { name: Some("planner".into()), start: Some(1_000_000), end: Some(4_000_000), ..Default::default() },
+        MQuery {
+            status: Some(Status::Error),
+            ..Default::default()
+        },
+        MQuery {
+            tags: vec!["prod".into()],
+            status: Some(Status::Error),
+            ..Default::default()
+        },
+        MQuery {
+            name: Some("tool".into()),
+            ..Default::default()
+        },
+        MQuery {
+            name: Some("planner".into()),
+            start: Some(1_000_000),
+            end: Some(4_000_000),
+            ..Default::default()
+        },
         MQuery::default(),
     ];
     for q in &queries {
@@ -186,15 +229,27 @@ fn out_of_order_arrival_across_many_blocks() {
     assert_verified(&store);
 }
 
-pub fn walk_forced(store: &Store, project: &str, q: &MQuery, limits: &[u32], plan: tracestore::PlanKind) -> Vec<String> {
+pub fn walk_forced(
+    store: &Store,
+    project: &str,
+    q: &MQuery,
+    limits: &[u32],
+    plan: tracestore::PlanKind,
+) -> Vec<String> {
     let first = QueryRequest::from_params(params_ref(&q.params(limits[0]))).unwrap();
     let mut page = store.query_with_plan(project, &first, plan).unwrap();
     let mut out = Vec::new();
     let mut i = 1;
     loop {
         out.extend(page.traces.iter().map(|t| t.id.clone()));
-        let Some(c) = page.next_cursor.clone() else { break };
-        let req = QueryRequest::builder().cursor(&c).limit(limits[i % limits.len()]).build().unwrap();
+        let Some(c) = page.next_cursor.clone() else {
+            break;
+        };
+        let req = QueryRequest::builder()
+            .cursor(&c)
+            .limit(limits[i % limits.len()])
+            .build()
+            .unwrap();
         page = store.query_with_plan(project, &req, plan).unwrap();
         assert!(!page.traces.is_empty(), "nextCursor led to an empty page");
         i += 1;

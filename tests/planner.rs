@@ -8,7 +8,10 @@ use proptest::prelude::*;
 use tracestore::{PlanKind, QueryRequest, Status, Store};
 
 fn dataset(n: usize, seed: u64) -> (Store, Model) {
-    let store = Store::builder().durability(tracestore::Durability::Deferred).in_memory().unwrap();
+    let store = Store::builder()
+        .durability(tracestore::Durability::Deferred)
+        .in_memory()
+        .unwrap();
     let mut model = Model::default();
     let mut x = seed | 1;
     let mut rnd = move |m: u64| {
@@ -17,17 +20,28 @@ fn dataset(n: usize, seed: u64) -> (Store, Model) {
         x ^= x << 17;
         x % m
     };
-    let names = ["support-agent", "research-agent", "tool-pdf-ocr", "tool-web"];
+    let names = [
+        "support-agent",
+        "research-agent",
+        "tool-pdf-ocr",
+        "tool-web",
+    ];
     let tags = ["production", "v2", "eu", "rare"];
     let mut batch = Vec::new();
     for i in 0..n {
-        let mut tv: Vec<String> = (0..rnd(3)).map(|_| tags[rnd(4) as usize].to_string()).collect();
+        let mut tv: Vec<String> = (0..rnd(3))
+            .map(|_| tags[rnd(4) as usize].to_string())
+            .collect();
         tv.sort();
         tv.dedup();
         let t = MTrace {
             id: format!("{:x}", rnd(1 << 40)),
             name: names[(rnd(100) as usize * rnd(100) as usize / 2500).min(3)].into(),
-            status: if rnd(30) == 0 { Status::Error } else { Status::Ok },
+            status: if rnd(30) == 0 {
+                Status::Error
+            } else {
+                Status::Ok
+            },
             start_ms: BASE_MS + (i as i64) * 1000 + rnd(5000) as i64,
             tags: tv,
         };
@@ -46,19 +60,35 @@ fn dataset(n: usize, seed: u64) -> (Store, Model) {
 fn pages(store: &Store, q: &MQuery, limit: u32, plan: PlanKind) -> Vec<Vec<String>> {
     let mut out = Vec::new();
     let mut page = store
-        .query_with_plan("p", &QueryRequest::from_params(params_ref(&q.params(limit))).unwrap(), plan)
+        .query_with_plan(
+            "p",
+            &QueryRequest::from_params(params_ref(&q.params(limit))).unwrap(),
+            plan,
+        )
         .unwrap();
     loop {
         out.push(page.traces.iter().map(|t| t.id.clone()).collect());
         let Some(c) = page.next_cursor else { break };
-        page = store.query_with_plan("p", &QueryRequest::builder().cursor(&c).limit(limit).build().unwrap(), plan).unwrap();
+        page = store
+            .query_with_plan(
+                "p",
+                &QueryRequest::builder()
+                    .cursor(&c)
+                    .limit(limit)
+                    .build()
+                    .unwrap(),
+                plan,
+            )
+            .unwrap();
     }
     out
 }
 
 fn arb_query() -> impl Strategy<Value = MQuery> {
     (
-        prop::option::of(prop::sample::select(vec!["support", "AGENT", "pdf", "tool", "nothing"])),
+        prop::option::of(prop::sample::select(vec![
+            "support", "AGENT", "pdf", "tool", "nothing",
+        ])),
         prop::option::of(any::<bool>()),
         prop::sample::subsequence(vec!["production", "v2", "eu", "rare", "absent"], 0..3),
         prop::option::of((0..3000i64, 1..3000i64)),
@@ -90,7 +120,14 @@ proptest! {
 #[test]
 fn explain_picks_scan_for_broad_filters_and_bitmap_for_selective_ones() {
     let (store, _) = dataset(5000, 11);
-    let plan = |params: &[(&str, &str)]| store.explain("p", &QueryRequest::from_params(params.iter().copied()).unwrap()).unwrap();
+    let plan = |params: &[(&str, &str)]| {
+        store
+            .explain(
+                "p",
+                &QueryRequest::from_params(params.iter().copied()).unwrap(),
+            )
+            .unwrap()
+    };
     assert_eq!(plan(&[]).plan, PlanKind::Scan);
     assert_eq!(plan(&[("status", "OK")]).plan, PlanKind::Scan);
     let e = plan(&[("status", "ERROR"), ("tags", "rare,eu"), ("name", "pdf")]);
@@ -100,5 +137,8 @@ fn explain_picks_scan_for_broad_filters_and_bitmap_for_selective_ones() {
     assert_eq!(plan(&[("tags", "absent")]).plan, PlanKind::Empty);
     assert_eq!(plan(&[("name", "no-such-name")]).plan, PlanKind::Empty);
     let shown = e.to_string();
-    assert!(shown.contains("Bitmap") && shown.contains("status=ERROR"), "{shown}");
+    assert!(
+        shown.contains("Bitmap") && shown.contains("status=ERROR"),
+        "{shown}"
+    );
 }

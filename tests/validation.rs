@@ -8,6 +8,8 @@ use base64::Engine;
 use common::*;
 use tracestore::{ErrorCode, QueryRequest, Status, Store};
 
+type Params<'a> = Vec<(&'a str, &'a str)>;
+
 /// Runs `params` through the one parser and checks the error names exactly `fields` (in any
 /// order), or that it succeeds when `fields` is empty.
 fn check(store: &Store, params: &[(&str, &str)], fields: &[&str]) {
@@ -36,14 +38,28 @@ fn store() -> Store {
             input(&MTrace {
                 id: format!("t{i:02}"),
                 name: "support-agent".into(),
-                status: if i % 3 == 0 { Status::Error } else { Status::Ok },
+                status: if i % 3 == 0 {
+                    Status::Error
+                } else {
+                    Status::Ok
+                },
                 start_ms: BASE_MS + i * 1000,
                 tags: vec!["production".into()],
             })
         })
         .collect();
     s.ingest("p", batch).unwrap();
-    s.ingest("q", vec![input(&MTrace { id: "x".into(), name: "n".into(), status: Status::Ok, start_ms: BASE_MS, tags: vec![] })]).unwrap();
+    s.ingest(
+        "q",
+        vec![input(&MTrace {
+            id: "x".into(),
+            name: "n".into(),
+            status: Status::Ok,
+            start_ms: BASE_MS,
+            tags: vec![],
+        })],
+    )
+    .unwrap();
     s
 }
 
@@ -52,10 +68,16 @@ fn the_contract_table() {
     let s = store();
     let long_name = "n".repeat(257);
     let ok_name = "é".repeat(256);
-    let tags21 = (0..21).map(|i| format!("t{i}")).collect::<Vec<_>>().join(",");
-    let tags20 = (0..20).map(|i| format!("t{i}")).collect::<Vec<_>>().join(",");
+    let tags21 = (0..21)
+        .map(|i| format!("t{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let tags20 = (0..20)
+        .map(|i| format!("t{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
     let long_tag = "x".repeat(65);
-    let cases: Vec<(Vec<(&str, &str)>, Vec<&str>)> = vec![
+    let cases: Vec<(Params, Vec<&str>)> = vec![
         // limit
         (vec![("limit", "0")], vec!["limit"]),
         (vec![("limit", "101")], vec!["limit"]),
@@ -83,13 +105,25 @@ fn the_contract_table() {
         // dates
         (vec![("startDate", "2026-03-01")], vec![]),
         (vec![("startDate", "2026-03-01T00:00:00Z")], vec![]),
-        (vec![("startDate", "2026-03-01T00:00:00.123456+05:30")], vec![]),
-        (vec![("startDate", "2026-03-01T00:00:00")], vec!["startDate"]),
+        (
+            vec![("startDate", "2026-03-01T00:00:00.123456+05:30")],
+            vec![],
+        ),
+        (
+            vec![("startDate", "2026-03-01T00:00:00")],
+            vec!["startDate"],
+        ),
         (vec![("startDate", "yesterday")], vec!["startDate"]),
         (vec![("startDate", "2026-02-30")], vec!["startDate"]),
         (vec![("endDate", "")], vec!["endDate"]),
-        (vec![("startDate", "2026-03-02"), ("endDate", "2026-03-01")], vec!["endDate"]),
-        (vec![("startDate", "2026-03-01"), ("endDate", "2026-03-01")], vec![]),
+        (
+            vec![("startDate", "2026-03-02"), ("endDate", "2026-03-01")],
+            vec!["endDate"],
+        ),
+        (
+            vec![("startDate", "2026-03-01"), ("endDate", "2026-03-01")],
+            vec![],
+        ),
         // unknown and repeated parameters
         (vec![("start_date", "2026-03-01")], vec!["start_date"]),
         (vec![("Limit", "5")], vec!["Limit"]),
@@ -97,14 +131,26 @@ fn the_contract_table() {
         (vec![("limit", "5"), ("limit", "5")], vec!["limit"]),
         // every offending parameter at once
         (
-            vec![("limit", "0"), ("status", "x"), ("startDate", "y"), ("bogus", "1"), ("cursor", "!!")],
+            vec![
+                ("limit", "0"),
+                ("status", "x"),
+                ("startDate", "y"),
+                ("bogus", "1"),
+                ("cursor", "!!"),
+            ],
             vec!["limit", "status", "startDate", "bogus", "cursor"],
         ),
         // cursors that were never issued
         (vec![("cursor", "")], vec!["cursor"]),
-        (vec![("cursor", "eyJpZCI6Imxhc3QtdHJhY2UtaWQifQ")], vec!["cursor"]),
+        (
+            vec![("cursor", "eyJpZCI6Imxhc3QtdHJhY2UtaWQifQ")],
+            vec!["cursor"],
+        ),
         (vec![("cursor", "not base64 !")], vec!["cursor"]),
-        (vec![("cursor", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")], vec!["cursor"]),
+        (
+            vec![("cursor", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")],
+            vec!["cursor"],
+        ),
     ];
     for (params, fields) in &cases {
         check(&s, params, fields);
@@ -115,7 +161,10 @@ fn the_contract_table() {
 }
 
 fn real_cursor(s: &Store, project: &str, params: &[(&str, &str)]) -> String {
-    s.query_params(project, params.iter().copied()).unwrap().next_cursor.expect("a next page")
+    s.query_params(project, params.iter().copied())
+        .unwrap()
+        .next_cursor
+        .expect("a next page")
 }
 
 fn assert_cursor_rejected(s: &Store, project: &str, token: &str) {
@@ -133,7 +182,10 @@ fn assert_cursor_rejected(s: &Store, project: &str, token: &str) {
 #[test]
 fn every_flipped_bit_of_a_real_cursor_is_rejected() {
     let s = store();
-    for params in [&[("limit", "2")][..], &[("limit", "1"), ("status", "ERROR"), ("tags", "production")]] {
+    for params in [
+        &[("limit", "2")][..],
+        &[("limit", "1"), ("status", "ERROR"), ("tags", "production")],
+    ] {
         let c = real_cursor(&s, "p", params);
         assert!(s.query_params("p", [("cursor", c.as_str())]).is_ok());
         let raw = URL_SAFE_NO_PAD.decode(&c).unwrap();
@@ -186,18 +238,32 @@ fn changed_filters_with_a_cursor_are_rejected() {
         assert_eq!(e.details()[0].field(), "cursor", "{other:?}");
     }
     // The same filters (any case, any tag order) and a new limit are fine.
-    assert!(s.query_params("p", [("status", "error"), ("cursor", c.as_str()), ("limit", "7")]).is_ok());
+    assert!(s
+        .query_params(
+            "p",
+            [("status", "error"), ("cursor", c.as_str()), ("limit", "7")]
+        )
+        .is_ok());
 }
 
 #[test]
 fn bad_project_names_and_ids_never_panic() {
     let s = store();
     for p in ["", "has space", &"x".repeat(129), "tab\t"] {
-        assert_eq!(s.query_params(p, [("limit", "1")]).unwrap_err().code(), ErrorCode::Validation);
+        assert_eq!(
+            s.query_params(p, [("limit", "1")]).unwrap_err().code(),
+            ErrorCode::Validation
+        );
     }
     for id in ["", "nope", &"x".repeat(500), "new\nline"] {
-        assert_eq!(s.get_trace("p", id).unwrap_err().code(), ErrorCode::NotFound);
-        assert_eq!(s.delete_trace("p", id).unwrap_err().code(), ErrorCode::NotFound);
+        assert_eq!(
+            s.get_trace("p", id).unwrap_err().code(),
+            ErrorCode::NotFound
+        );
+        assert_eq!(
+            s.delete_trace("p", id).unwrap_err().code(),
+            ErrorCode::NotFound
+        );
     }
     // Another project's id is the same NOT_FOUND as a nonexistent one.
     let a = s.get_trace("q", "t01").unwrap_err();

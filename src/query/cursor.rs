@@ -37,7 +37,8 @@ pub(crate) struct CursorState {
 }
 
 fn mac(secret: &[u8], project: &str, signed: &[u8]) -> Hmac<Sha256> {
-    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
+    let mut m =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
     m.update(DOMAIN);
     m.update(&(project.len() as u32).to_be_bytes());
     m.update(project.as_bytes());
@@ -96,11 +97,17 @@ mod tests {
 
     fn state() -> CursorState {
         CursorState {
-            filters: Filters { status: Some(1), ..Default::default() },
+            filters: Filters {
+                status: Some(1),
+                ..Default::default()
+            },
             start_ms: 1_700_000_000_000,
             id: "trace-abc".into(),
             row_limit: 77,
-            hint: Some(BlockHint { last_block: 9, resume: Some(3) }),
+            hint: Some(BlockHint {
+                last_block: 9,
+                resume: Some(3),
+            }),
         }
     }
 
@@ -108,7 +115,9 @@ mod tests {
     fn round_trip_and_binding() {
         let secret = [7u8; 32];
         let c = encode(&secret, "p1", &state());
-        assert!(c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(c
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_eq!(decode(&secret, "p1", &c).unwrap(), state());
         assert!(decode(&secret, "p2", &c).is_err());
         assert!(decode(&[8u8; 32], "p1", &c).is_err());

@@ -38,8 +38,14 @@ pub(crate) fn execute(
     need: usize,
 ) -> Result<Found> {
     match plan.kind {
-        PlanKind::Empty => Ok(Found { hits: Vec::new(), hint: None }),
-        PlanKind::Scan => Ok(Found { hits: scan(t, p, row_limit, plan, after, need)?, hint: None }),
+        PlanKind::Empty => Ok(Found {
+            hits: Vec::new(),
+            hint: None,
+        }),
+        PlanKind::Scan => Ok(Found {
+            hits: scan(t, p, row_limit, plan, after, need)?,
+            hint: None,
+        }),
         PlanKind::Bitmap => bitmap(t, p, row_limit, plan, after, hint, need),
     }
 }
@@ -52,7 +58,10 @@ fn subset(want: &[u32], have: &[u32]) -> bool {
 
 fn header_matches(plan: &Plan, h: &TraceHeader) -> bool {
     plan.status.is_none_or(|s| s == h.status)
-        && plan.name_ids.as_ref().is_none_or(|ids| ids.binary_search(&h.name_id).is_ok())
+        && plan
+            .name_ids
+            .as_ref()
+            .is_none_or(|ids| ids.binary_search(&h.name_id).is_ok())
         && subset(&plan.tag_ids, &h.tag_ids)
 }
 
@@ -65,7 +74,11 @@ fn scan(
     need: usize,
 ) -> Result<Vec<Hit>> {
     let lo = trace_key_lower(p, plan.lo_ms);
-    let mut hi = if plan.hi_ms == i64::MAX { project_key_end(p) } else { trace_key_lower(p, plan.hi_ms) };
+    let mut hi = if plan.hi_ms == i64::MAX {
+        project_key_end(p)
+    } else {
+        trace_key_lower(p, plan.hi_ms)
+    };
     if let Some(pos) = after {
         let c = trace_key(p, pos.start_ms, pos.id);
         if c < hi {
@@ -81,7 +94,11 @@ fn scan(
         let (h, _) = decode_trace_header(v.value())?;
         if h.row < row_limit && header_matches(plan, &h) {
             let (_, start_ms, id) = decode_trace_key(k.value())?;
-            hits.push(Hit { start_ms, id: id.to_string(), record: v.value().to_vec() });
+            hits.push(Hit {
+                start_ms,
+                id: id.to_string(),
+                record: v.value().to_vec(),
+            });
             if hits.len() >= need {
                 break;
             }
@@ -115,7 +132,9 @@ impl TopK {
                 return;
             }
         }
-        let pos = self.items.partition_point(|(s, i)| (*s, i.as_str()) > (start, id.as_str()));
+        let pos = self
+            .items
+            .partition_point(|(s, i)| (*s, i.as_str()) > (start, id.as_str()));
         self.items.insert(pos, (start, id));
         self.items.truncate(self.need);
     }
@@ -160,7 +179,10 @@ fn bitmap(
     need: usize,
 ) -> Result<Found> {
     if row_limit == 0 {
-        return Ok(Found { hits: Vec::new(), hint: None });
+        return Ok(Found {
+            hits: Vec::new(),
+            hint: None,
+        });
     }
     let last_block = block_of(row_limit - 1);
     // Block ranges to visit, newest first. A hint lets a continuation skip blocks that held only
@@ -178,7 +200,10 @@ fn bitmap(
         Some(pos) => (pos.start_ms, Some(pos.id)),
         None => (i64::MAX, None),
     };
-    let mut top = TopK { need, items: Vec::with_capacity(need + 1) };
+    let mut top = TopK {
+        need,
+        items: Vec::with_capacity(need + 1),
+    };
     let mut chunks: HashMap<u32, RoaringBitmap> = HashMap::new();
     let mut seen: Vec<(u32, i64)> = Vec::new();
     let mut stopped_at: Option<u32> = None;
@@ -218,7 +243,11 @@ fn bitmap(
                 }
                 let rec = match t.rows.get((p, row))? {
                     Some(v) => decode_row(v.value())?,
-                    None => return Err(Error::corrupted(format!("bitmap bit for missing row {row}"))),
+                    None => {
+                        return Err(Error::corrupted(format!(
+                            "bitmap bit for missing row {row}"
+                        )))
+                    }
                 };
                 if rec.start_ms < plan.lo_ms || rec.start_ms >= plan.hi_ms {
                     continue;
@@ -237,7 +266,11 @@ fn bitmap(
     if top.full() && need >= 2 {
         // The next page continues after the (need-1)-th hit.
         let cs = top.items[need - 2].0;
-        let mut resume = seen.iter().filter(|(_, min)| *min <= cs).map(|(b, _)| *b).max();
+        let mut resume = seen
+            .iter()
+            .filter(|(_, min)| *min <= cs)
+            .map(|(b, _)| *b)
+            .max();
         if let Some(s) = stopped_at {
             if s > 0 {
                 resume = Some(resume.map_or(s - 1, |r| r.max(s - 1)));
@@ -253,7 +286,14 @@ fn bitmap(
             .ok_or_else(|| Error::corrupted("row points at a missing trace"))?
             .value()
             .to_vec();
-        hits.push(Hit { start_ms, id, record });
+        hits.push(Hit {
+            start_ms,
+            id,
+            record,
+        });
     }
-    Ok(Found { hits, hint: hint_out })
+    Ok(Found {
+        hits,
+        hint: hint_out,
+    })
 }

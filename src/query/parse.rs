@@ -9,8 +9,15 @@ use crate::time::{ms_ceil, parse_instant, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// The parameters the endpoint knows.
-pub const KNOWN_PARAMS: &[&str] =
-    &["limit", "cursor", "name", "status", "tags", "startDate", "endDate"];
+pub const KNOWN_PARAMS: &[&str] = &[
+    "limit",
+    "cursor",
+    "name",
+    "status",
+    "tags",
+    "startDate",
+    "endDate",
+];
 
 /// A query's filters, normalized: the name lowercased, the tags distinct and sorted, the dates
 /// as millisecond bounds (`start_ms` inclusive, `end_ms` exclusive).
@@ -54,14 +61,20 @@ impl QueryRequest {
         for (count, (k, v)) in params.into_iter().enumerate() {
             let (k, v) = (k.as_ref(), v.as_ref());
             if count >= MAX_PARAMS {
-                errors.push(FieldError::new("query", format!("at most {MAX_PARAMS} parameters")));
+                errors.push(FieldError::new(
+                    "query",
+                    format!("at most {MAX_PARAMS} parameters"),
+                ));
                 break;
             }
             let Some(slot) = KNOWN_PARAMS.iter().position(|p| *p == k) else {
                 let shown: String = k.chars().take(64).collect();
                 errors.push(FieldError::new(
                     shown,
-                    format!("unknown parameter; known parameters are {}", KNOWN_PARAMS.join(", ")),
+                    format!(
+                        "unknown parameter; known parameters are {}",
+                        KNOWN_PARAMS.join(", ")
+                    ),
                 ));
                 continue;
             };
@@ -73,7 +86,10 @@ impl QueryRequest {
             }
             seen.push(k.to_string());
             if v.len() > MAX_PARAM_VALUE_BYTES {
-                errors.push(FieldError::new(k, format!("at most {MAX_PARAM_VALUE_BYTES} bytes")));
+                errors.push(FieldError::new(
+                    k,
+                    format!("at most {MAX_PARAM_VALUE_BYTES} bytes"),
+                ));
                 continue;
             }
             raw[slot] = Some(v.to_string());
@@ -90,7 +106,10 @@ impl QueryRequest {
             Some(s) => match parse_limit(&s) {
                 Some(n) => n,
                 None => {
-                    bad("limit", format!("must be an integer from {MIN_LIMIT} to {MAX_LIMIT}"));
+                    bad(
+                        "limit",
+                        format!("must be an integer from {MIN_LIMIT} to {MAX_LIMIT}"),
+                    );
                     DEFAULT_LIMIT
                 }
             },
@@ -98,7 +117,10 @@ impl QueryRequest {
         let mut filters = Filters::default();
         if let Some(n) = name {
             if n.chars().count() > MAX_QUERY_NAME_CHARS {
-                bad("name", format!("must be at most {MAX_QUERY_NAME_CHARS} characters"));
+                bad(
+                    "name",
+                    format!("must be at most {MAX_QUERY_NAME_CHARS} characters"),
+                );
             } else if !n.is_empty() {
                 filters.name = Some(n.to_lowercase());
             }
@@ -121,7 +143,10 @@ impl QueryRequest {
             if list.len() > MAX_QUERY_TAGS {
                 bad("tags", format!("at most {MAX_QUERY_TAGS} tags"));
             } else if list.iter().any(|t| t.chars().count() > MAX_TAG_CHARS) {
-                bad("tags", format!("each tag must be at most {MAX_TAG_CHARS} characters"));
+                bad(
+                    "tags",
+                    format!("each tag must be at most {MAX_TAG_CHARS} characters"),
+                );
             } else {
                 filters.tags = list;
             }
@@ -129,14 +154,20 @@ impl QueryRequest {
         let start_dt = start.as_deref().and_then(|s| {
             let dt = parse_instant(s);
             if dt.is_none() {
-                bad("startDate", "must be an RFC 3339 instant or YYYY-MM-DD".into());
+                bad(
+                    "startDate",
+                    "must be an RFC 3339 instant or YYYY-MM-DD".into(),
+                );
             }
             dt
         });
         let end_dt = end.as_deref().and_then(|s| {
             let dt = parse_instant(s);
             if dt.is_none() {
-                bad("endDate", "must be an RFC 3339 instant or YYYY-MM-DD".into());
+                bad(
+                    "endDate",
+                    "must be an RFC 3339 instant or YYYY-MM-DD".into(),
+                );
             }
             dt
         });
@@ -155,7 +186,11 @@ impl QueryRequest {
         if !errors.is_empty() {
             return Err(Error::validation(errors));
         }
-        Ok(QueryRequest { limit, filters, cursor })
+        Ok(QueryRequest {
+            limit,
+            filters,
+            cursor,
+        })
     }
 
     /// A builder for the same query without strings.
@@ -175,7 +210,11 @@ impl QueryRequest {
 
 impl Default for QueryRequest {
     fn default() -> Self {
-        QueryRequest { limit: DEFAULT_LIMIT, filters: Filters::default(), cursor: None }
+        QueryRequest {
+            limit: DEFAULT_LIMIT,
+            filters: Filters::default(),
+            cursor: None,
+        }
     }
 }
 
@@ -258,15 +297,27 @@ mod tests {
 
     #[test]
     fn every_bad_field_is_named() {
-        let f = fields(&[("limit", "0"), ("status", "meh"), ("start_date", "x"), ("endDate", "y")]);
+        let f = fields(&[
+            ("limit", "0"),
+            ("status", "meh"),
+            ("start_date", "x"),
+            ("endDate", "y"),
+        ]);
         assert_eq!(f, vec!["start_date", "limit", "status", "endDate"]);
-        assert_eq!(fields(&[("status", "OK"), ("status", "OK")]), vec!["status"]);
+        assert_eq!(
+            fields(&[("status", "OK"), ("status", "OK")]),
+            vec!["status"]
+        );
     }
 
     #[test]
     fn normalizes() {
-        let q = QueryRequest::from_params([("tags", " b, a,,a ,"), ("name", "Support"), ("status", "error")])
-            .unwrap();
+        let q = QueryRequest::from_params([
+            ("tags", " b, a,,a ,"),
+            ("name", "Support"),
+            ("status", "error"),
+        ])
+        .unwrap();
         assert_eq!(q.filters.tags, vec!["a", "b"]);
         assert_eq!(q.filters.name.as_deref(), Some("support"));
         assert_eq!(q.filters.status(), Some(Status::Error));
@@ -277,15 +328,35 @@ mod tests {
     #[test]
     fn dates() {
         assert!(fields(&[("startDate", "2026-03-01"), ("endDate", "2026-03-01")]).is_empty());
-        assert_eq!(fields(&[("startDate", "2026-03-02"), ("endDate", "2026-03-01")]), vec!["endDate"]);
+        assert_eq!(
+            fields(&[("startDate", "2026-03-02"), ("endDate", "2026-03-01")]),
+            vec!["endDate"]
+        );
         let q = QueryRequest::from_params([("startDate", "2026-03-01T00:00:00+01:00")]).unwrap();
-        assert_eq!(q.filters.start_ms, Some(Timestamp::parse("2026-02-28T23:00:00Z").unwrap().as_millis()));
+        assert_eq!(
+            q.filters.start_ms,
+            Some(
+                Timestamp::parse("2026-02-28T23:00:00Z")
+                    .unwrap()
+                    .as_millis()
+            )
+        );
     }
 
     #[test]
     fn builder_equals_params() {
-        let a = QueryRequest::builder().status(Status::Error).tags(["v2", "production"]).limit(20).build().unwrap();
-        let b = QueryRequest::from_params([("tags", "production,v2"), ("status", "ERROR"), ("limit", "20")]).unwrap();
+        let a = QueryRequest::builder()
+            .status(Status::Error)
+            .tags(["v2", "production"])
+            .limit(20)
+            .build()
+            .unwrap();
+        let b = QueryRequest::from_params([
+            ("tags", "production,v2"),
+            ("status", "ERROR"),
+            ("limit", "20"),
+        ])
+        .unwrap();
         assert_eq!(a, b);
     }
 }

@@ -119,21 +119,42 @@ pub(crate) fn plan(
     let mut empty = false;
     if let Some(st) = filters.status {
         let rows = term_count(t, project, TermKind::Status, st as u32)?;
-        let label = format!("status={}", crate::model::Status::from_code(st).map_or("?", |s| s.as_str()));
-        inputs.push(Input { kind: TermKind::Status, terms: vec![st as u32], rows, label });
+        let label = format!(
+            "status={}",
+            crate::model::Status::from_code(st).map_or("?", |s| s.as_str())
+        );
+        inputs.push(Input {
+            kind: TermKind::Status,
+            terms: vec![st as u32],
+            rows,
+            label,
+        });
     }
     let mut tag_ids = Vec::new();
     for tag in &filters.tags {
-        match t.term_ids.get((project, TermKind::Tag.code(), tag.as_str()))? {
+        match t
+            .term_ids
+            .get((project, TermKind::Tag.code(), tag.as_str()))?
+        {
             Some(v) => {
                 let id = decode_u32(v.value())?;
                 let rows = term_count(t, project, TermKind::Tag, id)?;
                 tag_ids.push(id);
-                inputs.push(Input { kind: TermKind::Tag, terms: vec![id], rows, label: format!("tag={tag}") });
+                inputs.push(Input {
+                    kind: TermKind::Tag,
+                    terms: vec![id],
+                    rows,
+                    label: format!("tag={tag}"),
+                });
             }
             None => {
                 empty = true;
-                inputs.push(Input { kind: TermKind::Tag, terms: vec![], rows: 0, label: format!("tag={tag}") });
+                inputs.push(Input {
+                    kind: TermKind::Tag,
+                    terms: vec![],
+                    rows: 0,
+                    label: format!("tag={tag}"),
+                });
             }
         }
     }
@@ -143,7 +164,12 @@ pub(crate) fn plan(
         Some(needle) => {
             let (ids, rows) = match_names(t, project, needle)?;
             let label = format!("name~{needle} ({} names)", ids.len());
-            inputs.push(Input { kind: TermKind::Name, terms: ids.clone(), rows, label });
+            inputs.push(Input {
+                kind: TermKind::Name,
+                terms: ids.clone(),
+                rows,
+                label,
+            });
             Some(ids)
         }
     };
@@ -163,7 +189,11 @@ pub(crate) fn plan(
     let estimated = (n * selectivity).round() as u64;
     let need = need as f64;
     // Scan: rows read until `need` matches, at most every row.
-    let scan_cost = if estimated == 0 { n } else { (need / selectivity).min(n) };
+    let scan_cost = if estimated == 0 {
+        n
+    } else {
+        (need / selectivity).min(n)
+    };
     // Bitmap: every partition of every input term, plus the blocks walked to collect `need`
     // candidates (at least one), plus the candidates resolved.
     let partitions = (next_row as f64 / CHUNK_ROWS as f64).ceil().max(1.0);
@@ -198,7 +228,13 @@ pub(crate) fn plan(
         estimated_matches: estimated,
         scan_cost,
         bitmap_cost,
-        inputs: inputs.iter().map(|i| ExplainInput { term: i.label.clone(), rows: i.rows }).collect(),
+        inputs: inputs
+            .iter()
+            .map(|i| ExplainInput {
+                term: i.label.clone(),
+                rows: i.rows,
+            })
+            .collect(),
     };
     Ok(Plan {
         kind,
@@ -241,7 +277,8 @@ pub(crate) fn contains_ci(hay: &str, needle: &str) -> bool {
     if hay.is_ascii() && needle.is_ascii() {
         let (h, n) = (hay.as_bytes(), needle.as_bytes());
         return n.is_empty()
-            || h.windows(n.len()).any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b));
+            || h.windows(n.len())
+                .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b));
     }
     hay.to_lowercase().contains(needle)
 }

@@ -32,7 +32,9 @@ pub struct MQuery {
 
 impl MQuery {
     pub fn matches(&self, t: &MTrace) -> bool {
-        self.name.as_ref().is_none_or(|n| n.is_empty() || t.name.to_lowercase().contains(&n.to_lowercase()))
+        self.name
+            .as_ref()
+            .is_none_or(|n| n.is_empty() || t.name.to_lowercase().contains(&n.to_lowercase()))
             && self.status.is_none_or(|s| s == t.status)
             && self.tags.iter().all(|tag| t.tags.contains(tag))
             && self.start.is_none_or(|s| t.start_ms >= BASE_MS + s)
@@ -69,10 +71,16 @@ pub struct Model {
 
 impl Model {
     pub fn upsert(&mut self, project: &str, t: MTrace) {
-        self.projects.entry(project.to_string()).or_default().insert(t.id.clone(), t);
+        self.projects
+            .entry(project.to_string())
+            .or_default()
+            .insert(t.id.clone(), t);
     }
     pub fn delete(&mut self, project: &str, id: &str) -> bool {
-        self.projects.get_mut(project).and_then(|m| m.remove(id)).is_some()
+        self.projects
+            .get_mut(project)
+            .and_then(|m| m.remove(id))
+            .is_some()
     }
     pub fn answer(&self, project: &str, q: &MQuery) -> Vec<String> {
         let mut v: Vec<&MTrace> = self
@@ -89,7 +97,11 @@ pub fn input(t: &MTrace) -> TraceInput {
     TraceInput {
         status: Some(t.status),
         tags: Some(t.tags.clone()),
-        ..TraceInput::new(t.id.clone(), t.name.clone(), Timestamp::from_millis(t.start_ms).unwrap())
+        ..TraceInput::new(
+            t.id.clone(),
+            t.name.clone(),
+            Timestamp::from_millis(t.start_ms).unwrap(),
+        )
     }
 }
 
@@ -108,10 +120,16 @@ pub fn walk(store: &Store, project: &str, q: &MQuery, limits: &[u32]) -> Vec<Str
     loop {
         assert!(page.traces.len() <= limits[(i - 1) % limits.len()] as usize);
         out.extend(page.traces.iter().map(|t| t.id.clone()));
-        let Some(c) = page.next_cursor.clone() else { break };
+        let Some(c) = page.next_cursor.clone() else {
+            break;
+        };
         assert!(!page.traces.is_empty(), "a cursor after an empty page");
         let limit = limits[i % limits.len()];
-        let req = QueryRequest::builder().cursor(&c).limit(limit).build().expect("cursor parses");
+        let req = QueryRequest::builder()
+            .cursor(&c)
+            .limit(limit)
+            .build()
+            .expect("cursor parses");
         page = store.query(project, &req).expect("next page");
         assert!(!page.traces.is_empty(), "nextCursor led to an empty page");
         i += 1;

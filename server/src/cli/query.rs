@@ -73,12 +73,16 @@ pub(super) fn run(db: &Path, args: QueryArgs) -> Result<(), CliError> {
     let result = store.query_params(&args.project, args.pairs());
     if args.json {
         // The exact envelope the endpoint would send, errors included.
-        let envelope = match &result {
-            Ok(page) => serde_json::json!({ "data": page, "error": null }),
-            Err(e) => crate::error::ApiError::from(tracestore::Error::unauthorized("")).envelope_for(e),
+        let (envelope, outcome) = match result {
+            Ok(page) => (serde_json::json!({ "data": page, "error": null }), Ok(())),
+            Err(e) => {
+                let api = crate::error::ApiError::from(e);
+                let failed = CliError::new(format!("query failed: {api}"));
+                (api.envelope(), Err(failed))
+            }
         };
         println!("{}", serde_json::to_string_pretty(&envelope).unwrap_or_default());
-        return result.map(|_| ()).map_err(|e| CliError::new(format!("query failed: {}", e.code())));
+        return outcome;
     }
     let page = result.map_err(flag_error)?;
     print!("{}", render(&page));
