@@ -80,14 +80,14 @@ fn load(data: &[(usize, MTrace)], batch: usize) -> (Store, Model) {
     let store = Store::in_memory().unwrap();
     let mut model = Model::default();
     for chunk in data.chunks(batch.max(1)) {
-        for p in 0..PROJECTS.len() {
+        for (p, project) in PROJECTS.iter().enumerate() {
             let items: Vec<_> = chunk
                 .iter()
                 .filter(|(q, _)| *q == p)
                 .map(|(_, t)| input(t))
                 .collect();
             if !items.is_empty() {
-                store.ingest(PROJECTS[p], items).unwrap();
+                store.ingest(project, items).unwrap();
             }
         }
         for (p, t) in chunk {
