@@ -189,7 +189,9 @@ fn main() {
         };
         let plan = plan_of(&l, &prepared);
         let sql_plan = match &prepared {
-            Prepared::List { filter, after, .. } => l.sqlite.explain(filter, after.is_some()),
+            Prepared::List { filter, after, .. } => {
+                l.sqlite.explain(PROJECT, filter, after.as_ref())
+            }
             Prepared::Get { .. } => "traces_id index → primary key; spans, scores by key".into(),
         };
         let (ts, ts_runs) = measure(max, |i| {
@@ -383,5 +385,29 @@ fn drop_and_time_commits(
     });
     push_disk(rows, ts_bytes, sq_bytes);
     drop(store);
+    // Diagnostic: how much of tracestore's file is free pages (compaction returns them).
+    let mut store = tracestore::Store::open(&store_path).expect("reopen store");
+    let t = Instant::now();
+    let before = file_len(&store_path);
+    store.compact().expect("compact");
+    drop(store);
+    let after = file_len(&store_path);
+    sqlite.checkpoint();
+    sqlite.conn.execute_batch("VACUUM;").expect("vacuum");
+    sqlite.checkpoint();
+    let sq_after = sqlite.disk_bytes();
+    let traces = before as f64 / ts_bytes; // the loaded trace count
+    eprintln!(
+        "compact: tracestore {before} -> {after} bytes in {:.1} s; SQLite after VACUUM {sq_after} bytes",
+        t.elapsed().as_secs_f64()
+    );
+    rows.push(Row {
+        shape: "disk after tracestore compact / SQLite VACUUM (diagnostic)".into(),
+        ts: after as f64 / traces,
+        sq: sq_after as f64 / traces,
+        ratio: sq_after as f64 / after as f64,
+        unit: "B/trace",
+        note: format!("after the {commits}+20 extra single-trace commits"),
+    });
     drop(dir);
 }

@@ -4,7 +4,7 @@
 use crate::error::{Error, FieldError, Result};
 use crate::limits::*;
 use crate::model::{ScoreInput, ScoreValue, SpanInput, Status, TraceInput};
-use crate::schema::{ScoreRecord, ScoreValueRecord, SpanRecord};
+use crate::schema::{Money, ScoreRecord, ScoreValueRecord, SpanRecord};
 use crate::time::Timestamp;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
@@ -258,7 +258,7 @@ fn validate_span(s: SpanInput, e: &mut Errs<'_>) -> Option<(String, SpanRecord)>
         } else if c.normalize().scale() > MAX_COST_SCALE {
             e.push("cost", format!("at most {MAX_COST_SCALE} decimal places"));
         }
-        c.normalize().serialize()
+        Money::from_decimal(c)
     });
     if e.out.len() > before {
         return None;

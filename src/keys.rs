@@ -78,7 +78,7 @@ impl Store {
         }
         let h = hash(key);
         let t = self.read()?;
-        let rec = match t.api_keys.get(h.as_str())? {
+        let rec = match t.api_keys()?.get(h.as_str())? {
             Some(v) => decode_api_key(v.value())?,
             None => return Err(Error::unauthorized("unknown API key")),
         };
@@ -100,7 +100,7 @@ impl Store {
     pub fn list_api_keys(&self) -> Result<Vec<ApiKeyInfo>> {
         let t = self.read()?;
         let mut out = Vec::new();
-        for e in t.api_keys.iter()? {
+        for e in t.api_keys()?.iter()? {
             let (_, v) = e?;
             let r = decode_api_key(v.value())?;
             out.push(ApiKeyInfo {

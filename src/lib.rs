@@ -64,7 +64,7 @@ pub use model::{
     TraceDetail, TraceInput,
 };
 pub use query::{Explain, ExplainInput, PlanKind, QueryBuilder, QueryRequest, KNOWN_PARAMS};
-pub use store::{Durability, Store, StoreBuilder};
+pub use store::{Durability, Store, StoreBuilder, TableUsage};
 pub use time::Timestamp;
 pub use verify::Violation;
 

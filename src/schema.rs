@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::limits::BLOCK_ROWS;
 use redb::{ReadOnlyTable, ReadTransaction, Table, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
+use std::cell::OnceCell;
 
 /// The on-disk format version, stored under `META["format_version"]`. A store written with
 /// another version is refused at open.
@@ -79,38 +80,84 @@ impl<'t> WriteTables<'t> {
     }
 }
 
-/// Every table, opened in one read transaction (one MVCC snapshot).
+/// The tables of one read transaction (one MVCC snapshot), each opened on first use: a query
+/// opens only the tables its plan touches.
 pub(crate) struct ReadTables {
-    pub projects: ReadOnlyTable<&'static str, &'static [u8]>,
-    pub project_state: ReadOnlyTable<u32, &'static [u8]>,
-    pub traces: ReadOnlyTable<&'static [u8], &'static [u8]>,
-    pub ids: ReadOnlyTable<(u32, &'static str), &'static [u8]>,
-    pub rows: ReadOnlyTable<(u32, u32), &'static [u8]>,
-    pub blocks: ReadOnlyTable<(u32, u32), &'static [u8]>,
-    pub bitmaps: ReadOnlyTable<(u32, u8, u32, u32), &'static [u8]>,
-    pub terms: ReadOnlyTable<(u32, u8, u32), &'static [u8]>,
-    pub term_ids: ReadOnlyTable<(u32, u8, &'static str), &'static [u8]>,
-    pub spans: ReadOnlyTable<&'static [u8], &'static [u8]>,
-    pub scores: ReadOnlyTable<&'static [u8], &'static [u8]>,
-    pub api_keys: ReadOnlyTable<&'static str, &'static [u8]>,
+    txn: ReadTransaction,
+    projects: OnceCell<ReadOnlyTable<&'static str, &'static [u8]>>,
+    project_state: OnceCell<ReadOnlyTable<u32, &'static [u8]>>,
+    traces: OnceCell<ReadOnlyTable<&'static [u8], &'static [u8]>>,
+    ids: OnceCell<ReadOnlyTable<(u32, &'static str), &'static [u8]>>,
+    rows: OnceCell<ReadOnlyTable<(u32, u32), &'static [u8]>>,
+    blocks: OnceCell<ReadOnlyTable<(u32, u32), &'static [u8]>>,
+    bitmaps: OnceCell<ReadOnlyTable<(u32, u8, u32, u32), &'static [u8]>>,
+    terms: OnceCell<ReadOnlyTable<(u32, u8, u32), &'static [u8]>>,
+    term_ids: OnceCell<ReadOnlyTable<(u32, u8, &'static str), &'static [u8]>>,
+    spans: OnceCell<ReadOnlyTable<&'static [u8], &'static [u8]>>,
+    scores: OnceCell<ReadOnlyTable<&'static [u8], &'static [u8]>>,
+    api_keys: OnceCell<ReadOnlyTable<&'static str, &'static [u8]>>,
+}
+
+macro_rules! lazy_table {
+    ($name:ident, $def:ident, $k:ty, $v:ty) => {
+        pub(crate) fn $name(&self) -> Result<&ReadOnlyTable<$k, $v>> {
+            if let Some(t) = self.$name.get() {
+                return Ok(t);
+            }
+            let t = self.txn.open_table($def)?;
+            Ok(self.$name.get_or_init(|| t))
+        }
+    };
 }
 
 impl ReadTables {
-    pub(crate) fn open(txn: &ReadTransaction) -> Result<Self> {
-        Ok(ReadTables {
-            projects: txn.open_table(PROJECTS)?,
-            project_state: txn.open_table(PROJECT_STATE)?,
-            traces: txn.open_table(TRACES)?,
-            ids: txn.open_table(IDS)?,
-            rows: txn.open_table(ROWS)?,
-            blocks: txn.open_table(BLOCKS)?,
-            bitmaps: txn.open_table(BITMAPS)?,
-            terms: txn.open_table(TERMS)?,
-            term_ids: txn.open_table(TERM_IDS)?,
-            spans: txn.open_table(SPANS)?,
-            scores: txn.open_table(SCORES)?,
-            api_keys: txn.open_table(API_KEYS)?,
-        })
+    pub(crate) fn new(txn: ReadTransaction) -> Self {
+        ReadTables {
+            txn,
+            projects: OnceCell::new(),
+            project_state: OnceCell::new(),
+            traces: OnceCell::new(),
+            ids: OnceCell::new(),
+            rows: OnceCell::new(),
+            blocks: OnceCell::new(),
+            bitmaps: OnceCell::new(),
+            terms: OnceCell::new(),
+            term_ids: OnceCell::new(),
+            spans: OnceCell::new(),
+            scores: OnceCell::new(),
+            api_keys: OnceCell::new(),
+        }
+    }
+    lazy_table!(projects, PROJECTS, &'static str, &'static [u8]);
+    lazy_table!(project_state, PROJECT_STATE, u32, &'static [u8]);
+    lazy_table!(traces, TRACES, &'static [u8], &'static [u8]);
+    lazy_table!(ids, IDS, (u32, &'static str), &'static [u8]);
+    lazy_table!(rows, ROWS, (u32, u32), &'static [u8]);
+    lazy_table!(blocks, BLOCKS, (u32, u32), &'static [u8]);
+    lazy_table!(bitmaps, BITMAPS, (u32, u8, u32, u32), &'static [u8]);
+    lazy_table!(terms, TERMS, (u32, u8, u32), &'static [u8]);
+    lazy_table!(term_ids, TERM_IDS, (u32, u8, &'static str), &'static [u8]);
+    lazy_table!(spans, SPANS, &'static [u8], &'static [u8]);
+    lazy_table!(scores, SCORES, &'static [u8], &'static [u8]);
+    lazy_table!(api_keys, API_KEYS, &'static str, &'static [u8]);
+
+    /// Size statistics of every table: (name, stored bytes, metadata bytes, fragmented bytes).
+    pub(crate) fn table_stats(&self) -> Result<Vec<(&'static str, redb::TableStats)>> {
+        use redb::ReadableTableMetadata;
+        Ok(vec![
+            ("projects", self.projects()?.stats()?),
+            ("project_state", self.project_state()?.stats()?),
+            ("traces", self.traces()?.stats()?),
+            ("ids", self.ids()?.stats()?),
+            ("rows", self.rows()?.stats()?),
+            ("blocks", self.blocks()?.stats()?),
+            ("bitmaps", self.bitmaps()?.stats()?),
+            ("terms", self.terms()?.stats()?),
+            ("term_ids", self.term_ids()?.stats()?),
+            ("spans", self.spans()?.stats()?),
+            ("scores", self.scores()?.stats()?),
+            ("api_keys", self.api_keys()?.stats()?),
+        ])
     }
 }
 
@@ -184,20 +231,19 @@ pub(crate) fn decode_trace_key(k: &[u8]) -> Result<(u32, i64, &str)> {
     Ok((project, start, id))
 }
 
-/// Child key (spans, scores): `project u32 BE | trace id length u8 | trace id | child id`.
-/// The length prefix makes every trace's children one contiguous, exact prefix range.
-pub(crate) fn child_key(project: u32, trace_id: &str, child_id: &str) -> Vec<u8> {
-    let mut k = child_prefix(project, trace_id);
+/// Child key (spans, scores): `project u32 BE | trace row u32 BE | child id bytes`. Rows are
+/// allocated in arrival order, so children are appended, and a trace's children are one
+/// contiguous prefix range. A trace whose row moves takes its children along.
+pub(crate) fn child_key(project: u32, row: u32, child_id: &str) -> Vec<u8> {
+    let mut k = child_prefix(project, row);
     k.extend_from_slice(child_id.as_bytes());
     k
 }
 
-pub(crate) fn child_prefix(project: u32, trace_id: &str) -> Vec<u8> {
-    debug_assert!(trace_id.len() <= u8::MAX as usize);
-    let mut k = Vec::with_capacity(5 + trace_id.len() + 40);
+pub(crate) fn child_prefix(project: u32, row: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + 40);
     k.extend_from_slice(&project.to_be_bytes());
-    k.push(trace_id.len() as u8);
-    k.extend_from_slice(trace_id.as_bytes());
+    k.extend_from_slice(&row.to_be_bytes());
     k
 }
 
@@ -213,18 +259,14 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-pub(crate) fn decode_child_key(k: &[u8]) -> Result<(u32, &str, &str)> {
-    if k.len() < 5 {
+pub(crate) fn decode_child_key(k: &[u8]) -> Result<(u32, u32, &str)> {
+    if k.len() < 8 {
         return Err(Error::corrupted("child key too short"));
     }
     let project = u32::from_be_bytes(k[0..4].try_into().map_err(|_| Error::corrupted("key"))?);
-    let n = k[4] as usize;
-    if k.len() < 5 + n {
-        return Err(Error::corrupted("child key truncated"));
-    }
-    let tid = std::str::from_utf8(&k[5..5 + n]).map_err(|_| Error::corrupted("child key"))?;
-    let cid = std::str::from_utf8(&k[5 + n..]).map_err(|_| Error::corrupted("child key"))?;
-    Ok((project, tid, cid))
+    let row = u32::from_be_bytes(k[4..8].try_into().map_err(|_| Error::corrupted("key"))?);
+    let cid = std::str::from_utf8(&k[8..]).map_err(|_| Error::corrupted("child key"))?;
+    Ok((project, row, cid))
 }
 
 pub(crate) fn block_of(row: u32) -> u32 {
@@ -262,6 +304,29 @@ fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Result<T> {
     }
 }
 
+/// An exact decimal as (mantissa, scale): a few bytes as postcard varints, where
+/// `Decimal::serialize()` would take 16.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Money {
+    mantissa: i128,
+    scale: u8,
+}
+
+impl Money {
+    pub(crate) fn from_decimal(d: rust_decimal::Decimal) -> Money {
+        let d = d.normalize();
+        Money {
+            mantissa: d.mantissa(),
+            scale: d.scale() as u8,
+        }
+    }
+    /// An error (not a panic) for a mantissa or scale out of Decimal's range.
+    pub(crate) fn to_decimal(self) -> Result<rust_decimal::Decimal> {
+        rust_decimal::Decimal::try_from_i128_with_scale(self.mantissa, self.scale as u32)
+            .map_err(|_| Error::corrupted("money out of range"))
+    }
+}
+
 /// The fields that filters test, encoded first so a scan can check them without decoding the
 /// body (names, tags, metadata).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,8 +345,7 @@ pub(crate) struct TraceBody {
     pub end_ms: Option<i64>,
     pub created_ms: i64,
     pub metadata: String,
-    /// `rust_decimal::Decimal::serialize()`: exact, 16 bytes.
-    pub total_cost: [u8; 16],
+    pub total_cost: Money,
     pub total_tokens: u64,
     pub span_count: u32,
     pub score_count: u32,
@@ -413,7 +477,7 @@ pub(crate) struct SpanRecord {
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
     pub total_tokens: u64,
-    pub cost: Option<[u8; 16]>,
+    pub cost: Option<Money>,
 }
 pub(crate) fn encode_span(r: &SpanRecord) -> Vec<u8> {
     encode(r)
@@ -525,7 +589,7 @@ mod tests {
             end_ms: Some(5),
             created_ms: 9,
             metadata: "{}".into(),
-            total_cost: rust_decimal::Decimal::new(34, 4).serialize(),
+            total_cost: Money::from_decimal(rust_decimal::Decimal::new(34, 4)),
             total_tokens: 10,
             span_count: 1,
             score_count: 0,

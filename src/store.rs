@@ -14,7 +14,6 @@ use crate::schema::*;
 use crate::time::Timestamp;
 use crate::write::{Upserted, Writer};
 use redb::{ReadableDatabase, ReadableTable};
-use rust_decimal::Decimal;
 use std::path::Path;
 
 /// How a commit reaches the disk.
@@ -159,8 +158,7 @@ impl Store {
     }
 
     pub(crate) fn read(&self) -> Result<ReadTables> {
-        let txn = self.db.begin_read()?;
-        ReadTables::open(&txn)
+        Ok(ReadTables::new(self.db.begin_read()?))
     }
 
     /// Ingests a batch atomically: every item is validated first, and one invalid item means
@@ -256,12 +254,12 @@ impl Store {
         let Some(p) = project_id(&t, project)? else {
             return Err(Error::not_found());
         };
-        let idr = match t.ids.get((p, id))? {
+        let idr = match t.ids()?.get((p, id))? {
             Some(v) => decode_id(v.value())?,
             None => return Err(Error::not_found()),
         };
         let rec = t
-            .traces
+            .traces()?
             .get(trace_key(p, idr.start_ms, id).as_slice())?
             .ok_or_else(|| Error::corrupted("id index points at a missing trace"))?
             .value()
@@ -271,22 +269,22 @@ impl Store {
             id: id.to_string(),
             record: rec,
         })?;
-        let prefix = child_prefix(p, id);
-        let end = prefix_end(&prefix);
+        let prefix = child_prefix(p, idr.row);
+        let end = prefix_end(&prefix).expect("a child prefix has an end");
         let mut spans = Vec::new();
         for e in t
-            .spans
-            .range::<&[u8]>(prefix.as_slice()..end.as_deref().unwrap_or(&[0xFF; 300]))?
+            .spans()?
+            .range::<&[u8]>(prefix.as_slice()..end.as_slice())?
         {
             let (k, v) = e?;
             let sid = decode_child_key(k.value())?.2.to_string();
-            spans.push(to_span(sid, decode_span(v.value())?));
+            spans.push(to_span(sid, decode_span(v.value())?)?);
         }
         spans.sort_by(|a, b| (a.start_time, &a.id).cmp(&(b.start_time, &b.id)));
         let mut scores = Vec::new();
         for e in t
-            .scores
-            .range::<&[u8]>(prefix.as_slice()..end.as_deref().unwrap_or(&[0xFF; 300]))?
+            .scores()?
+            .range::<&[u8]>(prefix.as_slice()..end.as_slice())?
         {
             let (k, v) = e?;
             let sid = decode_child_key(k.value())?.2.to_string();
@@ -380,7 +378,7 @@ impl Store {
         let need = req.limit as usize + 1;
         let mut state = None;
         if let Some(p) = project_id(&tables, project)? {
-            if let Some(v) = tables.project_state.get(p)? {
+            if let Some(v) = tables.project_state()?.get(p)? {
                 state = Some((p, decode_project_state(v.value())?));
             }
         }
@@ -450,6 +448,20 @@ impl Store {
         crate::verify::verify(&self.read()?)
     }
 
+    /// Space used by each table, for capacity planning and compaction decisions.
+    pub fn storage_stats(&self) -> Result<Vec<TableUsage>> {
+        let t = self.read()?;
+        Ok(t.table_stats()?
+            .into_iter()
+            .map(|(table, s)| TableUsage {
+                table,
+                entries_bytes: s.stored_bytes(),
+                metadata_bytes: s.metadata_bytes(),
+                fragmented_bytes: s.fragmented_bytes(),
+            })
+            .collect())
+    }
+
     /// redb's own integrity check of the file (page checksums and tree structure). Needs
     /// exclusive access.
     pub fn check_integrity(&mut self) -> Result<bool> {
@@ -469,6 +481,19 @@ impl Store {
     }
 }
 
+/// Space used by one table.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableUsage {
+    pub table: &'static str,
+    /// Bytes of keys and values.
+    pub entries_bytes: u64,
+    /// Bytes of page headers and B-tree structure.
+    pub metadata_bytes: u64,
+    /// Unused bytes inside allocated pages.
+    pub fragmented_bytes: u64,
+}
+
 /// A query resolved against one snapshot, ready to execute.
 struct Prepared {
     tables: ReadTables,
@@ -480,7 +505,7 @@ struct Prepared {
 }
 
 pub(crate) fn project_id(t: &ReadTables, name: &str) -> Result<Option<u32>> {
-    match t.projects.get(name)? {
+    match t.projects()?.get(name)? {
         Some(v) => Ok(Some(decode_u32(v.value())?)),
         None => Ok(None),
     }
@@ -500,7 +525,7 @@ pub(crate) fn to_trace(h: &Hit) -> Result<Trace> {
         start_time: ts(h.start_ms),
         end_time: b.end_ms.map(ts),
         duration_ms: b.end_ms.map(|e| e - h.start_ms),
-        total_cost: Decimal::deserialize(b.total_cost),
+        total_cost: b.total_cost.to_decimal()?,
         total_tokens: b.total_tokens,
         tags: b.tags,
         metadata: Metadata::from_json_unchecked(b.metadata),
@@ -510,8 +535,8 @@ pub(crate) fn to_trace(h: &Hit) -> Result<Trace> {
     })
 }
 
-fn to_span(id: String, r: SpanRecord) -> Span {
-    Span {
+fn to_span(id: String, r: SpanRecord) -> Result<Span> {
+    Ok(Span {
         id,
         name: r.name,
         start_time: r.start_ms.map(ts),
@@ -520,8 +545,8 @@ fn to_span(id: String, r: SpanRecord) -> Span {
         input_tokens: r.input_tokens,
         output_tokens: r.output_tokens,
         total_tokens: r.total_tokens,
-        cost: r.cost.map(Decimal::deserialize),
-    }
+        cost: r.cost.map(Money::to_decimal).transpose()?,
+    })
 }
 
 fn to_score(id: String, r: ScoreRecord) -> Score {

@@ -38,27 +38,25 @@ impl Report {
 pub(crate) fn verify(t: &ReadTables) -> Result<Vec<Violation>> {
     let mut r = Report(Vec::new());
     let mut projects = Vec::new();
-    for e in t.projects.iter()? {
+    for e in t.projects()?.iter()? {
         let (k, v) = e?;
         match decode_u32(v.value()) {
             Ok(p) => projects.push((k.value().to_string(), p)),
             Err(e) => r.fail(format!("project {}: {e}", k.value())),
         }
     }
-    let mut trace_ids: HashSet<(u32, String)> = HashSet::new();
+    let mut live_rows: HashSet<(u32, u32)> = HashSet::new();
     for (name, p) in &projects {
-        verify_project(t, name, *p, &mut r, &mut trace_ids)?;
+        verify_project(t, name, *p, &mut r, &mut live_rows)?;
     }
     // Children must hang off an existing trace.
-    for (label, table) in [("span", &t.spans), ("score", &t.scores)] {
+    for (label, table) in [("span", t.spans()?), ("score", t.scores()?)] {
         for e in table.iter()? {
             let (k, v) = e?;
             match decode_child_key(k.value()) {
-                Ok((p, tid, cid)) => {
-                    if !trace_ids.contains(&(p, tid.to_string())) {
-                        r.fail(format!(
-                            "{label} {cid} of missing trace {tid} (project {p})"
-                        ));
+                Ok((p, row, cid)) => {
+                    if !live_rows.contains(&(p, row)) {
+                        r.fail(format!("{label} {cid} of missing row {row} (project {p})"));
                     }
                 }
                 Err(e) => r.fail(format!("{label} key: {e}")),
@@ -81,9 +79,9 @@ fn verify_project(
     name: &str,
     p: u32,
     r: &mut Report,
-    trace_ids: &mut HashSet<(u32, String)>,
+    live_rows: &mut HashSet<(u32, u32)>,
 ) -> Result<()> {
-    let state = match t.project_state.get(p)? {
+    let state = match t.project_state()?.get(p)? {
         Some(v) => match decode_project_state(v.value()) {
             Ok(s) => s,
             Err(e) => {
@@ -97,7 +95,7 @@ fn verify_project(
     let mut expected: HashMap<u32, Vec<(u8, u32)>> = HashMap::new();
     let mut counts: HashMap<(u8, u32), u64> = HashMap::new();
     let mut blocks: BTreeMap<u32, BlockRecord> = BTreeMap::new();
-    for e in t.blocks.range((p, 0)..=(p, u32::MAX))? {
+    for e in t.blocks()?.range((p, 0)..=(p, u32::MAX))? {
         let (k, v) = e?;
         match decode_block(v.value()) {
             Ok(b) => {
@@ -114,7 +112,7 @@ fn verify_project(
         prev_prefix = rec.prefix_max_ms;
     }
     let term_text = |kind: TermKind, id: u32| -> Result<Option<String>> {
-        Ok(match t.terms.get((p, kind.code(), id))? {
+        Ok(match t.terms()?.get((p, kind.code(), id))? {
             Some(v) => decode_term(v.value()).ok().map(|x| x.text),
             None => None,
         })
@@ -123,7 +121,7 @@ fn verify_project(
     let lo = trace_key_lower(p, i64::MIN);
     let hi = project_key_end(p);
     let mut live = 0u64;
-    for e in t.traces.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
+    for e in t.traces()?.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
         let (k, v) = e?;
         live += 1;
         let (_, start, id) = match decode_trace_key(k.value()) {
@@ -134,7 +132,7 @@ fn verify_project(
             }
         };
         let what = format!("project {name}: trace {id}");
-        trace_ids.insert((p, id.to_string()));
+
         let (h, b) = match decode_trace(v.value()) {
             Ok(x) => x,
             Err(e) => {
@@ -142,14 +140,14 @@ fn verify_project(
                 continue;
             }
         };
-        match t.ids.get((p, id))? {
+        match t.ids()?.get((p, id))? {
             Some(g) => match decode_id(g.value()) {
                 Ok(idr) if idr.start_ms == start && idr.row == h.row => {}
                 _ => r.fail(format!("{what}: id index disagrees with the row")),
             },
             None => r.fail(format!("{what}: missing from the id index")),
         }
-        match t.rows.get((p, h.row))? {
+        match t.rows()?.get((p, h.row))? {
             Some(g) => match decode_row(g.value()) {
                 Ok(row) if row.start_ms == start && row.id == id => {}
                 _ => r.fail(format!("{what}: row {} points elsewhere", h.row)),
@@ -191,28 +189,31 @@ fn verify_project(
             *counts.entry(*term).or_default() += 1;
         }
         expected.insert(h.row, terms);
+        live_rows.insert((p, h.row));
 
         // Aggregates equal the sum of the children.
-        let prefix = child_prefix(p, id);
-        let end = prefix_end(&prefix).unwrap_or_else(|| vec![0xFF; 300]);
+        let prefix = child_prefix(p, h.row);
+        let end = prefix_end(&prefix).expect("a child prefix has an end");
         let (mut cost, mut tokens, mut spans) = (Decimal::ZERO, 0u64, 0u32);
-        for e in t.spans.range::<&[u8]>(prefix.as_slice()..end.as_slice())? {
+        for e in t
+            .spans()?
+            .range::<&[u8]>(prefix.as_slice()..end.as_slice())?
+        {
             let (_, v) = e?;
             if let Ok(s) = decode_span(v.value()) {
-                cost += s.cost.map(Decimal::deserialize).unwrap_or_default();
+                cost += s.cost.and_then(|c| c.to_decimal().ok()).unwrap_or_default();
                 tokens += s.total_tokens;
                 spans += 1;
             }
         }
         let scores = t
-            .scores
+            .scores()?
             .range::<&[u8]>(prefix.as_slice()..end.as_slice())?
             .count() as u32;
-        if Decimal::deserialize(b.total_cost) != cost {
-            r.fail(format!(
-                "{what}: totalCost {} != span sum {cost}",
-                Decimal::deserialize(b.total_cost)
-            ));
+        match b.total_cost.to_decimal() {
+            Ok(total) if total == cost => {}
+            Ok(total) => r.fail(format!("{what}: totalCost {total} != span sum {cost}")),
+            Err(e) => r.fail(format!("{what}: totalCost: {e}")),
         }
         if b.total_tokens != tokens || b.span_count != spans || b.score_count != scores {
             r.fail(format!(
@@ -226,8 +227,8 @@ fn verify_project(
             state.live
         ));
     }
-    let ids = t.ids.range((p, "")..(p.saturating_add(1), ""))?.count() as u64;
-    let rows = t.rows.range((p, 0)..=(p, u32::MAX))?.count() as u64;
+    let ids = t.ids()?.range((p, "")..(p.saturating_add(1), ""))?.count() as u64;
+    let rows = t.rows()?.range((p, 0)..=(p, u32::MAX))?.count() as u64;
     if ids != live || rows != live {
         r.fail(format!(
             "project {name}: {live} traces, {ids} id entries, {rows} row entries"
@@ -237,7 +238,7 @@ fn verify_project(
     // Every bitmap bit has a row carrying that term; cardinalities equal the term counts.
     let mut bits: HashMap<(u8, u32), u64> = HashMap::new();
     for e in t
-        .bitmaps
+        .bitmaps()?
         .range((p, 0, 0, 0)..=(p, u8::MAX, u32::MAX, u32::MAX))?
     {
         let (k, v) = e?;
@@ -270,7 +271,7 @@ fn verify_project(
             ));
         }
     }
-    for e in t.terms.range((p, 0, 0)..=(p, u8::MAX, u32::MAX))? {
+    for e in t.terms()?.range((p, 0, 0)..=(p, u8::MAX, u32::MAX))? {
         let (k, v) = e?;
         let (_, kind, term) = k.value();
         match decode_term(v.value()) {

@@ -331,7 +331,7 @@ impl<'t> Writer<'t> {
                     end_ms: None,
                     created_ms: now_ms,
                     metadata: "{}".to_string(),
-                    total_cost: Decimal::ZERO.serialize(),
+                    total_cost: Money::from_decimal(Decimal::ZERO),
                     total_tokens: 0,
                     span_count: 0,
                     score_count: 0,
@@ -377,56 +377,6 @@ impl<'t> Writer<'t> {
             return Ok(outcome);
         }
 
-        // Children first: they change only the aggregates in `body`.
-        let mut cost = Decimal::deserialize(body.total_cost);
-        for (sid, rec) in &v.spans {
-            let key = child_key(p, &v.id, sid);
-            let prev = self
-                .t
-                .spans
-                .insert(key.as_slice(), encode_span(rec).as_slice())?;
-            match prev {
-                Some(g) => {
-                    let old = decode_span(g.value())?;
-                    cost -= old.cost.map(Decimal::deserialize).unwrap_or_default();
-                    body.total_tokens = body.total_tokens.saturating_sub(old.total_tokens);
-                }
-                None => body.span_count += 1,
-            }
-            cost = match cost.checked_add(rec.cost.map(Decimal::deserialize).unwrap_or_default()) {
-                Some(c) => c,
-                None => {
-                    errors.push(FieldError::new(
-                        format!("{path}.spans"),
-                        "totalCost overflows",
-                    ));
-                    return Ok(outcome);
-                }
-            };
-            body.total_tokens = match body.total_tokens.checked_add(rec.total_tokens) {
-                Some(t) => t,
-                None => {
-                    errors.push(FieldError::new(
-                        format!("{path}.spans"),
-                        "totalTokens overflows",
-                    ));
-                    return Ok(outcome);
-                }
-            };
-        }
-        body.total_cost = cost.normalize().serialize();
-        for (sid, rec) in &v.scores {
-            let key = child_key(p, &v.id, sid);
-            if self
-                .t
-                .scores
-                .insert(key.as_slice(), encode_score(rec).as_slice())?
-                .is_none()
-            {
-                body.score_count += 1;
-            }
-        }
-
         let terms = self.trace_terms(p, status, &body.name, &body.tags)?;
         let row = match old {
             Some((idr, h)) if idr.start_ms == start_ms => {
@@ -451,6 +401,7 @@ impl<'t> Writer<'t> {
                     .remove(trace_key(p, idr.start_ms, &v.id).as_slice())?;
                 let row = self.allocate_row(p, start_ms, &v.id)?;
                 self.index_row(p, row, &terms, true)?;
+                self.move_children(p, h.row, row)?;
                 row
             }
             None => {
@@ -460,6 +411,65 @@ impl<'t> Writer<'t> {
                 row
             }
         };
+        // Children live under the row; they change only the aggregates in `body`.
+        let mut cost = body.total_cost.to_decimal()?;
+        for (sid, rec) in &v.spans {
+            let key = child_key(p, row, sid);
+            let prev = self
+                .t
+                .spans
+                .insert(key.as_slice(), encode_span(rec).as_slice())?;
+            match prev {
+                Some(g) => {
+                    let old = decode_span(g.value())?;
+                    cost -= old
+                        .cost
+                        .map(Money::to_decimal)
+                        .transpose()?
+                        .unwrap_or_default();
+                    body.total_tokens = body.total_tokens.saturating_sub(old.total_tokens);
+                }
+                None => body.span_count += 1,
+            }
+            cost = match cost.checked_add(
+                rec.cost
+                    .map(Money::to_decimal)
+                    .transpose()?
+                    .unwrap_or_default(),
+            ) {
+                Some(c) => c,
+                None => {
+                    errors.push(FieldError::new(
+                        format!("{path}.spans"),
+                        "totalCost overflows",
+                    ));
+                    return Ok(outcome);
+                }
+            };
+            body.total_tokens = match body.total_tokens.checked_add(rec.total_tokens) {
+                Some(t) => t,
+                None => {
+                    errors.push(FieldError::new(
+                        format!("{path}.spans"),
+                        "totalTokens overflows",
+                    ));
+                    return Ok(outcome);
+                }
+            };
+        }
+        body.total_cost = Money::from_decimal(cost);
+        for (sid, rec) in &v.scores {
+            let key = child_key(p, row, sid);
+            if self
+                .t
+                .scores
+                .insert(key.as_slice(), encode_score(rec).as_slice())?
+                .is_none()
+            {
+                body.score_count += 1;
+            }
+        }
+
         let header = TraceHeader {
             row,
             status: status.code(),
@@ -495,11 +505,24 @@ impl<'t> Writer<'t> {
         self.t.rows.remove((p, h.row))?;
         let st = self.state(p)?;
         st.live = st.live.saturating_sub(1);
-        let prefix = child_prefix(p, id);
+        let prefix = child_prefix(p, h.row);
         for table in [&mut self.t.spans, &mut self.t.scores] {
-            remove_prefix(table, &prefix)?;
+            take_prefix(table, &prefix)?;
         }
         Ok(true)
+    }
+
+    /// Re-keys a trace's spans and scores from its old row to its new one.
+    fn move_children(&mut self, p: u32, from: u32, to: u32) -> Result<()> {
+        let (old, new) = (child_prefix(p, from), child_prefix(p, to));
+        for table in [&mut self.t.spans, &mut self.t.scores] {
+            for (suffix, value) in take_prefix(table, &old)? {
+                let mut key = new.clone();
+                key.extend_from_slice(&suffix);
+                table.insert(key.as_slice(), value.as_slice())?;
+            }
+        }
+        Ok(())
     }
 
     /// Ids of up to `max` traces of project `p` that started before `cutoff_ms`, oldest first.
@@ -551,19 +574,16 @@ impl<'t> Writer<'t> {
     }
 }
 
-fn remove_prefix(table: &mut Table<'_, &'static [u8], &'static [u8]>, prefix: &[u8]) -> Result<()> {
-    let keys: Vec<Vec<u8>> = match prefix_end(prefix) {
-        Some(end) => table
-            .range::<&[u8]>(prefix..end.as_slice())?
-            .map(|e| e.map(|(k, _)| k.value().to_vec()))
-            .collect::<std::result::Result<_, _>>()?,
-        None => table
-            .range::<&[u8]>(prefix..)?
-            .map(|e| e.map(|(k, _)| k.value().to_vec()))
-            .collect::<std::result::Result<_, _>>()?,
-    };
-    for k in keys {
-        table.remove(k.as_slice())?;
+/// Removes every entry under `prefix` and returns them (key suffix after the prefix, value).
+fn take_prefix(
+    table: &mut Table<'_, &'static [u8], &'static [u8]>,
+    prefix: &[u8],
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let end = prefix_end(prefix).expect("child prefixes never end in 0xFF bytes only");
+    let mut out = Vec::new();
+    for e in table.extract_from_if::<&[u8], _>(prefix..end.as_slice(), |_, _| true)? {
+        let (k, v) = e?;
+        out.push((k.value()[prefix.len()..].to_vec(), v.value().to_vec()));
     }
-    Ok(())
+    Ok(out)
 }

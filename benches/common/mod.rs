@@ -194,8 +194,8 @@ pub struct SqlDetail {
     pub scores: Vec<SqlScore>,
 }
 
-const TRACE_COLS: &str = "start_time, id, name, status, end_time, tags, metadata, total_cost, \
-                          total_tokens, span_count, score_count, created_at";
+const TRACE_COLS: &str = "t.start_time, t.id, t.name, t.status, t.end_time, t.tags, t.metadata, \
+                          t.total_cost, t.total_tokens, t.span_count, t.score_count, t.created_at";
 
 fn row_to_trace(r: &rusqlite::Row<'_>) -> rusqlite::Result<SqlTrace> {
     let tags: String = r.get(5)?;
@@ -430,30 +430,38 @@ impl Sqlite {
         if keyset {
             sql.push_str(" AND (t.start_time, t.id) < (?6, ?7)");
         }
+        let join = std::env::var("TRACESTORE_BENCH_SQLITE_TAGS").is_ok_and(|v| v == "join");
         for i in 0..f.tags.len() {
-            sql.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM trace_tags g WHERE g.project=t.project AND g.tag=?{} \
-                 AND g.start_time=t.start_time AND g.id=t.id)",
-                9 + i
-            ));
+            if join {
+                sql = sql.replacen(
+                    " WHERE ",
+                    &format!(
+                        " JOIN trace_tags g{i} ON g{i}.project=t.project AND g{i}.tag=?{} \
+                         AND g{i}.start_time=t.start_time AND g{i}.id=t.id WHERE ",
+                        9 + i
+                    ),
+                    1,
+                );
+            } else {
+                sql.push_str(&format!(
+                    " AND EXISTS (SELECT 1 FROM trace_tags g WHERE g.project=t.project AND g.tag=?{} \
+                     AND g.start_time=t.start_time AND g.id=t.id)",
+                    9 + i
+                ));
+            }
         }
         sql.push_str(" ORDER BY t.start_time DESC, t.id DESC LIMIT ?8");
         sql
     }
 
-    /// One page: up to `fetch` rows strictly after `after`, newest first.
-    pub fn query(
-        &self,
-        project: &str,
+    /// Binds a filter's parameters, numbered as in [`Sqlite::sql`].
+    fn bind(
+        st: &mut rusqlite::Statement<'_>,
+        p: i64,
         f: &Filter,
         after: Option<&(i64, String)>,
         fetch: usize,
-    ) -> Vec<SqlTrace> {
-        let Some(p) = self.lookup_project(project) else {
-            return Vec::new();
-        };
-        let sql = Sqlite::sql(f, after.is_some());
-        let mut st = self.conn.prepare_cached(&sql).expect("prepare");
+    ) {
         let mut args: Vec<(usize, rusqlite::types::Value)> =
             vec![(1, p.into()), (8, (fetch as i64).into())];
         if let Some(s) = f.status {
@@ -481,6 +489,22 @@ impl Sqlite {
         for (i, v) in args {
             st.raw_bind_parameter(i, v).expect("bind");
         }
+    }
+
+    /// One page: up to `fetch` rows strictly after `after`, newest first.
+    pub fn query(
+        &self,
+        project: &str,
+        f: &Filter,
+        after: Option<&(i64, String)>,
+        fetch: usize,
+    ) -> Vec<SqlTrace> {
+        let Some(p) = self.lookup_project(project) else {
+            return Vec::new();
+        };
+        let sql = Sqlite::sql(f, after.is_some());
+        let mut st = self.conn.prepare_cached(&sql).expect("prepare");
+        Sqlite::bind(&mut st, p, f, after, fetch);
         let mut rows = st.raw_query();
         let mut out = Vec::with_capacity(fetch);
         while let Some(r) = rows.next().expect("step") {
@@ -489,16 +513,12 @@ impl Sqlite {
         out
     }
 
-    /// The peer's `EXPLAIN QUERY PLAN` for a filter, one line.
-    pub fn explain(&self, f: &Filter, keyset: bool) -> String {
-        let sql = format!("EXPLAIN QUERY PLAN {}", Sqlite::sql(f, keyset));
+    /// The peer's `EXPLAIN QUERY PLAN` for a query, with its real parameters bound, one line.
+    pub fn explain(&self, project: &str, f: &Filter, after: Option<&(i64, String)>) -> String {
+        let p = self.lookup_project(project).unwrap_or(0);
+        let sql = format!("EXPLAIN QUERY PLAN {}", Sqlite::sql(f, after.is_some()));
         let mut st = self.conn.prepare(&sql).unwrap();
-        let n = st.parameter_count();
-        for i in 1..=n {
-            if st.parameter_name(i).is_some() {
-                st.raw_bind_parameter(i, 0i64).unwrap();
-            }
-        }
+        Sqlite::bind(&mut st, p, f, after, PAGE + 1);
         let mut rows = st.raw_query();
         let mut out = Vec::new();
         while let Some(r) = rows.next().unwrap() {
@@ -572,6 +592,11 @@ impl Sqlite {
             spans,
             scores,
         })
+    }
+
+    /// Gathers planner statistics (`ANALYZE`), as an expert would after a bulk load.
+    pub fn analyze(&self) {
+        self.conn.execute_batch("ANALYZE;").expect("analyze");
     }
 
     /// Checkpoints and truncates the WAL.
@@ -679,6 +704,11 @@ pub fn load(n: usize, mode: LoadMode, progress: bool) -> Loaded {
             );
             next_report += 100_000;
         }
+    }
+    // Planner statistics, as an expert would gather after a bulk load (off with
+    // TRACESTORE_BENCH_SQLITE_ANALYZE=0, to see the planner's guesses).
+    if std::env::var("TRACESTORE_BENCH_SQLITE_ANALYZE").map_or(true, |v| v != "0") {
+        sqlite.analyze();
     }
     // Shuffle the sample deterministically so get-by-id visits ids in random order.
     let mut x = 0x9E37_79B9_7F4A_7C15u64;

@@ -89,7 +89,11 @@ fn scan(
     if lo >= hi {
         return Ok(hits);
     }
-    for e in t.traces.range::<&[u8]>(lo.as_slice()..hi.as_slice())?.rev() {
+    for e in t
+        .traces()?
+        .range::<&[u8]>(lo.as_slice()..hi.as_slice())?
+        .rev()
+    {
         let (k, v) = e?;
         let (h, _) = decode_trace_header(v.value())?;
         if h.row < row_limit && header_matches(plan, &h) {
@@ -141,7 +145,7 @@ impl TopK {
 }
 
 fn load_bitmap(t: &ReadTables, key: (u32, u8, u32, u32)) -> Result<RoaringBitmap> {
-    match t.bitmaps.get(key)? {
+    match t.bitmaps()?.get(key)? {
         Some(v) => decode_bitmap(v.value()),
         None => Ok(RoaringBitmap::new()),
     }
@@ -208,7 +212,7 @@ fn bitmap(
     let mut seen: Vec<(u32, i64)> = Vec::new();
     let mut stopped_at: Option<u32> = None;
     'ranges: for (lo_b, hi_b) in ranges {
-        for e in t.blocks.range((p, lo_b)..=(p, hi_b))?.rev() {
+        for e in t.blocks()?.range((p, lo_b)..=(p, hi_b))?.rev() {
             let (k, v) = e?;
             let b = k.value().1;
             let rec = decode_block(v.value())?;
@@ -241,7 +245,7 @@ fn bitmap(
                 if row >= row_limit {
                     break;
                 }
-                let rec = match t.rows.get((p, row))? {
+                let rec = match t.rows()?.get((p, row))? {
                     Some(v) => decode_row(v.value())?,
                     None => {
                         return Err(Error::corrupted(format!(
@@ -281,7 +285,7 @@ fn bitmap(
     let mut hits = Vec::with_capacity(top.items.len());
     for (start_ms, id) in top.items {
         let record = t
-            .traces
+            .traces()?
             .get(trace_key(p, start_ms, &id).as_slice())?
             .ok_or_else(|| Error::corrupted("row points at a missing trace"))?
             .value()

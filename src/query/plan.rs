@@ -133,7 +133,7 @@ pub(crate) fn plan(
     let mut tag_ids = Vec::new();
     for tag in &filters.tags {
         match t
-            .term_ids
+            .term_ids()?
             .get((project, TermKind::Tag.code(), tag.as_str()))?
         {
             Some(v) => {
@@ -249,7 +249,7 @@ pub(crate) fn plan(
 }
 
 fn term_count(t: &ReadTables, p: u32, kind: TermKind, term: u32) -> Result<u64> {
-    Ok(match t.terms.get((p, kind.code(), term))? {
+    Ok(match t.terms()?.get((p, kind.code(), term))? {
         Some(v) => decode_term(v.value())?.count,
         None => 0,
     })
@@ -261,7 +261,7 @@ fn match_names(t: &ReadTables, p: u32, needle: &str) -> Result<(Vec<u32>, u64)> 
     let k = TermKind::Name.code();
     let mut ids = Vec::new();
     let mut rows = 0;
-    for e in t.terms.range((p, k, 0)..=(p, k, u32::MAX))? {
+    for e in t.terms()?.range((p, k, 0)..=(p, k, u32::MAX))? {
         let (key, v) = e?;
         let rec = decode_term(v.value())?;
         if rec.count > 0 && contains_ci(&rec.text, needle) {
