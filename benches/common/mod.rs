@@ -533,7 +533,7 @@ impl Sqlite {
         let mut st = self
             .conn
             .prepare_cached(&format!(
-                "SELECT {TRACE_COLS} FROM traces WHERE project=?1 AND id=?2"
+                "SELECT {TRACE_COLS} FROM traces t WHERE t.project=?1 AND t.id=?2"
             ))
             .unwrap();
         let trace = st

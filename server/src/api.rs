@@ -207,10 +207,10 @@ async fn log_request(req: Request, next: Next) -> Response {
     let project = res.extensions().get::<Project>().map(|p| p.0.clone());
     tracing::info!(
         %method,
-        path,
+        %path,
         status = res.status().as_u16(),
         latency_ms = format_args!("{latency_ms:.2}"),
-        project = project.as_deref().unwrap_or("-"),
+        project = %project.as_deref().unwrap_or("-"),
         "request"
     );
     res

@@ -126,6 +126,7 @@ pub struct FaultPlan {
     ops: AtomicU64,
     injected: AtomicU64,
     mode: Mutex<FaultMode>,
+    first_injected: Mutex<Option<String>>,
 }
 
 impl FaultPlan {
@@ -134,6 +135,7 @@ impl FaultPlan {
             ops: AtomicU64::new(0),
             injected: AtomicU64::new(0),
             mode: Mutex::new(mode),
+            first_injected: Mutex::new(None),
         })
     }
     /// Re-arms: the counter restarts at 0.
@@ -144,6 +146,10 @@ impl FaultPlan {
     /// Operations counted since the last arm.
     pub fn ops(&self) -> u64 {
         self.ops.load(Ordering::SeqCst)
+    }
+    /// The first fault injected, e.g. "sync_data #31".
+    pub fn first_injected(&self) -> Option<String> {
+        self.first_injected.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
     /// Faults injected since creation.
     pub fn injected(&self) -> u64 {
@@ -158,6 +164,10 @@ impl FaultPlan {
         };
         if fail {
             self.injected.fetch_add(1, Ordering::SeqCst);
+            self.first_injected
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert_with(|| format!("{what} #{n}"));
             Err(io::Error::other(format!("injected fault: {what} #{n}")))
         } else {
             Ok(())
