@@ -10,8 +10,9 @@
 //! Options: `--traces N` (default 100000), `--deferred-load` (bulk load with tracestore
 //! `Durability::Deferred` and SQLite `synchronous=OFF` instead of durable commits on both),
 //! `--json PATH`, `--commits N` (single-trace commits timed per engine, default 200),
-//! `--max-secs S` (time cap per shape and engine, default 4). Unknown arguments (cargo passes
-//! `--bench`) are ignored.
+//! `--max-secs S` (time cap per shape and engine, default 4), `--only Q1,Q4` (some shapes),
+//! `--profile KEY [--profile-secs S]` (after the load, loop tracestore's side of one shape for
+//! `perf record -D`). Unknown arguments (cargo passes `--bench`) are ignored.
 
 mod common;
 
@@ -26,6 +27,8 @@ struct Args {
     commits: usize,
     max_secs: f64,
     only: Option<String>,
+    profile: Option<String>,
+    profile_secs: f64,
 }
 
 fn args() -> Args {
@@ -36,6 +39,8 @@ fn args() -> Args {
         commits: 200,
         max_secs: 4.0,
         only: None,
+        profile: None,
+        profile_secs: 20.0,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -60,6 +65,14 @@ fn args() -> Args {
             }
             "--only" => {
                 a.only = v.get(i + 1).cloned();
+                i += 1;
+            }
+            "--profile" => {
+                a.profile = v.get(i + 1).cloned();
+                i += 1;
+            }
+            "--profile-secs" => {
+                a.profile_secs = num(v.get(i + 1)).unwrap_or(a.profile_secs);
                 i += 1;
             }
             "--deferred-load" => a.deferred = true,
@@ -137,6 +150,11 @@ fn main() {
         l.sqlite_secs,
         l.gen_secs
     );
+
+    if let Some(key) = &a.profile {
+        profile(&l, key, a.profile_secs);
+        return;
+    }
 
     let mut rows: Vec<Row> = Vec::new();
     let mut mismatches: Vec<String> = Vec::new();
@@ -322,6 +340,27 @@ fn main() {
     eprintln!("total {:.1} s", began.elapsed().as_secs_f64());
 }
 
+/// Runs only tracestore's side of one shape in a loop, for `perf record -D <load ms>`.
+fn profile(l: &Loaded, key: &str, secs: f64) {
+    let shape = shapes()
+        .into_iter()
+        .find(|s| s.key == key)
+        .expect("unknown shape key");
+    let p = prepare(l, &shape).expect("prepare").expect("page exists");
+    verify(l, &shape, &p).expect("verify");
+    eprintln!("PROFILE START {key}: {}", plan_of(l, &p));
+    let t = Instant::now();
+    let mut i = 0;
+    while t.elapsed().as_secs_f64() < secs {
+        run_tracestore(l, &p, i);
+        i += 1;
+    }
+    eprintln!(
+        "PROFILE END {key}: {i} runs, {:.1} µs each",
+        t.elapsed().as_secs_f64() * 1e6 / i as f64
+    );
+}
+
 fn push_disk(rows: &mut Vec<Row>, ts_bytes: f64, sq_bytes: f64) {
     rows.push(Row {
         shape: "disk after load".into(),
@@ -395,12 +434,20 @@ fn drop_and_time_commits(
     sqlite.checkpoint();
     sqlite.conn.execute_batch("VACUUM;").expect("vacuum");
     sqlite.checkpoint();
+    sqlite.checkpoint();
     let sq_after = sqlite.disk_bytes();
     let traces = before as f64 / ts_bytes; // the loaded trace count
     eprintln!(
         "compact: tracestore {before} -> {after} bytes in {:.1} s; SQLite after VACUUM {sq_after} bytes",
         t.elapsed().as_secs_f64()
     );
+    let stats = redb_table_stats(&store_path, traces.round() as usize);
+    eprintln!("\ntracestore tables after compact, bytes per trace (4 KiB pages):");
+    eprintln!("| table | entries | pages | page B/trace | stored B/trace | metadata B/trace | fragmented B/trace |");
+    eprintln!("|---|---:|---:|---:|---:|---:|---:|");
+    for r in &stats {
+        eprintln!("{r}");
+    }
     rows.push(Row {
         shape: "disk after tracestore compact / SQLite VACUUM (diagnostic)".into(),
         ts: after as f64 / traces,

@@ -93,6 +93,7 @@ enum Kind {
     RateLimited,
     Storage(Box<dyn std::error::Error + Send + Sync>),
     Corrupted(String),
+    Internal(String),
 }
 
 /// The error type of every tracestore operation.
@@ -120,7 +121,8 @@ impl Error {
             kind: Box::new(Kind::NotFound),
         }
     }
-    pub(crate) fn payload_too_large(limit_bytes: usize) -> Self {
+    /// A body over `limit_bytes`, for adapters that enforce the ingest size limit themselves.
+    pub fn payload_too_large(limit_bytes: usize) -> Self {
         Error {
             kind: Box::new(Kind::PayloadTooLarge { limit_bytes }),
         }
@@ -133,6 +135,19 @@ impl Error {
     pub(crate) fn corrupted(what: impl Into<String>) -> Self {
         Error {
             kind: Box::new(Kind::Corrupted(what.into())),
+        }
+    }
+
+    /// A validation error on one field, for adapters that reject input before the library sees
+    /// it (an unreadable request body, say).
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::field(field, message)
+    }
+    /// An internal failure (a timeout, a failed worker) for adapters; its public message
+    /// reveals nothing.
+    pub fn internal(what: impl Into<String>) -> Self {
+        Error {
+            kind: Box::new(Kind::Internal(what.into())),
         }
     }
 
@@ -157,7 +172,7 @@ impl Error {
             Kind::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Kind::Unauthorized(_) => ErrorCode::Unauthorized,
             Kind::RateLimited => ErrorCode::RateLimited,
-            Kind::Storage(_) | Kind::Corrupted(_) => ErrorCode::Internal,
+            Kind::Storage(_) | Kind::Corrupted(_) | Kind::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -173,6 +188,8 @@ impl Error {
     pub fn public_message(&self) -> String {
         match &*self.kind {
             Kind::Storage(_) | Kind::Corrupted(_) => "internal storage error".to_string(),
+            Kind::Internal(_) => "internal error".to_string(),
+            Kind::Validation { message, .. } => message.clone(),
             _ => self.to_string(),
         }
     }
@@ -208,6 +225,7 @@ impl fmt::Display for Error {
             Kind::RateLimited => f.write_str("rate limit exceeded"),
             Kind::Storage(e) => write!(f, "storage error: {e}"),
             Kind::Corrupted(w) => write!(f, "corrupted record: {w}"),
+            Kind::Internal(w) => write!(f, "internal error: {w}"),
         }
     }
 }

@@ -74,13 +74,13 @@ impl Store {
     /// The project a key belongs to, or `UNAUTHORIZED` for a malformed, unknown or revoked key.
     pub fn authenticate(&self, key: &str) -> Result<String> {
         if key.len() > MAX_API_KEY_BYTES || !key.starts_with(KEY_PREFIX) {
-            return Err(Error::unauthorized("malformed API key"));
+            return Err(Error::unauthorized("invalid API key"));
         }
         let h = hash(key);
         let t = self.read()?;
         let rec = match t.api_keys()?.get(h.as_str())? {
             Some(v) => decode_api_key(v.value())?,
-            None => return Err(Error::unauthorized("unknown API key")),
+            None => return Err(Error::unauthorized("invalid API key")),
         };
         // The lookup is by hash; compare the embedded prefix in constant time as well, so a
         // key is accepted only when both agree.
@@ -88,10 +88,10 @@ impl Store {
             .get(KEY_PREFIX.len()..KEY_PREFIX.len() + 8)
             .unwrap_or("");
         if !ct_eq(given_prefix.as_bytes(), rec.prefix.as_bytes()) {
-            return Err(Error::unauthorized("unknown API key"));
+            return Err(Error::unauthorized("invalid API key"));
         }
         if rec.revoked_ms.is_some() {
-            return Err(Error::unauthorized("revoked API key"));
+            return Err(Error::unauthorized("invalid API key"));
         }
         Ok(rec.project)
     }

@@ -44,6 +44,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+mod cache;
 pub mod demo;
 mod error;
 mod ingest;
@@ -76,3 +77,8 @@ pub mod backends {
 
 #[doc(hidden)]
 pub use schema::fuzz_decode_any;
+
+/// The README's code blocks compile and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -67,3 +67,9 @@ pub const CHUNK_ROWS: u32 = 65_536;
 pub const MAX_ROWS_PER_PROJECT: u32 = u32::MAX - 1;
 /// Traces deleted per write transaction by `delete_before`.
 pub const RETENTION_BATCH: usize = 10_000;
+
+/// Row identities (row number → start time and id) kept in memory by the read cache. They never
+/// change once committed; the cache is emptied when it reaches this size.
+pub const ROW_CACHE_ENTRIES: usize = 262_144;
+/// Bytes of decoded bitmap partitions cached per project and generation.
+pub const BITMAP_CACHE_BYTES: usize = 64 * 1024 * 1024;

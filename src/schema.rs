@@ -80,6 +80,10 @@ impl<'t> WriteTables<'t> {
     }
 }
 
+type BitmapTable = ReadOnlyTable<(u32, u8, u32, u32), &'static [u8]>;
+type TermTable = ReadOnlyTable<(u32, u8, u32), &'static [u8]>;
+type TermIdTable = ReadOnlyTable<(u32, u8, &'static str), &'static [u8]>;
+
 /// The tables of one read transaction (one MVCC snapshot), each opened on first use: a query
 /// opens only the tables its plan touches.
 pub(crate) struct ReadTables {
@@ -90,9 +94,9 @@ pub(crate) struct ReadTables {
     ids: OnceCell<ReadOnlyTable<(u32, &'static str), &'static [u8]>>,
     rows: OnceCell<ReadOnlyTable<(u32, u32), &'static [u8]>>,
     blocks: OnceCell<ReadOnlyTable<(u32, u32), &'static [u8]>>,
-    bitmaps: OnceCell<ReadOnlyTable<(u32, u8, u32, u32), &'static [u8]>>,
-    terms: OnceCell<ReadOnlyTable<(u32, u8, u32), &'static [u8]>>,
-    term_ids: OnceCell<ReadOnlyTable<(u32, u8, &'static str), &'static [u8]>>,
+    bitmaps: OnceCell<BitmapTable>,
+    terms: OnceCell<TermTable>,
+    term_ids: OnceCell<TermIdTable>,
     spans: OnceCell<ReadOnlyTable<&'static [u8], &'static [u8]>>,
     scores: OnceCell<ReadOnlyTable<&'static [u8], &'static [u8]>>,
     api_keys: OnceCell<ReadOnlyTable<&'static str, &'static [u8]>>,
@@ -460,6 +464,8 @@ pub(crate) struct ProjectState {
     pub live: u64,
     pub next_name_id: u32,
     pub next_tag_id: u32,
+    /// Bumped by every committed write to the project; read caches are tagged with it.
+    pub generation: u64,
 }
 pub(crate) fn encode_project_state(r: &ProjectState) -> Vec<u8> {
     encode(r)

@@ -1,6 +1,7 @@
 //! The store: opening, the transaction boundaries of every operation, and the glue between the
 //! query layer and the schema.
 
+use crate::cache::{Caches, ProjectView};
 use crate::error::{Error, FieldError, Result};
 use crate::ingest::{check_id, check_project, validate_batch, validate_json_batch, ValidTrace};
 use crate::limits::{MAX_ID_BYTES, RETENTION_BATCH};
@@ -79,6 +80,7 @@ pub struct Store {
     db: redb::Database,
     secret: Vec<u8>,
     durability: Durability,
+    caches: Caches,
 }
 
 impl std::fmt::Debug for Store {
@@ -137,6 +139,7 @@ impl Store {
             db,
             secret,
             durability,
+            caches: Caches::default(),
         })
     }
 
@@ -382,14 +385,18 @@ impl Store {
                 state = Some((p, decode_project_state(v.value())?));
             }
         }
-        let (pid, live, next_row) = state
-            .as_ref()
-            .map_or((0, 0, 0), |(p, s)| (*p, s.live, s.next_row));
-        let plan = plan::plan(&tables, pid, live, next_row, &filters, need, force)?;
+        let (live, next_row) = state.as_ref().map_or((0, 0), |(_, s)| (s.live, s.next_row));
+        let plan = {
+            let view = state
+                .as_ref()
+                .map(|(p, s)| ProjectView::new(&tables, &self.caches, *p, s.generation));
+            plan::plan(view.as_ref(), live, next_row, &filters, need, force)?
+        };
+        let project = state.map(|(p, s)| (p, s.next_row, s.generation));
         Ok(Prepared {
             tables,
             plan,
-            project: state.map(|(p, s)| (p, s.next_row)),
+            project,
             filters,
             cursor,
         })
@@ -403,7 +410,7 @@ impl Store {
             filters,
             cursor: state,
         } = self.prepare(project, req, force)?;
-        let Some((p, next_row)) = pstate else {
+        let Some((p, next_row, generation)) = pstate else {
             return Ok(Page {
                 traces: Vec::new(),
                 next_cursor: None,
@@ -418,7 +425,8 @@ impl Store {
             .as_ref()
             .map_or(next_row, |s| s.row_limit.min(next_row));
         let hint = state.as_ref().and_then(|s| s.hint);
-        let found = exec::execute(&tables, p, row_limit, &plan, after, hint, need)?;
+        let view = ProjectView::new(&tables, &self.caches, p, generation);
+        let found = exec::execute(&view, row_limit, &plan, after, hint, need)?;
         let more = found.hits.len() >= need;
         let mut traces = Vec::with_capacity(req.limit as usize);
         for h in found.hits.iter().take(req.limit as usize) {
@@ -498,8 +506,8 @@ pub struct TableUsage {
 struct Prepared {
     tables: ReadTables,
     plan: plan::Plan,
-    /// The project's id and row count, when it exists.
-    project: Option<(u32, u32)>,
+    /// The project's id, row count and generation, when it exists.
+    project: Option<(u32, u32, u64)>,
     filters: Filters,
     cursor: Option<CursorState>,
 }

@@ -304,6 +304,8 @@ impl<'t> Writer<'t> {
         path: &str,
         errors: &mut Vec<FieldError>,
     ) -> Result<Upserted> {
+        // Every write marks the project's state dirty, so its generation moves on commit.
+        self.state(p)?;
         let existing = match self.t.ids.get((p, v.id.as_str()))? {
             Some(g) => Some(decode_id(g.value())?),
             None => None,
@@ -489,6 +491,7 @@ impl<'t> Writer<'t> {
 
     /// Removes a trace with its spans, scores and every index entry. False if it did not exist.
     pub(crate) fn delete(&mut self, p: u32, id: &str) -> Result<bool> {
+        self.state(p)?;
         let idr = match self.t.ids.remove((p, id))? {
             Some(g) => decode_id(g.value())?,
             None => return Ok(false),
@@ -566,6 +569,8 @@ impl<'t> Writer<'t> {
             }
         }
         for p in self.dirty_states.drain() {
+            let st = self.states.get_mut(&p).expect("dirty implies cached");
+            st.generation += 1;
             self.t
                 .project_state
                 .insert(p, encode_project_state(&self.states[&p]).as_slice())?;

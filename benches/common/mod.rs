@@ -681,7 +681,7 @@ pub fn load(n: usize, mode: LoadMode, progress: bool) -> Loaded {
             done += traces.len();
             if project == PROJECT {
                 for t in &traces {
-                    if demo_seen % every == 0 {
+                    if demo_seen.is_multiple_of(every) {
                         sample_ids.push(t.id.clone().unwrap());
                     }
                     demo_seen += 1;
@@ -898,6 +898,7 @@ pub fn shapes() -> Vec<Shape> {
 }
 
 /// A shape made ready to run: requests and keyset positions precomputed.
+#[allow(clippy::large_enum_variant)] // built once per shape
 pub enum Prepared {
     List {
         filter: Filter,
@@ -1201,4 +1202,46 @@ pub fn measure(max: Duration, mut f: impl FnMut(usize)) -> (f64, usize) {
     }
     let n = samples.len();
     (median(&mut samples), n)
+}
+
+/// Per-table space of a closed tracestore file, read with redb directly (diagnostic for the
+/// disk target): one markdown row per table with entries, pages and stored bytes per trace.
+pub fn redb_table_stats(path: &Path, traces: usize) -> Vec<String> {
+    use redb::{ReadableDatabase, ReadableTableMetadata, TableHandle};
+    let db = redb::Database::open(path).expect("open redb file");
+    let txn = db.begin_read().expect("read txn");
+    let mut out = Vec::new();
+    let n = traces.max(1) as f64;
+    let mut rows: Vec<(String, u64, u64, u64, u64, u64)> = Vec::new();
+    for h in txn.list_tables().expect("tables") {
+        let name = h.name().to_string();
+        let t = txn.open_untyped_table(h).expect("table");
+        let st = t.stats().expect("stats");
+        rows.push((
+            name,
+            t.len().unwrap_or(0),
+            st.leaf_pages() + st.branch_pages(),
+            st.stored_bytes(),
+            st.metadata_bytes(),
+            st.fragmented_bytes(),
+        ));
+    }
+    rows.sort_by_key(|r| std::cmp::Reverse(r.2));
+    let mut pages_total = 0;
+    for (name, len, pages, stored, meta, frag) in &rows {
+        pages_total += pages;
+        out.push(format!(
+            "| {name} | {len} | {pages} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            (*pages as f64 * 4096.0) / n,
+            *stored as f64 / n,
+            *meta as f64 / n,
+            *frag as f64 / n
+        ));
+    }
+    out.push(format!(
+        "| all tables | | {pages_total} | {:.0} | | | file {:.0} |",
+        pages_total as f64 * 4096.0 / n,
+        file_len(path) as f64 / n
+    ));
+    out
 }

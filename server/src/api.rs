@@ -86,7 +86,9 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/traces", get(list_traces).post(ingest_traces))
         .route("/api/v1/traces/{id}", get(get_trace).delete(delete_trace))
-        .layer(DefaultBodyLimit::max(tracestore::limits::MAX_BATCH_BYTES + BODY_SLACK_BYTES))
+        .layer(DefaultBodyLimit::max(
+            tracestore::limits::MAX_BATCH_BYTES + BODY_SLACK_BYTES,
+        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .merge(api)
@@ -94,7 +96,10 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(state.clone(), timeout))
-        .layer(middleware::from_fn_with_state(state.clone(), default_rate_headers))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            default_rate_headers,
+        ))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -108,7 +113,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = app(AppState::new(store, &config));
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Runs a store call on the blocking pool: redb does file I/O and must stay off the reactor.
@@ -137,7 +144,9 @@ fn set_rate_headers(headers: &mut HeaderMap, d: Decision) {
 fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     let unauthorized = |m: &str| ApiError::from(tracestore::Error::unauthorized(m));
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(unauthorized("missing Authorization header; expected Authorization: Bearer <key>"));
+        return Err(unauthorized(
+            "missing Authorization header; expected Authorization: Bearer <key>",
+        ));
     };
     let value = value
         .to_str()
@@ -145,7 +154,9 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     let (scheme, key) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
     let key = key.trim();
     if !scheme.eq_ignore_ascii_case("bearer") || key.is_empty() {
-        return Err(unauthorized("malformed Authorization header; expected Bearer <key>"));
+        return Err(unauthorized(
+            "malformed Authorization header; expected Bearer <key>",
+        ));
     }
     Ok(key)
 }
@@ -171,7 +182,8 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
         next.run(req).await
     } else {
         let mut res = ApiError::from(tracestore::Error::rate_limited()).into_response();
-        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(decision.reset_secs));
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(decision.reset_secs));
         res
     };
     set_rate_headers(res.headers_mut(), decision);
@@ -240,7 +252,8 @@ async fn list_traces(
 /// An id that is not valid UTF-8 after percent-decoding names no trace.
 fn trace_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     // The library's own answer to an unknown id, so that both are indistinguishable.
-    path.map(|Path(id)| id).map_err(|_| ApiError::new(ErrorCode::NotFound, "trace not found"))
+    path.map(|Path(id)| id)
+        .map_err(|_| ApiError::new(ErrorCode::NotFound, "trace not found"))
 }
 
 async fn get_trace(
@@ -263,7 +276,9 @@ async fn delete_trace(
     let id = trace_id(path)?;
     let deleted_id = id.clone();
     blocking(&state.store, move |s| s.delete_trace(&project, &id)).await?;
-    Ok(ok(&serde_json::json!({ "id": deleted_id, "deleted": true })))
+    Ok(ok(
+        &serde_json::json!({ "id": deleted_id, "deleted": true }),
+    ))
 }
 
 /// `POST /api/v1/traces`: the body goes to the library, which validates and sizes it.
@@ -278,7 +293,12 @@ async fn ingest_traces(
         Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             return Err(ApiError::payload_too_large())
         }
-        Err(r) => return Err(ApiError::field("body", format!("could not be read: {}", r.body_text()))),
+        Err(r) => {
+            return Err(ApiError::field(
+                "body",
+                format!("could not be read: {}", r.body_text()),
+            ))
+        }
     };
     let summary = blocking(&state.store, move |s| s.ingest_json(&project, &body)).await?;
     Ok(ok(&summary))
@@ -290,8 +310,10 @@ async fn healthz() -> Response {
 
 async fn openapi() -> Response {
     let mut res = (StatusCode::OK, OPENAPI_JSON).into_response();
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     res
 }
 

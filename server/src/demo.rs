@@ -23,12 +23,19 @@ pub const EXAMPLE_DATES_TAGS_QUERY: &str =
 pub fn demo_config(traces: usize) -> DemoConfig {
     let mut projects = vec![DEMO_PROJECT.to_string()];
     projects.extend(DEMO_OTHER_PROJECTS.iter().map(|p| p.to_string()));
-    DemoConfig { traces, projects, ..DemoConfig::default() }
+    DemoConfig {
+        traces,
+        projects,
+        ..DemoConfig::default()
+    }
 }
 
 /// True when the demo project has no traces yet.
 pub fn demo_is_empty(store: &Store) -> Result<bool> {
-    Ok(store.query_params(DEMO_PROJECT, [("limit", "1")])?.traces.is_empty())
+    Ok(store
+        .query_params(DEMO_PROJECT, [("limit", "1")])?
+        .traces
+        .is_empty())
 }
 
 /// Loads `traces` generated traces in batches of [`DEMO_BATCH_TRACES`], calling
@@ -69,15 +76,26 @@ pub fn examples(store: &Store, base_url: &str, key: &str) -> Result<Examples> {
     let first = store.query_params(DEMO_PROJECT, pairs(EXAMPLE_ERRORS_QUERY))?;
     let cursor = first.next_cursor;
     let url = |q: &str| format!("{base_url}/api/v1/traces?{q}");
-    let curl = |q: &str| format!("curl \"{}\" \\\n  -H \"Authorization: Bearer {key}\"", url(q));
+    let curl = |q: &str| {
+        format!(
+            "curl \"{}\" \\\n  -H \"Authorization: Bearer {key}\"",
+            url(q)
+        )
+    };
     let page2 = format!("cursor={}", cursor.as_deref().unwrap_or(""));
     Ok(Examples {
-        commands: [curl(EXAMPLE_ERRORS_QUERY), curl(&page2), curl(EXAMPLE_DATES_TAGS_QUERY)],
+        commands: [
+            curl(EXAMPLE_ERRORS_QUERY),
+            curl(&page2),
+            curl(EXAMPLE_DATES_TAGS_QUERY),
+        ],
         cursor,
     })
 }
 
 /// The decoded pairs of a query string, as the server would pass them to the library.
 pub fn pairs(query: &str) -> Vec<(String, String)> {
-    form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+    form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
 }

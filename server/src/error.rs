@@ -27,7 +27,11 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a code, a client-safe message and no details.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into(), details: Vec::new() }
+        ApiError {
+            code,
+            message: message.into(),
+            details: Vec::new(),
+        }
     }
 
     /// A validation error on one field.
@@ -36,7 +40,10 @@ impl ApiError {
         ApiError {
             code: ErrorCode::Validation,
             message: format!("invalid {field}; {field}: {message}"),
-            details: vec![Detail { field: field.to_string(), message }],
+            details: vec![Detail {
+                field: field.to_string(),
+                message,
+            }],
         }
     }
 
@@ -72,16 +79,51 @@ impl ApiError {
         StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
-    /// The envelope as a JSON value: `{"data": null, "error": {...}}`.
-    pub fn envelope(&self) -> serde_json::Value {
-        serde_json::json!({
-            "data": null,
-            "error": {
-                "code": self.code.as_str(),
-                "message": self.message,
-                "details": self.details,
-            }
-        })
+    /// The failure envelope, `{"data": null, "error": {"code", "message", "details"}}`, as
+    /// JSON text (pretty-printed for people when `pretty`).
+    pub fn envelope_json(&self, pretty: bool) -> String {
+        let body = ErrorBody {
+            code: self.code.as_str(),
+            message: &self.message,
+            details: &self.details,
+        };
+        let env = Envelope::<()> {
+            data: None,
+            error: Some(body),
+        };
+        // Serializing strings and integers cannot fail.
+        if pretty {
+            serde_json::to_string_pretty(&env).unwrap_or_default()
+        } else {
+            serde_json::to_string(&env).unwrap_or_default()
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'static str,
+    message: &'a str,
+    details: &'a [Detail],
+}
+
+/// The one envelope of every response: exactly one of `data` and `error` is non-null.
+#[derive(Serialize)]
+struct Envelope<'a, T> {
+    data: Option<&'a T>,
+    error: Option<ErrorBody<'a>>,
+}
+
+/// The success envelope, `{"data": ..., "error": null}`, as JSON text.
+pub fn success_json<T: Serialize>(data: &T, pretty: bool) -> serde_json::Result<String> {
+    let env = Envelope {
+        data: Some(data),
+        error: None,
+    };
+    if pretty {
+        serde_json::to_string_pretty(&env)
+    } else {
+        serde_json::to_string(&env)
     }
 }
 
@@ -97,7 +139,10 @@ impl From<tracestore::Error> for ApiError {
             details: e
                 .details()
                 .iter()
-                .map(|d| Detail { field: d.field().to_string(), message: d.message().to_string() })
+                .map(|d| Detail {
+                    field: d.field().to_string(),
+                    message: d.message().to_string(),
+                })
                 .collect(),
         }
     }
@@ -111,9 +156,10 @@ impl std::fmt::Display for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut res = json_response(self.status(), &self.envelope());
+        let mut res = json_response(self.status(), self.envelope_json(false));
         if self.code == ErrorCode::Unauthorized {
-            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         res
     }
@@ -121,13 +167,8 @@ impl IntoResponse for ApiError {
 
 /// A success: `{"data": ..., "error": null}` with status 200.
 pub fn ok<T: Serialize>(data: &T) -> Response {
-    #[derive(Serialize)]
-    struct Envelope<'a, T> {
-        data: &'a T,
-        error: Option<()>,
-    }
-    match serde_json::to_vec(&Envelope { data, error: None }) {
-        Ok(body) => bytes_response(StatusCode::OK, body),
+    match success_json(data, false) {
+        Ok(body) => json_response(StatusCode::OK, body),
         Err(e) => {
             tracing::error!(error = %e, "response serialization failed");
             ApiError::internal("internal error").into_response()
@@ -135,14 +176,11 @@ pub fn ok<T: Serialize>(data: &T) -> Response {
     }
 }
 
-fn json_response(status: StatusCode, v: &serde_json::Value) -> Response {
-    // Serializing a `Value` cannot fail.
-    bytes_response(status, serde_json::to_vec(v).unwrap_or_default())
-}
-
-fn bytes_response(status: StatusCode, body: Vec<u8>) -> Response {
+fn json_response(status: StatusCode, body: String) -> Response {
     let mut res = (status, body).into_response();
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     res
 }

@@ -81,17 +81,33 @@ impl RateLimiter {
             let window = self.window;
             map.retain(|_, w| now.duration_since(w.started) < window);
         }
-        let w = map.entry(key.to_string()).or_insert(Window { started: now, used: 0 });
+        let w = map.entry(key.to_string()).or_insert(Window {
+            started: now,
+            used: 0,
+        });
         if now.duration_since(w.started) >= self.window {
-            *w = Window { started: now, used: 0 };
+            *w = Window {
+                started: now,
+                used: 0,
+            };
         }
         let left = self.window.saturating_sub(now.duration_since(w.started));
         let reset_secs = ceil_secs(left).max(1);
         if w.used >= self.limit {
-            return Decision { allowed: false, limit: self.limit, remaining: 0, reset_secs };
+            return Decision {
+                allowed: false,
+                limit: self.limit,
+                remaining: 0,
+                reset_secs,
+            };
         }
         w.used += 1;
-        Decision { allowed: true, limit: self.limit, remaining: self.limit - w.used, reset_secs }
+        Decision {
+            allowed: true,
+            limit: self.limit,
+            remaining: self.limit - w.used,
+            reset_secs,
+        }
     }
 }
 

@@ -11,12 +11,24 @@ async fn seeded() -> (TestServer, String, std::sync::Arc<tracestore::Store>) {
     let items: Vec<_> = (0..30)
         .map(|i| {
             let status = if i % 3 == 0 { "ERROR" } else { "OK" };
-            let mut t = trace_json(&format!("t{i:02}"), "support-agent", &format!("2026-03-{:02}T10:00:00Z", 1 + i % 28), &["production"]);
+            let mut t = trace_json(
+                &format!("t{i:02}"),
+                "support-agent",
+                &format!("2026-03-{:02}T10:00:00Z", 1 + i % 28),
+                &["production"],
+            );
             t["status"] = status.into();
             t
         })
         .collect();
-    store.ingest_json("acme", serde_json::json!({ "traces": items }).to_string().as_bytes()).expect("ingest");
+    store
+        .ingest_json(
+            "acme",
+            serde_json::json!({ "traces": items })
+                .to_string()
+                .as_bytes(),
+        )
+        .expect("ingest");
     let k = key(&store, "acme");
     (TestServer::start(store.clone()).await, k, store)
 }
@@ -39,25 +51,44 @@ fn validation_cases(cursor: &str) -> Vec<(String, Vec<&'static str>)> {
         ("status=maybe".into(), vec!["status"]),
         ("start_date=2026-03-01".into(), vec!["start_date"]),
         ("limit=10&limit=20".into(), vec!["limit"]),
-        ("limit=0&status=x&startDate=nope".into(), vec!["limit", "status", "startDate"]),
-        ("startDate=2026-03-15&endDate=2026-03-01".into(), vec!["endDate"]),
+        (
+            "limit=0&status=x&startDate=nope".into(),
+            vec!["limit", "status", "startDate"],
+        ),
+        (
+            "startDate=2026-03-15&endDate=2026-03-01".into(),
+            vec!["endDate"],
+        ),
         (format!("name={long_name}"), vec!["name"]),
         (format!("tags={}", many_tags.join(",")), vec!["tags"]),
         ("cursor=not-a-cursor".into(), vec!["cursor"]),
         (format!("cursor={tampered}"), vec!["cursor"]),
-        (format!("cursor={}", &cursor[..cursor.len() / 2]), vec!["cursor"]),
+        (
+            format!("cursor={}", &cursor[..cursor.len() / 2]),
+            vec!["cursor"],
+        ),
         (format!("cursor={cursor}&status=OK"), vec!["cursor"]),
-        (format!("cursor={tampered}&limit=0"), vec!["limit", "cursor"]),
+        (
+            format!("cursor={tampered}&limit=0"),
+            vec!["limit", "cursor"],
+        ),
     ]
 }
 
 #[tokio::test]
 async fn status_400_names_every_bad_parameter() {
     let (server, k, _) = seeded().await;
-    let first = server.get("/api/v1/traces?limit=5&status=ERROR", Some(&k)).await;
-    let cursor = first.data()["nextCursor"].as_str().expect("a second page").to_string();
+    let first = server
+        .get("/api/v1/traces?limit=5&status=ERROR", Some(&k))
+        .await;
+    let cursor = first.data()["nextCursor"]
+        .as_str()
+        .expect("a second page")
+        .to_string();
     for (query, fields) in validation_cases(&cursor) {
-        let r = server.get(&format!("/api/v1/traces?{query}"), Some(&k)).await;
+        let r = server
+            .get(&format!("/api/v1/traces?{query}"), Some(&k))
+            .await;
         assert_eq!(r.status, 400, "{query}: {:#}", r.body);
         assert_eq!(r.error_code(), "VALIDATION_ERROR", "{query}");
         let mut got = r.detail_fields();
@@ -68,11 +99,18 @@ async fn status_400_names_every_bad_parameter() {
         r.rate();
     }
     // An unknown parameter's message lists the known ones.
-    let r = server.get("/api/v1/traces?start_date=2026-03-01", Some(&k)).await;
+    let r = server
+        .get("/api/v1/traces?start_date=2026-03-01", Some(&k))
+        .await;
     let msg = r.body["error"]["details"][0]["message"].as_str().unwrap();
     assert!(msg.contains("startDate") && msg.contains("cursor"), "{msg}");
-    let r = server.get("/api/v1/traces?limit=10&limit=20", Some(&k)).await;
-    assert!(r.body["error"]["details"][0]["message"].as_str().unwrap().contains("more than once"));
+    let r = server
+        .get("/api/v1/traces?limit=10&limit=20", Some(&k))
+        .await;
+    assert!(r.body["error"]["details"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("more than once"));
 }
 
 #[tokio::test]
@@ -91,7 +129,10 @@ async fn status_401_in_every_form_with_www_authenticate() {
         (Some(k.clone()), "the key without a scheme"),
         (Some("Bearer not-a-key".into()), "malformed key"),
         (Some(format!("Bearer {unknown}")), "unknown key"),
-        (Some("Bearer ts_00000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into()), "unknown key"),
+        (
+            Some("Bearer ts_00000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into()),
+            "unknown key",
+        ),
         (Some(format!("Bearer {revoked}")), "revoked key"),
     ];
     for path in ["/api/v1/traces", "/api/v1/traces/t01"] {
@@ -105,16 +146,31 @@ async fn status_401_in_every_form_with_www_authenticate() {
             assert_eq!(r.error_code(), "UNAUTHORIZED", "{what}");
             assert_eq!(r.header("www-authenticate"), Some("Bearer"), "{what}");
             let (limit, remaining, _) = r.rate();
-            assert_eq!((limit, remaining), (600, 600), "unauthenticated: full quota reported");
+            assert_eq!(
+                (limit, remaining),
+                (600, 600),
+                "unauthenticated: full quota reported"
+            );
         }
     }
     // POST and DELETE are guarded as well.
-    let r = server.send(server.client.post(server.url("/api/v1/traces")).body("{}")).await;
+    let r = server
+        .send(server.client.post(server.url("/api/v1/traces")).body("{}"))
+        .await;
     assert_eq!(r.status, 401);
-    let r = server.send(server.client.delete(server.url("/api/v1/traces/t01"))).await;
+    let r = server
+        .send(server.client.delete(server.url("/api/v1/traces/t01")))
+        .await;
     assert_eq!(r.status, 401);
     // The valid key still works, and the scheme is case-insensitive.
-    let r = server.send(server.client.get(server.url("/api/v1/traces?limit=1")).header("authorization", format!("bearer {k}"))).await;
+    let r = server
+        .send(
+            server
+                .client
+                .get(server.url("/api/v1/traces?limit=1"))
+                .header("authorization", format!("bearer {k}")),
+        )
+        .await;
     assert_eq!(r.status, 200);
 }
 
@@ -128,17 +184,26 @@ async fn status_404_is_the_same_for_missing_and_foreign_ids() {
     let foreign = server.get("/api/v1/traces/foreign-1", Some(&k)).await;
     assert_eq!(missing.status, 404);
     assert_eq!(missing.error_code(), "NOT_FOUND");
-    assert_eq!((foreign.status, &foreign.body), (missing.status, &missing.body));
+    assert_eq!(
+        (foreign.status, &foreign.body),
+        (missing.status, &missing.body)
+    );
     let missing = server.delete("/api/v1/traces/no-such-trace", &k).await;
     let foreign = server.delete("/api/v1/traces/foreign-1", &k).await;
     assert_eq!(missing.status, 404);
-    assert_eq!((foreign.status, &foreign.body), (missing.status, &missing.body));
+    assert_eq!(
+        (foreign.status, &foreign.body),
+        (missing.status, &missing.body)
+    );
     // Odd ids are still just "not found".
     for id in ["%20", "a%2Fb", &"x".repeat(300), "%FF"] {
         let r = server.get(&format!("/api/v1/traces/{id}"), Some(&k)).await;
         assert_eq!((r.status, &r.body), (404, &missing.body), "{id}");
     }
-    assert!(store.get_trace("other", "foreign-1").is_ok(), "the foreign trace is untouched");
+    assert!(
+        store.get_trace("other", "foreign-1").is_ok(),
+        "the foreign trace is untouched"
+    );
 }
 
 #[tokio::test]
@@ -155,7 +220,10 @@ async fn status_413_for_bodies_over_five_mib() {
         let r = server.post("/api/v1/traces", &k, body).await;
         assert_eq!(r.status, 413, "{size} bytes: {:#}", r.body);
         assert_eq!(r.error_code(), "PAYLOAD_TOO_LARGE");
-        assert!(r.body["error"]["message"].as_str().unwrap().contains(&limit.to_string()));
+        assert!(r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&limit.to_string()));
         r.rate();
     }
     // A body at the limit is the library's to validate: this one is valid JSON with no traces.
@@ -164,14 +232,25 @@ async fn status_413_for_bodies_over_five_mib() {
     body.push_str("]}");
     let r = server.post("/api/v1/traces", &k, body).await;
     assert_eq!(r.status, 200, "{:#}", r.body);
-    assert_eq!(store.query_params("acme", [("limit", "100")]).unwrap().traces.len(), 30);
+    assert_eq!(
+        store
+            .query_params("acme", [("limit", "100")])
+            .unwrap()
+            .traces
+            .len(),
+        30
+    );
 }
 
 #[tokio::test]
 async fn status_429_with_reset_and_retry_after() {
     let store = memory_store();
     let (a, b) = (key(&store, "acme"), key(&store, "acme"));
-    let config = ServerConfig { rate_limit: 3, rate_window: Duration::from_secs(60), ..ServerConfig::default() };
+    let config = ServerConfig {
+        rate_limit: 3,
+        rate_window: Duration::from_secs(60),
+        ..ServerConfig::default()
+    };
     let server = TestServer::start_with(store, config).await;
     for expected_remaining in [2, 1, 0] {
         let r = server.get("/api/v1/traces", Some(&a)).await;
@@ -198,7 +277,11 @@ async fn status_429_with_reset_and_retry_after() {
 async fn failed_auth_consumes_no_quota() {
     let store = memory_store();
     let good = key(&store, "acme");
-    let config = ServerConfig { rate_limit: 2, rate_window: Duration::from_secs(60), ..ServerConfig::default() };
+    let config = ServerConfig {
+        rate_limit: 2,
+        rate_window: Duration::from_secs(60),
+        ..ServerConfig::default()
+    };
     let server = TestServer::start_with(store, config).await;
     let wrong = format!("{}Z", &good[..good.len() - 1]);
     for _ in 0..5 {
@@ -221,12 +304,40 @@ async fn every_response_carries_ratelimit_headers() {
         ("healthz", server.client.get(server.url("/healthz"))),
         ("openapi", server.client.get(server.url("/openapi.json"))),
         ("no route", server.client.get(server.url("/nope"))),
-        ("wrong method", server.client.put(server.url("/api/v1/traces"))),
+        (
+            "wrong method",
+            server.client.put(server.url("/api/v1/traces")),
+        ),
         ("401", server.client.get(server.url("/api/v1/traces"))),
-        ("400", server.client.get(server.url("/api/v1/traces?limit=0")).bearer_auth(&k)),
-        ("404", server.client.get(server.url("/api/v1/traces/none")).bearer_auth(&k)),
-        ("200", server.client.get(server.url("/api/v1/traces")).bearer_auth(&k)),
-        ("400 ingest", server.client.post(server.url("/api/v1/traces")).bearer_auth(&k).body("not json")),
+        (
+            "400",
+            server
+                .client
+                .get(server.url("/api/v1/traces?limit=0"))
+                .bearer_auth(&k),
+        ),
+        (
+            "404",
+            server
+                .client
+                .get(server.url("/api/v1/traces/none"))
+                .bearer_auth(&k),
+        ),
+        (
+            "200",
+            server
+                .client
+                .get(server.url("/api/v1/traces"))
+                .bearer_auth(&k),
+        ),
+        (
+            "400 ingest",
+            server
+                .client
+                .post(server.url("/api/v1/traces"))
+                .bearer_auth(&k)
+                .body("not json"),
+        ),
     ];
     for (what, req) in requests {
         let r = server.send(req).await;

@@ -3,11 +3,13 @@
 
 use super::cursor::BlockHint;
 use super::plan::{Plan, PlanKind};
+use crate::cache::ProjectView;
 use crate::error::{Error, Result};
 use crate::limits::{BLOCK_ROWS, CHUNK_ROWS};
 use crate::schema::*;
 use roaring::RoaringBitmap;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// One result row: its primary-key parts and its stored record.
 pub(crate) struct Hit {
@@ -29,8 +31,7 @@ pub(crate) struct Position<'a> {
 
 /// Runs `plan` over rows numbered below `row_limit` (the walk's row count when it began).
 pub(crate) fn execute(
-    t: &ReadTables,
-    p: u32,
+    v: &ProjectView<'_>,
     row_limit: u32,
     plan: &Plan,
     after: Option<Position<'_>>,
@@ -43,10 +44,10 @@ pub(crate) fn execute(
             hint: None,
         }),
         PlanKind::Scan => Ok(Found {
-            hits: scan(t, p, row_limit, plan, after, need)?,
+            hits: scan(v.t, v.p, row_limit, plan, after, need)?,
             hint: None,
         }),
-        PlanKind::Bitmap => bitmap(t, p, row_limit, plan, after, hint, need),
+        PlanKind::Bitmap => bitmap(v, row_limit, plan, after, hint, need),
     }
 }
 
@@ -114,7 +115,7 @@ fn scan(
 /// The best `need` (start, id, row) seen so far, kept sorted descending.
 struct TopK {
     need: usize,
-    items: Vec<(i64, String)>,
+    items: Vec<(i64, Arc<str>)>,
 }
 
 impl TopK {
@@ -129,36 +130,29 @@ impl TopK {
             None
         }
     }
-    fn offer(&mut self, start: i64, id: String) {
+    fn offer(&mut self, start: i64, id: Arc<str>) {
         if self.full() {
             let last = self.items.last().expect("full");
-            if (start, id.as_str()) <= (last.0, last.1.as_str()) {
+            if (start, &*id) <= (last.0, &*last.1) {
                 return;
             }
         }
         let pos = self
             .items
-            .partition_point(|(s, i)| (*s, i.as_str()) > (start, id.as_str()));
+            .partition_point(|(s, i)| (*s, &**i) > (start, &*id));
         self.items.insert(pos, (start, id));
         self.items.truncate(self.need);
     }
 }
 
-fn load_bitmap(t: &ReadTables, key: (u32, u8, u32, u32)) -> Result<RoaringBitmap> {
-    match t.bitmaps()?.get(key)? {
-        Some(v) => decode_bitmap(v.value()),
-        None => Ok(RoaringBitmap::new()),
-    }
-}
-
 /// The chunk's candidates: the intersection of every input, cheapest input first, stopping as
 /// soon as the intersection is empty.
-fn chunk_candidates(t: &ReadTables, p: u32, plan: &Plan, chunk: u32) -> Result<RoaringBitmap> {
+fn chunk_candidates(v: &ProjectView<'_>, plan: &Plan, chunk: u32) -> Result<RoaringBitmap> {
     let mut acc: Option<RoaringBitmap> = None;
     for input in &plan.inputs {
         let mut bm = RoaringBitmap::new();
         for term in &input.terms {
-            bm |= load_bitmap(t, (p, input.kind.code(), *term, chunk))?;
+            bm |= &*v.bitmap(input.kind, *term, chunk)?;
         }
         let next = match acc {
             None => bm,
@@ -174,8 +168,7 @@ fn chunk_candidates(t: &ReadTables, p: u32, plan: &Plan, chunk: u32) -> Result<R
 }
 
 fn bitmap(
-    t: &ReadTables,
-    p: u32,
+    v: &ProjectView<'_>,
     row_limit: u32,
     plan: &Plan,
     after: Option<Position<'_>>,
@@ -212,10 +205,10 @@ fn bitmap(
     let mut seen: Vec<(u32, i64)> = Vec::new();
     let mut stopped_at: Option<u32> = None;
     'ranges: for (lo_b, hi_b) in ranges {
-        for e in t.blocks()?.range((p, lo_b)..=(p, hi_b))?.rev() {
-            let (k, v) = e?;
+        for e in v.t.blocks()?.range((v.p, lo_b)..=(v.p, hi_b))?.rev() {
+            let (k, val) = e?;
             let b = k.value().1;
-            let rec = decode_block(v.value())?;
+            let rec = decode_block(val.value())?;
             if b < last_block {
                 seen.push((b, rec.min_ms));
             }
@@ -235,7 +228,7 @@ fn bitmap(
             let cands = match chunks.get(&chunk) {
                 Some(c) => c,
                 None => {
-                    let c = chunk_candidates(t, p, plan, chunk)?;
+                    let c = chunk_candidates(v, plan, chunk)?;
                     chunks.entry(chunk).or_insert(c)
                 }
             };
@@ -245,23 +238,16 @@ fn bitmap(
                 if row >= row_limit {
                     break;
                 }
-                let rec = match t.rows()?.get((p, row))? {
-                    Some(v) => decode_row(v.value())?,
-                    None => {
-                        return Err(Error::corrupted(format!(
-                            "bitmap bit for missing row {row}"
-                        )))
-                    }
-                };
-                if rec.start_ms < plan.lo_ms || rec.start_ms >= plan.hi_ms {
+                let (start_ms, id) = v.row(row)?;
+                if start_ms < plan.lo_ms || start_ms >= plan.hi_ms {
                     continue;
                 }
                 if let Some(cid) = cur_id {
-                    if (rec.start_ms, rec.id.as_str()) >= (cur_start, cid) {
+                    if (start_ms, &*id) >= (cur_start, cid) {
                         continue;
                     }
                 }
-                top.offer(rec.start_ms, rec.id);
+                top.offer(start_ms, id);
             }
         }
     }
@@ -284,15 +270,15 @@ fn bitmap(
     }
     let mut hits = Vec::with_capacity(top.items.len());
     for (start_ms, id) in top.items {
-        let record = t
-            .traces()?
-            .get(trace_key(p, start_ms, &id).as_slice())?
-            .ok_or_else(|| Error::corrupted("row points at a missing trace"))?
-            .value()
-            .to_vec();
+        let record =
+            v.t.traces()?
+                .get(trace_key(v.p, start_ms, &id).as_slice())?
+                .ok_or_else(|| Error::corrupted("row points at a missing trace"))?
+                .value()
+                .to_vec();
         hits.push(Hit {
             start_ms,
-            id,
+            id: id.to_string(),
             record,
         });
     }

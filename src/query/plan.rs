@@ -8,9 +8,10 @@
 //!   blocks and candidates it visits.
 
 use super::parse::Filters;
+use crate::cache::ProjectView;
 use crate::error::Result;
 use crate::limits::{BLOCK_ROWS, CHUNK_ROWS};
-use crate::schema::{decode_term, decode_u32, ReadTables, TermKind};
+use crate::schema::TermKind;
 use serde::Serialize;
 use std::fmt;
 
@@ -107,8 +108,7 @@ const COST_BLOCK: f64 = 2.0;
 const COST_CANDIDATE: f64 = 4.0;
 
 pub(crate) fn plan(
-    t: &ReadTables,
-    project: u32,
+    v: Option<&ProjectView<'_>>,
     live: u64,
     next_row: u32,
     filters: &Filters,
@@ -118,7 +118,10 @@ pub(crate) fn plan(
     let mut inputs = Vec::new();
     let mut empty = false;
     if let Some(st) = filters.status {
-        let rows = term_count(t, project, TermKind::Status, st as u32)?;
+        let rows = match v {
+            Some(v) => v.term_count(TermKind::Status, st as u32)?,
+            None => 0,
+        };
         let label = format!(
             "status={}",
             crate::model::Status::from_code(st).map_or("?", |s| s.as_str())
@@ -132,28 +135,29 @@ pub(crate) fn plan(
     }
     let mut tag_ids = Vec::new();
     for tag in &filters.tags {
-        match t
-            .term_ids()?
-            .get((project, TermKind::Tag.code(), tag.as_str()))?
-        {
-            Some(v) => {
-                let id = decode_u32(v.value())?;
-                let rows = term_count(t, project, TermKind::Tag, id)?;
+        let label = format!("tag={tag}");
+        let id = match v {
+            Some(v) => v.tag_id(tag)?,
+            None => None,
+        };
+        match (v, id) {
+            (Some(v), Some(id)) => {
+                let rows = v.term_count(TermKind::Tag, id)?;
                 tag_ids.push(id);
                 inputs.push(Input {
                     kind: TermKind::Tag,
                     terms: vec![id],
                     rows,
-                    label: format!("tag={tag}"),
+                    label,
                 });
             }
-            None => {
+            _ => {
                 empty = true;
                 inputs.push(Input {
                     kind: TermKind::Tag,
                     terms: vec![],
                     rows: 0,
-                    label: format!("tag={tag}"),
+                    label,
                 });
             }
         }
@@ -162,7 +166,10 @@ pub(crate) fn plan(
     let name_ids = match &filters.name {
         None => None,
         Some(needle) => {
-            let (ids, rows) = match_names(t, project, needle)?;
+            let (ids, rows) = match v {
+                Some(v) => match_names(v, needle)?,
+                None => (Vec::new(), 0),
+            };
             let label = format!("name~{needle} ({} names)", ids.len());
             inputs.push(Input {
                 kind: TermKind::Name,
@@ -248,27 +255,18 @@ pub(crate) fn plan(
     })
 }
 
-fn term_count(t: &ReadTables, p: u32, kind: TermKind, term: u32) -> Result<u64> {
-    Ok(match t.terms()?.get((p, kind.code(), term))? {
-        Some(v) => decode_term(v.value())?.count,
-        None => 0,
-    })
-}
-
 /// The ids of the live names that contain `needle` (lowercase), and their total row count. The
 /// match runs over the project's distinct names, never over rows.
-fn match_names(t: &ReadTables, p: u32, needle: &str) -> Result<(Vec<u32>, u64)> {
-    let k = TermKind::Name.code();
+fn match_names(v: &ProjectView<'_>, needle: &str) -> Result<(Vec<u32>, u64)> {
     let mut ids = Vec::new();
     let mut rows = 0;
-    for e in t.terms()?.range((p, k, 0)..=(p, k, u32::MAX))? {
-        let (key, v) = e?;
-        let rec = decode_term(v.value())?;
-        if rec.count > 0 && contains_ci(&rec.text, needle) {
-            ids.push(key.value().2);
-            rows += rec.count;
+    for n in v.names()?.iter() {
+        if n.count > 0 && contains_ci(&n.text, needle) {
+            ids.push(n.id);
+            rows += n.count;
         }
     }
+    ids.sort_unstable();
     Ok((ids, rows))
 }
 

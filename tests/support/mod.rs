@@ -7,6 +7,8 @@
 //! this file and has exactly those dependencies.
 #![allow(dead_code)]
 
+pub mod targets;
+
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -149,7 +151,10 @@ impl FaultPlan {
     }
     /// The first fault injected, e.g. "sync_data #31".
     pub fn first_injected(&self) -> Option<String> {
-        self.first_injected.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.first_injected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
     /// Faults injected since creation.
     pub fn injected(&self) -> u64 {

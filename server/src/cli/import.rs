@@ -64,9 +64,11 @@ pub(super) fn run(db: &Path, file: &Path, project: &str, format: Format) -> Resu
 
     let bar = ProgressBar::new(items.len() as u64);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} traces ({per_sec}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} [{bar:40}] {pos}/{len} traces ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     let mut total = IngestSummary::default();
     for range in batches {
@@ -82,14 +84,24 @@ pub(super) fn run(db: &Path, file: &Path, project: &str, format: Format) -> Resu
             }
             Err(e) => {
                 bar.abandon();
-                let details = e.details().iter().map(|d| name_item(batch, d.field(), d.message())).collect();
+                let details = e
+                    .details()
+                    .iter()
+                    .map(|d| name_item(batch, d.field(), d.message()))
+                    .collect();
                 let committed = total.created + total.updated;
-                let first = batch.first().map_or_else(String::new, |i| i.origin.to_string());
+                let first = batch
+                    .first()
+                    .map_or_else(String::new, |i| i.origin.to_string());
+                let why = if e.details().is_empty() {
+                    format!(" ({})", e.public_message())
+                } else {
+                    String::new()
+                };
                 return Err(CliError::with_details(
                     format!(
-                        "the batch starting at {first} was rejected ({}); nothing of it was written. \
-                         {committed} trace(s) from earlier batches were imported",
-                        e.public_message()
+                        "the batch starting at {first} was rejected{why}; nothing of it was written \
+                         ({committed} trace(s) from earlier batches were imported)"
                     ),
                     details,
                 ));
@@ -115,7 +127,11 @@ pub(super) fn run(db: &Path, file: &Path, project: &str, format: Format) -> Resu
 fn parse(file: &Path, bytes: &[u8], format: Format) -> Result<Vec<Item>, CliError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let format = match format {
         Format::Auto if ext == "jsonl" || ext == "ndjson" => Format::Jsonl,
         Format::Auto if first == Some(b'[') => Format::Json,
@@ -124,9 +140,14 @@ fn parse(file: &Path, bytes: &[u8], format: Format) -> Result<Vec<Item>, CliErro
             match parse_json(bytes) {
                 Ok(items) => return Ok(items),
                 Err(json_err) => {
-                    let first_line = bytes.split(|b| *b == b'\n').find(|l| !l.trim_ascii().is_empty());
+                    let first_line = bytes
+                        .split(|b| *b == b'\n')
+                        .find(|l| !l.trim_ascii().is_empty());
                     let is_object_line = first_line
-                        .and_then(|l| serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(l).ok())
+                        .and_then(|l| {
+                            serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(l)
+                                .ok()
+                        })
                         .is_some();
                     if !is_object_line {
                         return Err(json_err);
@@ -155,7 +176,14 @@ fn parse_json(bytes: &[u8]) -> Result<Vec<Item>, CliError> {
             "not a JSON document of traces ({{\"traces\": [...]}} or [...]): {e}"
         ))
     })?;
-    Ok(raws.into_iter().enumerate().map(|(i, raw)| Item { origin: Origin::Item(i), raw }).collect())
+    Ok(raws
+        .into_iter()
+        .enumerate()
+        .map(|(i, raw)| Item {
+            origin: Origin::Item(i),
+            raw,
+        })
+        .collect())
 }
 
 fn parse_jsonl(bytes: &[u8]) -> Result<Vec<Item>, CliError> {
@@ -257,7 +285,10 @@ mod tests {
             .enumerate()
             .map(|(i, n)| {
                 let text = format!("\"{}\"", "x".repeat(n - 2));
-                Item { origin: Origin::Item(i), raw: RawValue::from_string(text).unwrap() }
+                Item {
+                    origin: Origin::Item(i),
+                    raw: RawValue::from_string(text).unwrap(),
+                }
             })
             .collect()
     }
@@ -285,11 +316,21 @@ mod tests {
     #[test]
     fn errors_name_the_line() {
         let it = vec![
-            Item { origin: Origin::Line(3), raw: RawValue::from_string("{}".into()).unwrap() },
-            Item { origin: Origin::Line(7), raw: RawValue::from_string("{}".into()).unwrap() },
+            Item {
+                origin: Origin::Line(3),
+                raw: RawValue::from_string("{}".into()).unwrap(),
+            },
+            Item {
+                origin: Origin::Line(7),
+                raw: RawValue::from_string("{}".into()).unwrap(),
+            },
         ];
         let cases = [
-            ("traces[1].spans[0].cost", "must be >= 0", "line 7: spans[0].cost: must be >= 0"),
+            (
+                "traces[1].spans[0].cost",
+                "must be >= 0",
+                "line 7: spans[0].cost: must be >= 0",
+            ),
             ("traces[0]", "bad", "line 3: bad"),
             ("traces", "too many", "traces: too many"),
         ];

@@ -14,7 +14,11 @@ use tracestore::Store;
 pub const DEFAULT_DB: &str = "./tracestore.redb";
 
 #[derive(Debug, Parser)]
-#[command(name = "tracestore", version, about = "An embedded store for LLM-agent traces, with an HTTP API")]
+#[command(
+    name = "tracestore",
+    version,
+    about = "An embedded store for LLM-agent traces, with an HTTP API"
+)]
 struct Cli {
     /// The database file (created by `serve`, `import` and `keys create` when absent).
     #[arg(long, global = true, value_name = "PATH", default_value = DEFAULT_DB)]
@@ -84,10 +88,16 @@ pub struct CliError {
 
 impl CliError {
     pub fn new(message: impl Into<String>) -> Self {
-        CliError { message: message.into(), details: Vec::new() }
+        CliError {
+            message: message.into(),
+            details: Vec::new(),
+        }
     }
     pub fn with_details(message: impl Into<String>, details: Vec<String>) -> Self {
-        CliError { message: message.into(), details }
+        CliError {
+            message: message.into(),
+            details,
+        }
     }
 }
 
@@ -107,8 +117,15 @@ impl From<tracestore::Error> for CliError {
             // Locally, the full message (storage causes included) is the helpful one.
             CliError::new(e.to_string())
         } else {
-            let details = e.details().iter().map(|d| format!("{}: {}", d.field(), d.message())).collect();
-            CliError::with_details(format!("{} ({})", validation_headline(&e), e.code()), details)
+            let details = e
+                .details()
+                .iter()
+                .map(|d| format!("{}: {}", d.field(), d.message()))
+                .collect();
+            CliError::with_details(
+                format!("{} ({})", validation_headline(&e), e.code()),
+                details,
+            )
         }
     }
 }
@@ -160,7 +177,10 @@ fn keys(db: &Path, command: KeysCommand) -> Result<(), CliError> {
         KeysCommand::Create { project } => {
             let store = open_store(db, true)?;
             let k = store.create_api_key(&project)?;
-            eprintln!("Created API key {} for project \"{}\". It is shown only once; store it now:", k.prefix, k.project);
+            eprintln!(
+                "Created API key {} for project \"{}\". It is shown only once; store it now:",
+                k.prefix, k.project
+            );
             println!("{}", k.key);
         }
         KeysCommand::List => {
@@ -177,16 +197,24 @@ fn keys(db: &Path, command: KeysCommand) -> Result<(), CliError> {
                         k.prefix.clone(),
                         k.project.clone(),
                         k.created_at.to_string(),
-                        k.revoked_at.map_or_else(|| "-".to_string(), |t| t.to_string()),
+                        k.revoked_at
+                            .map_or_else(|| "-".to_string(), |t| t.to_string()),
                     ]
                 })
                 .collect();
-            print!("{}", table(&["PREFIX", "PROJECT", "CREATED", "REVOKED"], &rows, &[]));
+            print!(
+                "{}",
+                table(&["PREFIX", "PROJECT", "CREATED", "REVOKED"], &rows, &[])
+            );
         }
         KeysCommand::Revoke { prefix } => {
             let store = open_store(db, false)?;
             match store.revoke_api_key(&prefix)? {
-                0 => return Err(CliError::new(format!("no active API key with prefix {prefix:?} (see `tracestore keys list`)"))),
+                0 => {
+                    return Err(CliError::new(format!(
+                        "no active API key with prefix {prefix:?} (see `tracestore keys list`)"
+                    )))
+                }
                 n => println!("revoked {n} key(s) with prefix {prefix}"),
             }
         }

@@ -73,15 +73,19 @@ pub(super) fn run(db: &Path, args: QueryArgs) -> Result<(), CliError> {
     let result = store.query_params(&args.project, args.pairs());
     if args.json {
         // The exact envelope the endpoint would send, errors included.
-        let (envelope, outcome) = match result {
-            Ok(page) => (serde_json::json!({ "data": page, "error": null }), Ok(())),
+        let (text, outcome) = match result {
+            Ok(page) => (
+                crate::error::success_json(&page, true)
+                    .map_err(|e| CliError::new(format!("cannot serialize the page: {e}")))?,
+                Ok(()),
+            ),
             Err(e) => {
                 let api = crate::error::ApiError::from(e);
                 let failed = CliError::new(format!("query failed: {api}"));
-                (api.envelope(), Err(failed))
+                (api.envelope_json(true), Err(failed))
             }
         };
-        println!("{}", serde_json::to_string_pretty(&envelope).unwrap_or_default());
+        println!("{text}");
         return outcome;
     }
     let page = result.map_err(flag_error)?;
@@ -98,7 +102,10 @@ fn flag_error(e: tracestore::Error) -> CliError {
         .details()
         .iter()
         .map(|d| {
-            let flag = FLAGS.iter().find(|(p, _)| *p == d.field()).map_or(d.field(), |(_, f)| *f);
+            let flag = FLAGS
+                .iter()
+                .find(|(p, _)| *p == d.field())
+                .map_or(d.field(), |(_, f)| *f);
             format!("{flag}: {}", d.message())
         })
         .collect();
@@ -111,7 +118,8 @@ fn row(t: &Trace) -> Vec<String> {
         t.name.clone(),
         t.status.to_string(),
         t.start_time.to_string(),
-        t.duration_ms.map_or_else(|| "running".to_string(), |d| format!("{d} ms")),
+        t.duration_ms
+            .map_or_else(|| "running".to_string(), |d| format!("{d} ms")),
         t.total_cost.normalize().to_string(),
         t.total_tokens.to_string(),
         t.tags.join(","),
@@ -126,7 +134,9 @@ pub(crate) fn render(page: &Page) -> String {
     } else {
         let rows: Vec<Vec<String>> = page.traces.iter().map(row).collect();
         out.push_str(&table(
-            &["ID", "NAME", "STATUS", "START", "DURATION", "COST", "TOKENS", "TAGS"],
+            &[
+                "ID", "NAME", "STATUS", "START", "DURATION", "COST", "TOKENS", "TAGS",
+            ],
             &rows,
             &[4, 5, 6],
         ));

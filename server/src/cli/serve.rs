@@ -1,7 +1,9 @@
 //! `tracestore serve`: the HTTP server, optionally with the demo dataset.
 
 use super::{open_store, CliError};
-use crate::api::{ServerConfig, DEFAULT_RATE_LIMIT, DEFAULT_RATE_WINDOW_SECS, DEFAULT_REQUEST_TIMEOUT_SECS};
+use crate::api::{
+    ServerConfig, DEFAULT_RATE_LIMIT, DEFAULT_RATE_WINDOW_SECS, DEFAULT_REQUEST_TIMEOUT_SECS,
+};
 use crate::demo::{self, DEMO_PROJECT, DEMO_TRACES};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -44,7 +46,11 @@ pub(super) fn run(db: &Path, args: ServeArgs) -> Result<(), CliError> {
     init_logging();
     let store = Arc::new(open_store(db, true)?);
     tracing::info!(db = %db.display(), "store opened");
-    let demo_key = if args.demo { Some(prepare_demo(&store, args.demo_traces)?) } else { None };
+    let demo_key = if args.demo {
+        Some(prepare_demo(&store, args.demo_traces)?)
+    } else {
+        None
+    };
 
     let config = ServerConfig {
         rate_limit: args.rate_limit,

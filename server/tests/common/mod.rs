@@ -11,7 +11,12 @@ use tracestore_server::ServerConfig;
 
 /// A store in memory with unsynced commits (tests need no durability).
 pub fn memory_store() -> Arc<Store> {
-    Arc::new(Store::builder().durability(Durability::Deferred).in_memory().expect("in-memory store"))
+    Arc::new(
+        Store::builder()
+            .durability(Durability::Deferred)
+            .in_memory()
+            .expect("in-memory store"),
+    )
 }
 
 /// The demo dataset at its real size, loaded once per test binary. Returns the store and how
@@ -20,8 +25,12 @@ pub fn demo_store() -> (Arc<Store>, u64) {
     static DEMO: OnceLock<(Arc<Store>, u64)> = OnceLock::new();
     DEMO.get_or_init(|| {
         let store = memory_store();
-        let n = tracestore_server::demo::load_demo(&store, tracestore_server::demo::DEMO_TRACES, |_| {})
-            .expect("demo data loads");
+        let n = tracestore_server::demo::load_demo(
+            &store,
+            tracestore_server::demo::DEMO_TRACES,
+            |_| {},
+        )
+        .expect("demo data loads");
         (store, n)
     })
     .clone()
@@ -56,7 +65,11 @@ impl Resp {
     pub fn detail_fields(&self) -> Vec<String> {
         self.body["error"]["details"]
             .as_array()
-            .map(|d| d.iter().map(|x| x["field"].as_str().unwrap_or_default().to_string()).collect())
+            .map(|d| {
+                d.iter()
+                    .map(|x| x["field"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
             .unwrap_or_default()
     }
     /// Asserts that the three RateLimit-* headers are present and numeric; returns
@@ -68,7 +81,11 @@ impl Resp {
                 .parse()
                 .unwrap_or_else(|_| panic!("{n} is not a number"))
         };
-        (get("ratelimit-limit"), get("ratelimit-remaining"), get("ratelimit-reset"))
+        (
+            get("ratelimit-limit"),
+            get("ratelimit-remaining"),
+            get("ratelimit-reset"),
+        )
     }
 }
 
@@ -85,7 +102,9 @@ impl TestServer {
     }
 
     pub async fn start_with(store: Arc<Store>, config: ServerConfig) -> TestServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -95,8 +114,15 @@ impl TestServer {
             .await
             .expect("server runs");
         });
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-        TestServer { base: format!("http://{addr}"), client, stop: Some(tx) }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        TestServer {
+            base: format!("http://{addr}"),
+            client,
+            stop: Some(tx),
+        }
     }
 
     pub fn url(&self, path_and_query: &str) -> String {
@@ -109,7 +135,11 @@ impl TestServer {
         let headers = res.headers().clone();
         let bytes = res.bytes().await.expect("body");
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// GET with an optional Bearer key.
@@ -122,7 +152,8 @@ impl TestServer {
     }
 
     pub async fn delete(&self, path: &str, key: &str) -> Resp {
-        self.send(self.client.delete(self.url(path)).bearer_auth(key)).await
+        self.send(self.client.delete(self.url(path)).bearer_auth(key))
+            .await
     }
 
     pub async fn post(&self, path: &str, key: &str, body: impl Into<reqwest::Body>) -> Resp {
@@ -172,7 +203,9 @@ pub async fn walk_ids(server: &TestServer, key: &str, first_query: &str) -> Vec<
     let mut ids = Vec::new();
     let mut query = first_query.to_string();
     loop {
-        let r = server.get(&format!("/api/v1/traces?{query}"), Some(key)).await;
+        let r = server
+            .get(&format!("/api/v1/traces?{query}"), Some(key))
+            .await;
         let data = r.data();
         for t in data["traces"].as_array().expect("traces") {
             ids.push(t["id"].as_str().expect("id").to_string());

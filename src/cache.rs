@@ -1,0 +1,205 @@
+//! Read-side caches, and `ProjectView`: one project seen through one snapshot, with the lookups
+//! the planner and executors need.
+//!
+//! Two kinds of cached facts, with different validity rules:
+//! - **Row identities** (`row -> (start, id)`) never change once committed: row numbers are
+//!   never reused. They are cached with no invalidation at all.
+//! - **Everything derived from index state** (term counts, the name dictionary, decoded bitmap
+//!   partitions) is tagged with the project's `generation`, which every committed write to the
+//!   project bumps. A view uses a cache entry only when the generations are equal, so a reader
+//!   never sees index state from another snapshot.
+
+use crate::error::{Error, Result};
+use crate::limits::{BITMAP_CACHE_BYTES, ROW_CACHE_ENTRIES};
+use crate::schema::*;
+use roaring::RoaringBitmap;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+
+/// One distinct trace name of a project.
+#[derive(Debug)]
+pub(crate) struct NameEntry {
+    pub id: u32,
+    pub text: String,
+    pub count: u64,
+}
+
+/// Index state of one project at one generation.
+#[derive(Debug, Default)]
+struct ProjectCache {
+    generation: u64,
+    names: OnceLock<Arc<Vec<NameEntry>>>,
+    terms: RwLock<HashMap<(u8, u32), u64>>,
+    tag_ids: RwLock<HashMap<String, Option<u32>>>,
+    bitmaps: RwLock<HashMap<(u8, u32, u32), Arc<RoaringBitmap>>>,
+    bitmap_bytes: AtomicUsize,
+}
+
+/// (project, row) → (start, id): facts that never change once committed.
+type RowMap = HashMap<(u32, u32), (i64, Arc<str>)>;
+
+/// The store's caches; shared by all readers.
+#[derive(Debug, Default)]
+pub(crate) struct Caches {
+    rows: RwLock<RowMap>,
+    projects: RwLock<HashMap<u32, Arc<ProjectCache>>>,
+}
+
+impl Caches {
+    fn project(&self, p: u32, generation: u64) -> Arc<ProjectCache> {
+        if let Some(c) = self.projects.read().expect("cache lock").get(&p) {
+            if c.generation == generation {
+                return c.clone();
+            }
+        }
+        let fresh = Arc::new(ProjectCache {
+            generation,
+            ..Default::default()
+        });
+        let mut map = self.projects.write().expect("cache lock");
+        match map.get(&p) {
+            // An older snapshot than the cached one: use a private cache, keep the newer one.
+            Some(c) if c.generation > generation => fresh,
+            Some(c) if c.generation == generation => c.clone(),
+            _ => {
+                map.insert(p, fresh.clone());
+                fresh
+            }
+        }
+    }
+}
+
+/// One project through one read snapshot.
+pub(crate) struct ProjectView<'a> {
+    pub t: &'a ReadTables,
+    pub p: u32,
+    caches: &'a Caches,
+    cache: Arc<ProjectCache>,
+}
+
+impl<'a> ProjectView<'a> {
+    pub(crate) fn new(t: &'a ReadTables, caches: &'a Caches, p: u32, generation: u64) -> Self {
+        ProjectView {
+            t,
+            p,
+            caches,
+            cache: caches.project(p, generation),
+        }
+    }
+
+    /// Live rows carrying a term.
+    pub(crate) fn term_count(&self, kind: TermKind, term: u32) -> Result<u64> {
+        let key = (kind.code(), term);
+        if let Some(n) = self.cache.terms.read().expect("cache lock").get(&key) {
+            return Ok(*n);
+        }
+        let n = match self.t.terms()?.get((self.p, kind.code(), term))? {
+            Some(v) => decode_term(v.value())?.count,
+            None => 0,
+        };
+        self.cache.terms.write().expect("cache lock").insert(key, n);
+        Ok(n)
+    }
+
+    /// The id of a tag, if any trace of the project ever carried it.
+    pub(crate) fn tag_id(&self, tag: &str) -> Result<Option<u32>> {
+        if let Some(id) = self.cache.tag_ids.read().expect("cache lock").get(tag) {
+            return Ok(*id);
+        }
+        let id = match self
+            .t
+            .term_ids()?
+            .get((self.p, TermKind::Tag.code(), tag))?
+        {
+            Some(v) => Some(decode_u32(v.value())?),
+            None => None,
+        };
+        self.cache
+            .tag_ids
+            .write()
+            .expect("cache lock")
+            .insert(tag.to_string(), id);
+        Ok(id)
+    }
+
+    /// Every distinct trace name of the project with its live count.
+    pub(crate) fn names(&self) -> Result<Arc<Vec<NameEntry>>> {
+        if let Some(n) = self.cache.names.get() {
+            return Ok(n.clone());
+        }
+        let k = TermKind::Name.code();
+        let mut out = Vec::new();
+        for e in self
+            .t
+            .terms()?
+            .range((self.p, k, 0)..=(self.p, k, u32::MAX))?
+        {
+            let (key, v) = e?;
+            let rec = decode_term(v.value())?;
+            out.push(NameEntry {
+                id: key.value().2,
+                text: rec.text,
+                count: rec.count,
+            });
+        }
+        Ok(self.cache.names.get_or_init(|| Arc::new(out)).clone())
+    }
+
+    /// One decoded bitmap partition (empty when absent).
+    pub(crate) fn bitmap(
+        &self,
+        kind: TermKind,
+        term: u32,
+        chunk: u32,
+    ) -> Result<Arc<RoaringBitmap>> {
+        let key = (kind.code(), term, chunk);
+        if let Some(b) = self.cache.bitmaps.read().expect("cache lock").get(&key) {
+            return Ok(b.clone());
+        }
+        let bm = match self.t.bitmaps()?.get((self.p, kind.code(), term, chunk))? {
+            Some(v) => decode_bitmap(v.value())?,
+            None => RoaringBitmap::new(),
+        };
+        let bm = Arc::new(bm);
+        let size = bm.serialized_size();
+        if self.cache.bitmap_bytes.fetch_add(size, Ordering::Relaxed) + size <= BITMAP_CACHE_BYTES {
+            self.cache
+                .bitmaps
+                .write()
+                .expect("cache lock")
+                .insert(key, bm.clone());
+        } else {
+            self.cache.bitmap_bytes.fetch_sub(size, Ordering::Relaxed);
+        }
+        Ok(bm)
+    }
+
+    /// The (start, id) of a row that is live in this snapshot.
+    pub(crate) fn row(&self, row: u32) -> Result<(i64, Arc<str>)> {
+        if let Some(r) = self
+            .caches
+            .rows
+            .read()
+            .expect("cache lock")
+            .get(&(self.p, row))
+        {
+            return Ok(r.clone());
+        }
+        let rec = match self.t.rows()?.get((self.p, row))? {
+            Some(v) => decode_row(v.value())?,
+            None => {
+                return Err(Error::corrupted(format!(
+                    "bitmap bit for missing row {row}"
+                )))
+            }
+        };
+        let entry = (rec.start_ms, Arc::<str>::from(rec.id));
+        let mut rows = self.caches.rows.write().expect("cache lock");
+        if rows.len() >= ROW_CACHE_ENTRIES {
+            rows.clear();
+        }
+        rows.insert((self.p, row), entry.clone());
+        Ok(entry)
+    }
+}
