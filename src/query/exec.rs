@@ -167,6 +167,66 @@ fn chunk_candidates(v: &ProjectView<'_>, plan: &Plan, chunk: u32) -> Result<Roar
     Ok(acc.unwrap_or_default())
 }
 
+/// When the cheapest input has at most this many rows, the intersection is resolved whole
+/// instead of walked block by block: a handful of row lookups beats visiting every block.
+const SMALL_CANDIDATE_SET: u64 = 256;
+
+/// Resolves every candidate of a small intersection and keeps the best `need`.
+fn small_set(
+    v: &ProjectView<'_>,
+    row_limit: u32,
+    plan: &Plan,
+    after: Option<Position<'_>>,
+    need: usize,
+) -> Result<Found> {
+    let mut top = TopK {
+        need,
+        items: Vec::with_capacity(need + 1),
+    };
+    for chunk in 0..=chunk_of(row_limit - 1) {
+        let cands = chunk_candidates(v, plan, chunk)?;
+        for r in cands.iter() {
+            let row = chunk * CHUNK_ROWS + r;
+            if row >= row_limit {
+                break;
+            }
+            let (start_ms, id) = v.row(row)?;
+            if start_ms < plan.lo_ms || start_ms >= plan.hi_ms {
+                continue;
+            }
+            if let Some(pos) = &after {
+                if (start_ms, &*id) >= (pos.start_ms, pos.id) {
+                    continue;
+                }
+            }
+            top.offer(start_ms, id);
+        }
+    }
+    Ok(Found {
+        hits: fetch(v, top)?,
+        hint: None,
+    })
+}
+
+/// Loads the records of the kept hits, in order.
+fn fetch(v: &ProjectView<'_>, top: TopK) -> Result<Vec<Hit>> {
+    let mut hits = Vec::with_capacity(top.items.len());
+    for (start_ms, id) in top.items {
+        let record =
+            v.t.traces()?
+                .get(trace_key(v.p, start_ms, &id).as_slice())?
+                .ok_or_else(|| Error::corrupted("row points at a missing trace"))?
+                .value()
+                .to_vec();
+        hits.push(Hit {
+            start_ms,
+            id: id.to_string(),
+            record,
+        });
+    }
+    Ok(hits)
+}
+
 fn bitmap(
     v: &ProjectView<'_>,
     row_limit: u32,
@@ -180,6 +240,13 @@ fn bitmap(
             hits: Vec::new(),
             hint: None,
         });
+    }
+    if plan
+        .inputs
+        .first()
+        .is_some_and(|i| i.rows <= SMALL_CANDIDATE_SET)
+    {
+        return small_set(v, row_limit, plan, after, need);
     }
     let last_block = block_of(row_limit - 1);
     // Block ranges to visit, newest first. A hint lets a continuation skip blocks that held only
@@ -268,22 +335,8 @@ fn bitmap(
         }
         hint_out = Some(BlockHint { last_block, resume });
     }
-    let mut hits = Vec::with_capacity(top.items.len());
-    for (start_ms, id) in top.items {
-        let record =
-            v.t.traces()?
-                .get(trace_key(v.p, start_ms, &id).as_slice())?
-                .ok_or_else(|| Error::corrupted("row points at a missing trace"))?
-                .value()
-                .to_vec();
-        hits.push(Hit {
-            start_ms,
-            id: id.to_string(),
-            record,
-        });
-    }
     Ok(Found {
-        hits,
+        hits: fetch(v, top)?,
         hint: hint_out,
     })
 }

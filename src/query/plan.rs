@@ -201,9 +201,8 @@ pub(crate) fn plan(
     } else {
         (need / selectivity).min(n)
     };
-    // Bitmap: every partition of every input term, plus the blocks walked to collect `need`
-    // candidates (at least one), plus the candidates resolved.
-    let partitions = (next_row as f64 / CHUNK_ROWS as f64).ceil().max(1.0);
+    // Bitmap: the partitions of each input term that the walk touches, plus the blocks walked
+    // to collect `need` candidates (at least one), plus the candidates resolved.
     let terms: usize = inputs.iter().map(|i| i.terms.len().max(1)).sum();
     let blocks_total = (next_row as f64 / BLOCK_ROWS as f64).ceil().max(1.0);
     let blocks = if estimated == 0 {
@@ -211,6 +210,9 @@ pub(crate) fn plan(
     } else {
         (need / (selectivity * BLOCK_ROWS as f64)).clamp(1.0, blocks_total)
     };
+    // Partitions are loaded lazily, only for the chunks the visited blocks fall in (plus one
+    // for a chunk boundary), not for the whole project.
+    let partitions = ((blocks * BLOCK_ROWS as f64) / CHUNK_ROWS as f64).ceil() + 1.0;
     let bitmap_cost = partitions * terms as f64 * COST_PARTITION
         + blocks * COST_BLOCK
         + need.min(estimated as f64 + 1.0) * 2.0 * COST_CANDIDATE;
