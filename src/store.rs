@@ -16,6 +16,7 @@ use crate::time::Timestamp;
 use crate::write::{Upserted, Writer};
 use redb::{ReadableDatabase, ReadableTable};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How a commit reaches the disk.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -81,6 +82,8 @@ pub struct Store {
     secret: Vec<u8>,
     durability: Durability,
     caches: Caches,
+    /// Set when a write fails in storage: every later call fails until the store is reopened.
+    poisoned: AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -140,27 +143,49 @@ impl Store {
             secret,
             durability,
             caches: Caches::default(),
+            poisoned: AtomicBool::new(false),
         })
     }
 
     /// Runs `f` in one write transaction; commits if it returns Ok, aborts otherwise.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(match self.durability {
-            Durability::Immediate => redb::Durability::Immediate,
-            Durability::Deferred => redb::Durability::None,
-        })?;
-        let out = {
-            let mut w = Writer::open(&txn)?;
-            let out = f(&mut w)?;
-            w.flush()?;
-            out
-        };
-        txn.commit()?;
-        Ok(out)
+        self.check_poisoned()?;
+        let result: Result<T> = (|| {
+            let mut txn = self.db.begin_write()?;
+            txn.set_durability(match self.durability {
+                Durability::Immediate => redb::Durability::Immediate,
+                Durability::Deferred => redb::Durability::None,
+            })?;
+            let out = {
+                let mut w = Writer::open(&txn)?;
+                let out = f(&mut w)?;
+                w.flush()?;
+                out
+            };
+            txn.commit()?;
+            Ok(out)
+        })();
+        if let Err(e) = &result {
+            if e.is_storage() {
+                // A failed commit may or may not have reached the disk; until the store is
+                // reopened, no answer (read or write) could be trusted to match what survives.
+                self.poisoned.store(true, Ordering::SeqCst);
+            }
+        }
+        result
+    }
+
+    fn check_poisoned(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(Error::storage(
+                "a write failed in storage; reopen the store before using it again",
+            ));
+        }
+        Ok(())
     }
 
     pub(crate) fn read(&self) -> Result<ReadTables> {
+        self.check_poisoned()?;
         Ok(ReadTables::new(self.db.begin_read()?))
     }
 

@@ -139,7 +139,7 @@ fn run(bytes: &[u8], durability: Durability, tally: &mut Tally) {
 }
 
 fn workloads() -> Vec<Vec<u8>> {
-    (0..4u64)
+    (0..16u64)
         .map(|seed| {
             let mut x = 0x2545_F491_4F6C_DD1D ^ (seed * 0x9E37_79B9);
             (0..900)
@@ -167,7 +167,7 @@ fn every_sync_point_of_an_immediate_workload_recovers_the_acknowledged_state() {
 #[test]
 fn a_deferred_workload_loses_only_unsynced_operations_and_never_corrupts() {
     let mut tally = Tally::default();
-    for w in workloads().into_iter().take(2) {
+    for w in workloads().into_iter().take(6) {
         run(&w, Durability::Deferred, &mut tally);
     }
     println!("crash_powerloss (Deferred): {tally:?}");

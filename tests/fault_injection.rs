@@ -409,8 +409,6 @@ fn every_fault_point_of_the_probe_is_an_error_not_a_wrong_answer() {
 /// then, after a restart, the trace. The store should refuse reads too after a failed commit,
 /// until it is reopened.
 #[test]
-#[ignore = "library bug: after a commit fails at its final sync_data, reads keep serving the \
-            pre-commit state although the batch survives a reopen (see Once(31))"]
 fn reads_after_a_failed_commit_agree_with_what_survives_a_reopen() {
     sweep(true);
 }

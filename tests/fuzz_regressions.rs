@@ -75,3 +75,22 @@ fn query_params_edge_inputs() {
         targets::query_params(input);
     }
 }
+
+/// The `ops_model` seeds do exercise operations, surfaced faults and reopens (a seed corpus that
+/// decodes to nothing would make the fuzzer start blind).
+#[test]
+fn the_ops_model_seeds_exercise_faults() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/ops_model");
+    let mut total = support::FaultRunStats::default();
+    for e in std::fs::read_dir(dir).expect("corpus") {
+        let s = support::run_faulty(&std::fs::read(e.expect("entry").path()).expect("read"));
+        total.ops += s.ops;
+        total.faults_surfaced += s.faults_surfaced;
+        total.reopens += s.reopens;
+    }
+    println!("ops_model seeds: {total:?}");
+    assert!(
+        total.ops >= 50 && total.faults_surfaced > 0 && total.reopens > 0,
+        "{total:?}"
+    );
+}

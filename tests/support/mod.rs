@@ -1345,7 +1345,7 @@ pub fn run_faulty(data: &[u8]) -> FaultRunStats {
     let mut store = Some(open(&plan).expect("open without faults"));
     let mut model = Model::default();
     let arm = |g: &mut ByteGen<'_>| {
-        let k = (g.u16() % 600) as u64;
+        let k = (g.u16() % 160) as u64;
         plan.arm(if g.chance(128) {
             FaultMode::Once(k)
         } else {
