@@ -48,7 +48,7 @@ fn trace(seq: u64) -> T {
     T {
         id: format!("t{seq:08}"),
         name: NAMES[(h % 4) as usize],
-        status: if h % 7 == 0 {
+        status: if h.is_multiple_of(7) {
             Status::Error
         } else {
             Status::Ok

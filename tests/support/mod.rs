@@ -334,7 +334,7 @@ impl StorageBackend for PowerLossBackend {
                 match p {
                     Pending::SetLen(n) => torn.resize(*n as usize, 0),
                     Pending::Write(off, data) => {
-                        if xorshift(&mut rng) % 2 == 0 {
+                        if xorshift(&mut rng).is_multiple_of(2) {
                             let _ = write_at(&mut torn, *off, data);
                         }
                     }

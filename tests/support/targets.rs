@@ -262,8 +262,11 @@ pub fn ops_model(data: &[u8]) {
     run_faulty(data);
 }
 
+/// A fuzz target body.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for corpus replay.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+pub const TARGETS: [(&str, Target); 5] = [
     ("query_params", query_params),
     ("cursor", cursor),
     ("ingest_json", ingest_json),
