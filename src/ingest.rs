@@ -66,8 +66,17 @@ pub(crate) fn check_tag(t: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+/// The given id, checked (a problem is pushed to `e`), or a new UUIDv7 when absent.
+fn id_or_new(id: Option<String>, e: &mut Errs<'_>) -> String {
+    match id {
+        Some(id) => {
+            if let Err(m) = check_id(&id, MAX_ID_BYTES) {
+                e.push("id", m);
+            }
+            id
+        }
+        None => uuid::Uuid::now_v7().to_string(),
+    }
 }
 
 struct Errs<'a> {
@@ -124,15 +133,7 @@ fn validate_items(
 
 fn validate_trace(t: TraceInput, e: &mut Errs<'_>) -> Option<ValidTrace> {
     let before = e.out.len();
-    let id = match t.id {
-        Some(id) => {
-            if let Err(m) = check_id(&id, MAX_ID_BYTES) {
-                e.push("id", m);
-            }
-            id
-        }
-        None => new_id(),
-    };
+    let id = id_or_new(t.id, e);
     if let Some(n) = &t.name {
         if let Err(m) = check_text(n, MAX_NAME_CHARS, false) {
             e.push("name", m);
@@ -212,15 +213,7 @@ fn validate_trace(t: TraceInput, e: &mut Errs<'_>) -> Option<ValidTrace> {
 
 fn validate_span(s: SpanInput, e: &mut Errs<'_>) -> Option<(String, SpanRecord)> {
     let before = e.out.len();
-    let id = match s.id {
-        Some(id) => {
-            if let Err(m) = check_id(&id, MAX_ID_BYTES) {
-                e.push("id", m);
-            }
-            id
-        }
-        None => new_id(),
-    };
+    let id = id_or_new(s.id, e);
     if let Some(n) = &s.name {
         if let Err(m) = check_text(n, MAX_NAME_CHARS, false) {
             e.push("name", m);
@@ -280,15 +273,7 @@ fn validate_span(s: SpanInput, e: &mut Errs<'_>) -> Option<(String, SpanRecord)>
 
 fn validate_score(s: ScoreInput, e: &mut Errs<'_>) -> Option<(String, ScoreRecord)> {
     let before = e.out.len();
-    let id = match s.id {
-        Some(id) => {
-            if let Err(m) = check_id(&id, MAX_ID_BYTES) {
-                e.push("id", m);
-            }
-            id
-        }
-        None => new_id(),
-    };
+    let id = id_or_new(s.id, e);
     if let Err(m) = check_text(&s.name, MAX_NAME_CHARS, false) {
         e.push("name", m);
     }

@@ -190,22 +190,33 @@ fn small_set(
             if row >= row_limit {
                 break;
             }
-            let (start_ms, id) = v.row(row)?;
-            if start_ms < plan.lo_ms || start_ms >= plan.hi_ms {
-                continue;
-            }
-            if let Some(pos) = &after {
-                if (start_ms, &*id) >= (pos.start_ms, pos.id) {
-                    continue;
-                }
-            }
-            top.offer(start_ms, id);
+            consider(v, plan, after.as_ref(), &mut top, row)?;
         }
     }
     Ok(Found {
         hits: fetch(v, top)?,
         hint: None,
     })
+}
+
+/// Resolves a candidate row and offers it to `top` when it lies in the date window and after
+/// the cursor position.
+fn consider(
+    v: &ProjectView<'_>,
+    plan: &Plan,
+    after: Option<&Position<'_>>,
+    top: &mut TopK,
+    row: u32,
+) -> Result<()> {
+    let (start_ms, id) = v.row(row)?;
+    if start_ms < plan.lo_ms || start_ms >= plan.hi_ms {
+        return Ok(());
+    }
+    if after.is_some_and(|pos| (start_ms, &*id) >= (pos.start_ms, pos.id)) {
+        return Ok(());
+    }
+    top.offer(start_ms, id);
+    Ok(())
 }
 
 /// Loads the records of the kept hits, in order.
@@ -260,10 +271,7 @@ fn bitmap(
             }
         }
     }
-    let (cur_start, cur_id) = match &after {
-        Some(pos) => (pos.start_ms, Some(pos.id)),
-        None => (i64::MAX, None),
-    };
+    let cur_start = after.as_ref().map_or(i64::MAX, |pos| pos.start_ms);
     let mut top = TopK {
         need,
         items: Vec::with_capacity(need + 1),
@@ -305,16 +313,7 @@ fn bitmap(
                 if row >= row_limit {
                     break;
                 }
-                let (start_ms, id) = v.row(row)?;
-                if start_ms < plan.lo_ms || start_ms >= plan.hi_ms {
-                    continue;
-                }
-                if let Some(cid) = cur_id {
-                    if (start_ms, &*id) >= (cur_start, cid) {
-                        continue;
-                    }
-                }
-                top.offer(start_ms, id);
+                consider(v, plan, after.as_ref(), &mut top, row)?;
             }
         }
     }
