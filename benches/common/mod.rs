@@ -611,10 +611,24 @@ impl Sqlite {
         let wal = PathBuf::from(format!("{}-wal", self.path.display()));
         file_len(&self.path) + file_len(&wal)
     }
+
+    /// Allocated bytes of the database file plus its WAL.
+    pub fn disk_allocated(&self) -> u64 {
+        let wal = PathBuf::from(format!("{}-wal", self.path.display()));
+        file_allocated(&self.path) + file_allocated(&wal)
+    }
 }
 
 pub fn file_len(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Bytes the file occupies on disk (allocated blocks). redb extends its file ahead of use
+/// (doubling up to 4 GiB regions) with `set_len`, which leaves the unused tail sparse: apparent
+/// length overstates what the disk holds.
+pub fn file_allocated(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).map(|m| m.blocks() * 512).unwrap_or(0)
 }
 
 // ---------------------------------------------------------------------------------------------
