@@ -29,7 +29,7 @@ use std::time::Instant;
 use tracestore_server::ServerConfig;
 
 const DEFAULT_SEED: u64 = 0x7ace_5709_e15a_7e01;
-const DEFAULT_CASES: usize = 64;
+const DEFAULT_CASES: usize = 128;
 
 const PROJECTS: [&str; 3] = ["alpha", "beta", "gamma"];
 
@@ -401,12 +401,16 @@ impl Filter {
             f.pairs.push(("tags", items.join(",")));
         }
         let span = 3 * 86_400_000;
-        let mut start = rng
-            .chance(30)
-            .then(|| date_param(rng, base_ms() - 3_600_000 + rng.range(0, span) as i64));
-        let mut end = rng
-            .chance(30)
-            .then(|| date_param(rng, base_ms() + rng.range(0, span + 3_600_000) as i64));
+        let mut start = None;
+        if rng.chance(30) {
+            let ms = base_ms() - 3_600_000 + rng.range(0, span) as i64;
+            start = Some(date_param(rng, ms));
+        }
+        let mut end = None;
+        if rng.chance(30) {
+            let ms = base_ms() + rng.range(0, span + 3_600_000) as i64;
+            end = Some(date_param(rng, ms));
+        }
         if let (Some(s), Some(e)) = (&start, &end) {
             if e.1 < s.1 {
                 std::mem::swap(&mut start, &mut end);
