@@ -26,14 +26,23 @@ pub(crate) struct NameEntry {
 }
 
 /// Index state of one project at one generation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ProjectCache {
     generation: u64,
     names: OnceLock<Arc<Vec<NameEntry>>>,
     terms: RwLock<HashMap<(u8, u32), u64>>,
     tag_ids: RwLock<HashMap<String, Option<u32>>>,
     bitmaps: RwLock<HashMap<(u8, u32, u32), Arc<RoaringBitmap>>>,
+    /// Bytes of this cache's bitmaps, counted in the store-wide `budget` too.
     bitmap_bytes: AtomicUsize,
+    budget: Arc<AtomicUsize>,
+}
+
+impl Drop for ProjectCache {
+    fn drop(&mut self) {
+        self.budget
+            .fetch_sub(self.bitmap_bytes.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
 }
 
 /// (project, row) → (start, id): facts that never change once committed.
@@ -44,6 +53,8 @@ type RowMap = HashMap<(u32, u32), (i64, Arc<str>)>;
 pub(crate) struct Caches {
     rows: RwLock<RowMap>,
     projects: RwLock<HashMap<u32, Arc<ProjectCache>>>,
+    /// Bytes of decoded bitmaps held by all project caches together.
+    bitmap_budget: Arc<AtomicUsize>,
 }
 
 impl Caches {
@@ -55,7 +66,12 @@ impl Caches {
         }
         let fresh = Arc::new(ProjectCache {
             generation,
-            ..Default::default()
+            names: OnceLock::new(),
+            terms: RwLock::default(),
+            tag_ids: RwLock::default(),
+            bitmaps: RwLock::default(),
+            bitmap_bytes: AtomicUsize::new(0),
+            budget: self.bitmap_budget.clone(),
         });
         let mut map = self.projects.write().expect("cache lock");
         match map.get(&p) {
@@ -163,14 +179,16 @@ impl<'a> ProjectView<'a> {
         };
         let bm = Arc::new(bm);
         let size = bm.serialized_size();
-        if self.cache.bitmap_bytes.fetch_add(size, Ordering::Relaxed) + size <= BITMAP_CACHE_BYTES {
+        // The budget is store-wide; a project cache returns its share when it is dropped.
+        if self.cache.budget.fetch_add(size, Ordering::Relaxed) + size <= BITMAP_CACHE_BYTES {
+            self.cache.bitmap_bytes.fetch_add(size, Ordering::Relaxed);
             self.cache
                 .bitmaps
                 .write()
                 .expect("cache lock")
                 .insert(key, bm.clone());
         } else {
-            self.cache.bitmap_bytes.fetch_sub(size, Ordering::Relaxed);
+            self.cache.budget.fetch_sub(size, Ordering::Relaxed);
         }
         Ok(bm)
     }
