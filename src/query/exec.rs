@@ -279,41 +279,52 @@ fn bitmap(
     let mut chunks: HashMap<u32, RoaringBitmap> = HashMap::new();
     let mut seen: Vec<(u32, i64)> = Vec::new();
     let mut stopped_at: Option<u32> = None;
+    // Chunks are visited newest first and their candidates computed on first visit; the blocks
+    // of a chunk with no candidate at all are skipped without reading their records. Their
+    // bounds stay unknown, so for the hint they count as possibly holding older rows.
+    let blocks_per_chunk = CHUNK_ROWS / BLOCK_ROWS;
+    let mut skipped_max: Option<u32> = None;
     'ranges: for (lo_b, hi_b) in ranges {
-        for e in v.t.blocks()?.range((v.p, lo_b)..=(v.p, hi_b))?.rev() {
-            let (k, val) = e?;
-            let b = k.value().1;
-            let rec = decode_block(val.value())?;
-            if b < last_block {
-                seen.push((b, rec.min_ms));
+        for c in (lo_b / blocks_per_chunk..=hi_b / blocks_per_chunk).rev() {
+            let from = lo_b.max(c * blocks_per_chunk);
+            let to = hi_b.min(c * blocks_per_chunk + blocks_per_chunk - 1);
+            if !chunks.contains_key(&c) {
+                let cands = chunk_candidates(v, plan, c)?;
+                chunks.insert(c, cands);
             }
-            if top.floor().is_some_and(|f| f > rec.prefix_max_ms) {
-                // Every block at or before this one holds only rows older than the page.
-                stopped_at = Some(b);
-                break 'ranges;
-            }
-            if rec.max_ms < plan.lo_ms || rec.min_ms >= plan.hi_ms || rec.min_ms > cur_start {
+            if chunks[&c].is_empty() {
+                if from < last_block {
+                    let top_skipped = to.min(last_block - 1);
+                    skipped_max = Some(skipped_max.map_or(top_skipped, |m| m.max(top_skipped)));
+                }
                 continue;
             }
-            if top.floor().is_some_and(|f| rec.max_ms < f) {
-                continue;
-            }
-            let first = b * BLOCK_ROWS;
-            let chunk = first / CHUNK_ROWS;
-            let cands = match chunks.get(&chunk) {
-                Some(c) => c,
-                None => {
-                    let c = chunk_candidates(v, plan, chunk)?;
-                    chunks.entry(chunk).or_insert(c)
+            for e in v.t.blocks()?.range((v.p, from)..=(v.p, to))?.rev() {
+                let (k, val) = e?;
+                let b = k.value().1;
+                let rec = decode_block(val.value())?;
+                if b < last_block {
+                    seen.push((b, rec.min_ms));
                 }
-            };
-            let lo = first % CHUNK_ROWS;
-            for r in cands.range(lo..lo + BLOCK_ROWS) {
-                let row = chunk * CHUNK_ROWS + r;
-                if row >= row_limit {
-                    break;
+                if top.floor().is_some_and(|f| f > rec.prefix_max_ms) {
+                    // Every block at or before this one holds only rows older than the page.
+                    stopped_at = Some(b);
+                    break 'ranges;
                 }
-                consider(v, plan, after.as_ref(), &mut top, row)?;
+                if rec.max_ms < plan.lo_ms || rec.min_ms >= plan.hi_ms || rec.min_ms > cur_start {
+                    continue;
+                }
+                if top.floor().is_some_and(|f| rec.max_ms < f) {
+                    continue;
+                }
+                let lo = (b * BLOCK_ROWS) % CHUNK_ROWS;
+                for r in chunks[&c].range(lo..lo + BLOCK_ROWS) {
+                    let row = c * CHUNK_ROWS + r;
+                    if row >= row_limit {
+                        break;
+                    }
+                    consider(v, plan, after.as_ref(), &mut top, row)?;
+                }
             }
         }
     }
@@ -331,6 +342,9 @@ fn bitmap(
             if s > 0 {
                 resume = Some(resume.map_or(s - 1, |r| r.max(s - 1)));
             }
+        }
+        if let Some(m) = skipped_max {
+            resume = Some(resume.map_or(m, |r| r.max(m)));
         }
         hint_out = Some(BlockHint { last_block, resume });
     }
