@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::limits::{BLOCK_ROWS, CHUNK_ROWS};
 use crate::schema::*;
 use roaring::RoaringBitmap;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -288,9 +289,8 @@ fn bitmap(
         for c in (lo_b / blocks_per_chunk..=hi_b / blocks_per_chunk).rev() {
             let from = lo_b.max(c * blocks_per_chunk);
             let to = hi_b.min(c * blocks_per_chunk + blocks_per_chunk - 1);
-            if !chunks.contains_key(&c) {
-                let cands = chunk_candidates(v, plan, c)?;
-                chunks.insert(c, cands);
+            if let Entry::Vacant(slot) = chunks.entry(c) {
+                slot.insert(chunk_candidates(v, plan, c)?);
             }
             if chunks[&c].is_empty() {
                 if from < last_block {
