@@ -205,6 +205,11 @@ impl Store {
     }
 
     fn apply(&self, project: &str, valid: Vec<ValidTrace>) -> Result<IngestSummary> {
+        if valid.is_empty() {
+            // Nothing to write: no transaction, and no project is created.
+            self.check_poisoned()?;
+            return Ok(IngestSummary::default());
+        }
         let now = Timestamp::now().as_millis();
         self.write(|w| {
             let p = w.project_id(project)?;
