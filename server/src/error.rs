@@ -34,28 +34,14 @@ impl ApiError {
         }
     }
 
-    /// A validation error on one field.
+    /// A validation error on one field, in the library's words.
     pub fn field(field: &str, message: impl Into<String>) -> Self {
-        let message = message.into();
-        ApiError {
-            code: ErrorCode::Validation,
-            message: format!("invalid {field}; {field}: {message}"),
-            details: vec![Detail {
-                field: field.to_string(),
-                message,
-            }],
-        }
+        tracestore::Error::invalid(field, message).into()
     }
 
     /// The library's answer to a body over [`tracestore::limits::MAX_BATCH_BYTES`].
     pub fn payload_too_large() -> Self {
-        ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!(
-                "payload too large: the limit is {} bytes",
-                tracestore::limits::MAX_BATCH_BYTES
-            ),
-        )
+        tracestore::Error::payload_too_large(tracestore::limits::MAX_BATCH_BYTES).into()
     }
 
     /// A failure the client cannot act on; the message reveals nothing internal.
