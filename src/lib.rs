@@ -44,6 +44,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+mod buffer;
 mod cache;
 pub mod demo;
 mod error;

@@ -65,6 +65,10 @@ pub const BLOCK_ROWS: u32 = 1024;
 pub const CHUNK_ROWS: u32 = 65_536;
 /// Most rows a project can ever allocate (row numbers are `u32`, never reused).
 pub const MAX_ROWS_PER_PROJECT: u32 = u32::MAX - 1;
+/// Most pending traces per project: new traces committed by small ingests and not yet folded
+/// into the indexes. Queries test each pending trace directly, so this bounds their extra work;
+/// the write that would exceed it folds them all.
+pub const MAX_PENDING_TRACES: u32 = 64;
 /// Traces deleted per write transaction by `delete_before`.
 pub const RETENTION_BATCH: usize = 10_000;
 

@@ -6,13 +6,17 @@
 
 use crate::error::{Error, Result};
 use crate::limits::BLOCK_ROWS;
-use redb::{ReadOnlyTable, ReadTransaction, Table, TableDefinition, WriteTransaction};
+use redb::{
+    ReadOnlyTable, ReadTransaction, ReadableTable, Table, TableDefinition, WriteTransaction,
+};
 use serde::{Deserialize, Serialize};
 use std::cell::OnceCell;
 
 /// The on-disk format version, stored under `META["format_version"]`. A store written with
 /// another version is refused at open.
-pub(crate) const FORMAT_VERSION: u8 = 1;
+pub(crate) const FORMAT_VERSION: u8 = 2;
+/// The previous format version, upgraded in place at open (see [`migrate_from_v1`]).
+pub(crate) const FORMAT_VERSION_V1: u8 = 1;
 /// The record version byte at the start of every stored value.
 pub(crate) const RECORD_V1: u8 = 1;
 
@@ -39,6 +43,10 @@ pub(crate) const TERM_IDS: TableDefinition<(u32, u8, &str), &[u8]> =
 pub(crate) const SPANS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("spans");
 /// `child_key(project, trace id, score id)` → score record.
 pub(crate) const SCORES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("scores");
+/// (project, trace id) → pending trace: a new trace committed durably by a small write but not
+/// yet indexed. Its row number is reserved; the next larger write of the project folds it into
+/// the tables above.
+pub(crate) const PENDING: TableDefinition<(u32, &str), &[u8]> = TableDefinition::new("pending");
 /// key hash (hex) → API key record.
 pub(crate) const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
 
@@ -57,6 +65,7 @@ pub(crate) struct WriteTables<'t> {
     pub spans: Table<'t, &'static [u8], &'static [u8]>,
     pub scores: Table<'t, &'static [u8], &'static [u8]>,
     pub api_keys: Table<'t, &'static str, &'static [u8]>,
+    pub pending: Table<'t, (u32, &'static str), &'static [u8]>,
 }
 
 impl<'t> WriteTables<'t> {
@@ -76,8 +85,70 @@ impl<'t> WriteTables<'t> {
             spans: txn.open_table(SPANS)?,
             scores: txn.open_table(SCORES)?,
             api_keys: txn.open_table(API_KEYS)?,
+            pending: txn.open_table(PENDING)?,
         })
     }
+}
+
+/// The few tables a buffered (small) write touches: it reads the project and the id index, and
+/// writes only the pending table and the project state.
+pub(crate) struct BufferTables<'t> {
+    pub projects: Table<'t, &'static str, &'static [u8]>,
+    pub ids: Table<'t, (u32, &'static str), &'static [u8]>,
+    pub project_state: Table<'t, u32, &'static [u8]>,
+    pub pending: Table<'t, (u32, &'static str), &'static [u8]>,
+}
+
+impl<'t> BufferTables<'t> {
+    pub(crate) fn open(txn: &'t WriteTransaction) -> Result<Self> {
+        Ok(BufferTables {
+            projects: txn.open_table(PROJECTS)?,
+            ids: txn.open_table(IDS)?,
+            project_state: txn.open_table(PROJECT_STATE)?,
+            pending: txn.open_table(PENDING)?,
+        })
+    }
+}
+
+/// The key range of one project's pending traces.
+pub(crate) fn pending_range(p: u32) -> std::ops::Range<(u32, &'static str)> {
+    (p, "")..(p.saturating_add(1), "")
+}
+
+/// Upgrades a format-1 store in place: project states gain `indexed_rows` (equal to `next_row`,
+/// since format 1 indexed every row at once). Runs inside the open transaction.
+pub(crate) fn migrate_from_v1(t: &mut WriteTables<'_>) -> Result<()> {
+    #[derive(Deserialize)]
+    struct ProjectStateV1 {
+        next_row: u32,
+        live: u64,
+        next_name_id: u32,
+        next_tag_id: u32,
+        generation: u64,
+    }
+    let mut states = Vec::new();
+    for e in t.project_state.iter()? {
+        let (k, v) = e?;
+        let old: ProjectStateV1 = decode(v.value(), "format-1 project state")?;
+        states.push((
+            k.value(),
+            ProjectState {
+                next_row: old.next_row,
+                indexed_rows: old.next_row,
+                live: old.live,
+                next_name_id: old.next_name_id,
+                next_tag_id: old.next_tag_id,
+                generation: old.generation,
+            },
+        ));
+    }
+    for (p, st) in states {
+        t.project_state
+            .insert(p, encode_project_state(&st).as_slice())?;
+    }
+    t.meta
+        .insert(META_FORMAT_VERSION, [FORMAT_VERSION].as_slice())?;
+    Ok(())
 }
 
 type BitmapTable = ReadOnlyTable<(u32, u8, u32, u32), &'static [u8]>;
@@ -100,6 +171,7 @@ pub(crate) struct ReadTables {
     spans: OnceCell<ReadOnlyTable<&'static [u8], &'static [u8]>>,
     scores: OnceCell<ReadOnlyTable<&'static [u8], &'static [u8]>>,
     api_keys: OnceCell<ReadOnlyTable<&'static str, &'static [u8]>>,
+    pending: OnceCell<ReadOnlyTable<(u32, &'static str), &'static [u8]>>,
 }
 
 macro_rules! lazy_table {
@@ -130,6 +202,7 @@ impl ReadTables {
             spans: OnceCell::new(),
             scores: OnceCell::new(),
             api_keys: OnceCell::new(),
+            pending: OnceCell::new(),
         }
     }
     lazy_table!(projects, PROJECTS, &'static str, &'static [u8]);
@@ -144,6 +217,7 @@ impl ReadTables {
     lazy_table!(spans, SPANS, &'static [u8], &'static [u8]);
     lazy_table!(scores, SCORES, &'static [u8], &'static [u8]);
     lazy_table!(api_keys, API_KEYS, &'static str, &'static [u8]);
+    lazy_table!(pending, PENDING, (u32, &'static str), &'static [u8]);
 
     /// Size statistics of every table: (name, stored bytes, metadata bytes, fragmented bytes).
     pub(crate) fn table_stats(&self) -> Result<Vec<(&'static str, redb::TableStats)>> {
@@ -161,6 +235,7 @@ impl ReadTables {
             ("spans", self.spans()?.stats()?),
             ("scores", self.scores()?.stats()?),
             ("api_keys", self.api_keys()?.stats()?),
+            ("pending", self.pending()?.stats()?),
         ])
     }
 }
@@ -460,6 +535,9 @@ pub(crate) fn decode_u32(b: &[u8]) -> Result<u32> {
 pub(crate) struct ProjectState {
     /// Next row number to allocate; rows are never reused.
     pub next_row: u32,
+    /// Rows below this are in the tables and indexes (or deleted); rows from here to `next_row`
+    /// are reserved by the project's pending traces, one each.
+    pub indexed_rows: u32,
     /// Live traces.
     pub live: u64,
     pub next_name_id: u32,
@@ -471,7 +549,69 @@ pub(crate) fn encode_project_state(r: &ProjectState) -> Vec<u8> {
     encode(r)
 }
 pub(crate) fn decode_project_state(b: &[u8]) -> Result<ProjectState> {
-    decode(b, "project state")
+    let s: ProjectState = decode(b, "project state")?;
+    if s.indexed_rows > s.next_row {
+        return Err(Error::corrupted("project state: indexed rows beyond next row"));
+    }
+    Ok(s)
+}
+
+/// What a query needs of a pending trace; decoded without its children.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PendingHead {
+    /// The row reserved for the trace.
+    pub row: u32,
+    pub start_ms: i64,
+    pub status: u8,
+    /// Exactly the body the trace will have once folded (aggregates included).
+    pub body: TraceBody,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct PendingChildren {
+    /// Distinct ids.
+    pub spans: Vec<(String, SpanRecord)>,
+    /// Distinct ids.
+    pub scores: Vec<(String, ScoreRecord)>,
+}
+
+/// Pending record: `version u8 | postcard(PendingHead) | postcard(PendingChildren)`.
+pub(crate) fn encode_pending(h: &PendingHead, c: &PendingChildren) -> Vec<u8> {
+    let mut out = encode(h);
+    out.extend(postcard::to_allocvec(c).expect("postcard encodes every record type"));
+    out
+}
+
+fn decode_pending_parts(bytes: &[u8]) -> Result<(PendingHead, &[u8])> {
+    let (h, rest) = match bytes.split_first() {
+        Some((&RECORD_V1, rest)) => postcard::take_from_bytes::<PendingHead>(rest)
+            .map_err(|e| Error::corrupted(format!("pending head: {e}")))?,
+        Some((v, _)) => {
+            return Err(Error::corrupted(format!(
+                "pending: unknown record version {v}"
+            )))
+        }
+        None => return Err(Error::corrupted("pending: empty record")),
+    };
+    if crate::model::Status::from_code(h.status).is_none() {
+        return Err(Error::corrupted("pending: status code"));
+    }
+    Ok((h, rest))
+}
+
+/// Decodes only the head; queries call this for every pending trace of a project.
+pub(crate) fn decode_pending_head(bytes: &[u8]) -> Result<PendingHead> {
+    Ok(decode_pending_parts(bytes)?.0)
+}
+
+pub(crate) fn decode_pending(bytes: &[u8]) -> Result<(PendingHead, PendingChildren)> {
+    let (h, rest) = decode_pending_parts(bytes)?;
+    let (c, tail) = postcard::take_from_bytes::<PendingChildren>(rest)
+        .map_err(|e| Error::corrupted(format!("pending children: {e}")))?;
+    if !tail.is_empty() {
+        return Err(Error::corrupted("pending: trailing bytes"));
+    }
+    Ok((h, c))
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -561,6 +701,7 @@ pub fn fuzz_decode_any(bytes: &[u8]) {
     let _ = decode_score(bytes);
     let _ = decode_api_key(bytes);
     let _ = decode_bitmap(bytes);
+    let _ = decode_pending(bytes);
     let _ = decode_trace_key(bytes);
     let _ = decode_child_key(bytes);
 }

@@ -4,7 +4,8 @@
 use crate::cache::{Caches, ProjectView};
 use crate::error::{Error, FieldError, Result};
 use crate::ingest::{check_id, check_project, validate_batch, validate_json_batch, ValidTrace};
-use crate::limits::{MAX_ID_BYTES, RETENTION_BATCH};
+use crate::buffer;
+use crate::limits::{MAX_ID_BYTES, MAX_PENDING_TRACES, RETENTION_BATCH};
 use crate::model::*;
 use crate::query::cursor::{self, CursorState};
 use crate::query::exec::{self, Hit, Position};
@@ -116,6 +117,7 @@ impl Store {
             let version = t.meta.get(META_FORMAT_VERSION)?.map(|v| v.value().to_vec());
             match version {
                 Some(v) if v == [FORMAT_VERSION] => {}
+                Some(v) if v == [FORMAT_VERSION_V1] => migrate_from_v1(&mut t)?,
                 Some(v) => {
                     return Err(Error::storage(format!(
                         "unsupported tracestore format version {v:?} (this build reads {FORMAT_VERSION})"
@@ -149,21 +151,38 @@ impl Store {
 
     /// Runs `f` in one write transaction; commits if it returns Ok, aborts otherwise.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
+        let out = self.transact(|txn| {
+            let mut w = Writer::open(txn)?;
+            let out = f(&mut w)?;
+            w.flush()?;
+            Ok(Some(out))
+        })?;
+        Ok(out.expect("the closure always commits"))
+    }
+
+    /// Runs `f` in one write transaction: commits when it returns `Ok(Some)`, aborts when it
+    /// returns `Ok(None)` or an error.
+    fn transact<T>(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<Option<T>>,
+    ) -> Result<Option<T>> {
         self.check_poisoned()?;
-        let result: Result<T> = (|| {
+        let result: Result<Option<T>> = (|| {
             let mut txn = self.db.begin_write()?;
             txn.set_durability(match self.durability {
                 Durability::Immediate => redb::Durability::Immediate,
                 Durability::Deferred => redb::Durability::None,
             })?;
-            let out = {
-                let mut w = Writer::open(&txn)?;
-                let out = f(&mut w)?;
-                w.flush()?;
-                out
-            };
-            txn.commit()?;
-            Ok(out)
+            match f(&txn)? {
+                Some(out) => {
+                    txn.commit()?;
+                    Ok(Some(out))
+                }
+                None => {
+                    txn.abort()?;
+                    Ok(None)
+                }
+            }
         })();
         if let Err(e) = &result {
             if e.is_storage() {
@@ -211,6 +230,16 @@ impl Store {
             return Ok(IngestSummary::default());
         }
         let now = Timestamp::now().as_millis();
+        // A few new traces go to the write buffer: two small tables instead of every index.
+        if valid.len() <= MAX_PENDING_TRACES as usize {
+            let buffered = self.transact(|txn| {
+                let mut t = BufferTables::open(txn)?;
+                buffer::try_buffer(&mut t, project, &valid, now)
+            })?;
+            if let Some(summary) = buffered {
+                return Ok(summary);
+            }
+        }
         self.write(|w| {
             let p = w.project_id(project)?;
             let mut summary = IngestSummary::default();
@@ -263,6 +292,7 @@ impl Store {
                 let Some(p) = w.existing_project_id(project)? else {
                     return Ok(0);
                 };
+                w.fold_pending(p)?;
                 let ids = w.ids_before(p, cutoff.as_millis(), RETENTION_BATCH)?;
                 for id in &ids {
                     w.delete(p, id)?;
@@ -289,7 +319,12 @@ impl Store {
         };
         let idr = match t.ids()?.get((p, id))? {
             Some(v) => decode_id(v.value())?,
-            None => return Err(Error::not_found()),
+            None => {
+                return match buffer::detail(&t, p, id)? {
+                    Some((head, children)) => Ok(pending_detail(id, head, children)?),
+                    None => Err(Error::not_found()),
+                }
+            }
         };
         let rec = t
             .traces()?
@@ -302,6 +337,7 @@ impl Store {
             id: id.to_string(),
             record: rec,
         })?;
+        // The same order as `pending_detail`: spans by (startTime, id), scores by id.
         let prefix = child_prefix(p, idr.row);
         let end = prefix_end(&prefix).expect("a child prefix has an end");
         let mut spans = Vec::new();
@@ -422,7 +458,7 @@ impl Store {
                 .map(|(p, s)| ProjectView::new(&tables, &self.caches, *p, s.generation));
             plan::plan(view.as_ref(), live, next_row, &filters, need, force)?
         };
-        let project = state.map(|(p, s)| (p, s.next_row, s.generation));
+        let project = state.map(|(p, s)| (p, s.next_row, s.indexed_rows, s.generation));
         Ok(Prepared {
             tables,
             plan,
@@ -440,7 +476,7 @@ impl Store {
             filters,
             cursor: state,
         } = self.prepare(project, req, force)?;
-        let Some((p, next_row, generation)) = pstate else {
+        let Some((p, next_row, indexed_rows, generation)) = pstate else {
             return Ok(Page {
                 traces: Vec::new(),
                 next_cursor: None,
@@ -456,20 +492,41 @@ impl Store {
             .map_or(next_row, |s| s.row_limit.min(next_row));
         let hint = state.as_ref().and_then(|s| s.hint);
         let view = ProjectView::new(&tables, &self.caches, p, generation);
-        let found = exec::execute(&view, row_limit, &plan, after, hint, need)?;
-        let more = found.hits.len() >= need;
+        // The executor sees indexed rows only; pending traces (reserved rows from
+        // `indexed_rows` on) are tested directly and merged in order.
+        let found = exec::execute(
+            &view,
+            row_limit.min(indexed_rows),
+            &plan,
+            after.as_ref().map(|a| Position {
+                start_ms: a.start_ms,
+                id: a.id,
+            }),
+            hint,
+            need,
+        )?;
+        let pending = if indexed_rows < row_limit {
+            buffer::matches(&tables, p, &filters, row_limit, after.as_ref(), need)?
+        } else {
+            Vec::new()
+        };
+        let (items, hint) = merge(found, pending, need);
+        let more = items.len() >= need;
         let mut traces = Vec::with_capacity(req.limit as usize);
-        for h in found.hits.iter().take(req.limit as usize) {
-            traces.push(to_trace(h)?);
+        for item in items.iter().take(req.limit as usize) {
+            traces.push(match item {
+                Item::Indexed(h) => to_trace(h)?,
+                Item::Pending(h) => trace_from(h.start_ms, &h.id, h.status, h.body.clone())?,
+            });
         }
         let next_cursor = if more {
-            let last = &found.hits[req.limit as usize - 1];
+            let (start_ms, id) = items[req.limit as usize - 1].position();
             let next = CursorState {
                 filters,
-                start_ms: last.start_ms,
-                id: last.id.clone(),
+                start_ms,
+                id: id.to_string(),
                 row_limit,
-                hint: found.hint,
+                hint,
             };
             Some(cursor::encode(&self.secret, project, &next))
         } else {
@@ -537,7 +594,8 @@ struct Prepared {
     tables: ReadTables,
     plan: plan::Plan,
     /// The project's id, row count and generation, when it exists.
-    project: Option<(u32, u32, u64)>,
+    /// (id, next row, indexed rows, generation)
+    project: Option<(u32, u32, u32, u64)>,
     filters: Filters,
     cursor: Option<CursorState>,
 }
@@ -553,16 +611,90 @@ fn ts(ms: i64) -> Timestamp {
     Timestamp::from_millis_unchecked(ms)
 }
 
+/// One page entry before conversion: an executor hit or a pending trace.
+enum Item {
+    Indexed(Hit),
+    Pending(buffer::PendingHit),
+}
+
+impl Item {
+    fn position(&self) -> (i64, &str) {
+        match self {
+            Item::Indexed(h) => (h.start_ms, &h.id),
+            Item::Pending(h) => (h.start_ms, &h.id),
+        }
+    }
+}
+
+/// Merges the executor's hits and the pending matches (both in query order) into the first
+/// `need` entries. The executor's block hint describes a continuation after its own hits, so it
+/// is kept only when no pending trace is on the page.
+fn merge(
+    found: exec::Found,
+    pending: Vec<buffer::PendingHit>,
+    need: usize,
+) -> (Vec<Item>, Option<cursor::BlockHint>) {
+    if pending.is_empty() {
+        return (found.hits.into_iter().map(Item::Indexed).collect(), found.hint);
+    }
+    let mut items: Vec<Item> = found
+        .hits
+        .into_iter()
+        .map(Item::Indexed)
+        .chain(pending.into_iter().map(Item::Pending))
+        .collect();
+    items.sort_by(|a, b| b.position().cmp(&a.position()));
+    items.truncate(need);
+    let page = need.saturating_sub(1);
+    let hint = if items
+        .iter()
+        .take(page)
+        .all(|i| matches!(i, Item::Indexed(_)))
+    {
+        found.hint
+    } else {
+        None
+    };
+    (items, hint)
+}
+
+/// A pending trace as `get_trace` returns it: the same detail it will have once folded.
+fn pending_detail(id: &str, head: PendingHead, children: PendingChildren) -> Result<TraceDetail> {
+    let trace = trace_from(head.start_ms, id, head.status, head.body)?;
+    let mut spans = children
+        .spans
+        .into_iter()
+        .map(|(sid, r)| to_span(sid, r))
+        .collect::<Result<Vec<_>>>()?;
+    spans.sort_by(|a, b| (a.start_time, &a.id).cmp(&(b.start_time, &b.id)));
+    let mut scores: Vec<Score> = children
+        .scores
+        .into_iter()
+        .map(|(sid, r)| to_score(sid, r))
+        .collect();
+    // Stored scores come back in child-key order, which is the id's byte order.
+    scores.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(TraceDetail {
+        trace,
+        spans,
+        scores,
+    })
+}
+
 pub(crate) fn to_trace(h: &Hit) -> Result<Trace> {
     let (hd, b) = decode_trace(&h.record)?;
-    let status = Status::from_code(hd.status).ok_or_else(|| Error::corrupted("status code"))?;
+    trace_from(h.start_ms, &h.id, hd.status, b)
+}
+
+fn trace_from(start_ms: i64, id: &str, status: u8, b: TraceBody) -> Result<Trace> {
+    let status = Status::from_code(status).ok_or_else(|| Error::corrupted("status code"))?;
     Ok(Trace {
-        id: h.id.clone(),
+        id: id.to_string(),
         name: b.name,
         status,
-        start_time: ts(h.start_ms),
+        start_time: ts(start_ms),
         end_time: b.end_ms.map(ts),
-        duration_ms: b.end_ms.map(|e| e - h.start_ms),
+        duration_ms: b.end_ms.map(|e| e - start_ms),
         total_cost: b.total_cost.to_decimal()?,
         total_tokens: b.total_tokens,
         tags: b.tags,

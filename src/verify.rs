@@ -49,6 +49,15 @@ pub(crate) fn verify(t: &ReadTables) -> Result<Vec<Violation>> {
     for (name, p) in &projects {
         verify_project(t, name, *p, &mut r, &mut live_rows)?;
     }
+    // Pending traces belong to a known project (each project's are checked above).
+    let known: HashSet<u32> = projects.iter().map(|(_, p)| *p).collect();
+    for e in t.pending()?.iter()? {
+        let (k, _) = e?;
+        let (p, id) = k.value();
+        if !known.contains(&p) {
+            r.fail(format!("pending trace {id} of unknown project {p}"));
+        }
+    }
     // Children must hang off an existing trace.
     for (label, table) in [("span", t.spans()?), ("score", t.scores()?)] {
         for e in table.iter()? {
@@ -227,6 +236,7 @@ fn verify_project(
             state.live
         ));
     }
+    verify_pending(t, name, p, &state, r)?;
     let ids = t.ids()?.range((p, "")..(p.saturating_add(1), ""))?.count() as u64;
     let rows = t.rows()?.range((p, 0)..=(p, u32::MAX))?.count() as u64;
     if ids != live || rows != live {
@@ -282,6 +292,61 @@ fn verify_project(
             )),
             Err(e) => r.fail(format!("project {name}: term {kind}/{term}: {e}")),
         }
+    }
+    Ok(())
+}
+
+/// The pending traces of `p`: one per reserved row `indexed_rows..next_row`, none also indexed,
+/// each with a body whose aggregates equal its children.
+fn verify_pending(
+    t: &ReadTables,
+    name: &str,
+    p: u32,
+    state: &ProjectState,
+    r: &mut Report,
+) -> Result<()> {
+    let mut rows = HashSet::new();
+    for e in t.pending()?.range(pending_range(p))? {
+        let (k, v) = e?;
+        let id = k.value().1;
+        let what = format!("project {name}: pending trace {id}");
+        let (h, c) = match decode_pending(v.value()) {
+            Ok(x) => x,
+            Err(e) => {
+                r.fail(format!("{what}: {e}"));
+                continue;
+            }
+        };
+        if h.row < state.indexed_rows || h.row >= state.next_row || !rows.insert(h.row) {
+            r.fail(format!("{what}: row {} is not a free reserved row", h.row));
+        }
+        if t.ids()?.get((p, id))?.is_some() {
+            r.fail(format!("{what}: also indexed"));
+        }
+        if h.body.end_ms.is_some_and(|e| e < h.start_ms) {
+            r.fail(format!("{what}: ends before it starts"));
+        }
+        let cost: Option<Decimal> = c.spans.iter().try_fold(Decimal::ZERO, |acc, (_, s)| {
+            acc.checked_add(s.cost.and_then(|m| m.to_decimal().ok()).unwrap_or_default())
+        });
+        let tokens: u64 = c.spans.iter().map(|(_, s)| s.total_tokens).sum();
+        let distinct = |ids: Vec<&String>| ids.len() == ids.iter().collect::<HashSet<_>>().len();
+        if cost != h.body.total_cost.to_decimal().ok()
+            || tokens != h.body.total_tokens
+            || c.spans.len() != h.body.span_count as usize
+            || c.scores.len() != h.body.score_count as usize
+            || !distinct(c.spans.iter().map(|(i, _)| i).collect())
+            || !distinct(c.scores.iter().map(|(i, _)| i).collect())
+        {
+            r.fail(format!("{what}: aggregates disagree with children"));
+        }
+    }
+    if rows.len() as u64 != u64::from(state.next_row - state.indexed_rows) {
+        r.fail(format!(
+            "project {name}: {} pending traces for {} reserved rows",
+            rows.len(),
+            state.next_row - state.indexed_rows
+        ));
     }
     Ok(())
 }

@@ -104,16 +104,81 @@ impl<'t> Writer<'t> {
         }
     }
 
+    /// The project's state, loaded on first use in the transaction. Loading it folds the
+    /// project's pending traces first, so every write other than a buffered one sees them as
+    /// ordinary rows.
     fn state(&mut self, p: u32) -> Result<&mut ProjectState> {
         if !self.states.contains_key(&p) {
             let s = match self.t.project_state.get(p)? {
                 Some(v) => decode_project_state(v.value())?,
                 None => ProjectState::default(),
             };
+            let fold = s.indexed_rows < s.next_row;
             self.states.insert(p, s);
+            self.dirty_states.insert(p);
+            if fold {
+                self.fold(p)?;
+            }
         }
         self.dirty_states.insert(p);
         Ok(self.states.get_mut(&p).expect("inserted above"))
+    }
+
+    /// Makes sure the project's pending traces are folded (see `state`).
+    pub(crate) fn fold_pending(&mut self, p: u32) -> Result<()> {
+        self.state(p).map(|_| ())
+    }
+
+    /// Inserts every pending trace of `p` into the tables and indexes at its reserved row, in
+    /// row order, through the ordinary insert, and empties the pending table of `p`.
+    fn fold(&mut self, p: u32) -> Result<()> {
+        let mut items = Vec::new();
+        for e in self
+            .t
+            .pending
+            .extract_from_if(pending_range(p), |_, _| true)?
+        {
+            let (k, v) = e?;
+            let (head, children) = decode_pending(v.value())?;
+            items.push((k.value().1.to_string(), head, children));
+        }
+        items.sort_by_key(|(_, h, _)| h.row);
+        for (id, head, children) in items {
+            let v = ValidTrace {
+                id,
+                name: Some(head.body.name),
+                status: Status::from_code(head.status),
+                start_ms: Some(head.start_ms),
+                end_ms: head.body.end_ms,
+                tags: Some(head.body.tags),
+                metadata: Some(head.body.metadata),
+                spans: children.spans,
+                scores: children.scores,
+            };
+            let mut errors = Vec::new();
+            let outcome = self.upsert_at(
+                p,
+                v,
+                head.body.created_ms,
+                "pending",
+                &mut errors,
+                Some(head.row),
+            )?;
+            if outcome != Upserted::Created || !errors.is_empty() {
+                return Err(Error::corrupted(format!(
+                    "pending trace at row {} no longer applies",
+                    head.row
+                )));
+            }
+        }
+        let st = &self.states[&p];
+        if st.indexed_rows != st.next_row {
+            return Err(Error::corrupted(format!(
+                "pending traces cover rows up to {} of {}",
+                st.indexed_rows, st.next_row
+            )));
+        }
+        Ok(())
     }
 
     fn term_record(&mut self, key: TermKey) -> Result<Option<&mut TermRecord>> {
@@ -229,17 +294,39 @@ impl<'t> Writer<'t> {
         Ok(r)
     }
 
-    /// Allocates the next row number for (start, id) and widens its block's time bounds.
-    fn allocate_row(&mut self, p: u32, start_ms: i64, id: &str) -> Result<u32> {
+    /// Allocates the next row number for (start, id), or takes the row a pending trace reserved,
+    /// and widens its block's time bounds. Rows enter the indexes in row order either way.
+    fn allocate_row(
+        &mut self,
+        p: u32,
+        start_ms: i64,
+        id: &str,
+        reserved: Option<u32>,
+    ) -> Result<u32> {
         let st = self.state(p)?;
-        let row = st.next_row;
-        if row >= MAX_ROWS_PER_PROJECT {
-            return Err(Error::field(
-                "traces",
-                "this project has used every row number",
-            ));
-        }
-        st.next_row += 1;
+        let row = match reserved {
+            Some(r) if r == st.indexed_rows && r < st.next_row => r,
+            Some(r) => {
+                return Err(Error::corrupted(format!(
+                    "pending row {r} out of order (indexed {})",
+                    st.indexed_rows
+                )))
+            }
+            None if st.indexed_rows != st.next_row => {
+                return Err(Error::corrupted("a row allocated while traces are pending"))
+            }
+            None if st.next_row >= MAX_ROWS_PER_PROJECT => {
+                return Err(Error::field(
+                    "traces",
+                    "this project has used every row number",
+                ))
+            }
+            None => {
+                st.next_row += 1;
+                st.next_row - 1
+            }
+        };
+        st.indexed_rows += 1;
         self.t.rows.insert(
             (p, row),
             encode_row(&RowRecord {
@@ -303,6 +390,19 @@ impl<'t> Writer<'t> {
         now_ms: i64,
         path: &str,
         errors: &mut Vec<FieldError>,
+    ) -> Result<Upserted> {
+        self.upsert_at(p, v, now_ms, path, errors, None)
+    }
+
+    /// `upsert`, where a new trace takes the `reserved` row (when folding a pending trace).
+    fn upsert_at(
+        &mut self,
+        p: u32,
+        v: ValidTrace,
+        now_ms: i64,
+        path: &str,
+        errors: &mut Vec<FieldError>,
+        reserved: Option<u32>,
     ) -> Result<Upserted> {
         // Every write marks the project's state dirty, so its generation moves on commit.
         self.state(p)?;
@@ -401,13 +501,13 @@ impl<'t> Writer<'t> {
                 self.t
                     .traces
                     .remove(trace_key(p, idr.start_ms, &v.id).as_slice())?;
-                let row = self.allocate_row(p, start_ms, &v.id)?;
+                let row = self.allocate_row(p, start_ms, &v.id, None)?;
                 self.index_row(p, row, &terms, true)?;
                 self.move_children(p, h.row, row)?;
                 row
             }
             None => {
-                let row = self.allocate_row(p, start_ms, &v.id)?;
+                let row = self.allocate_row(p, start_ms, &v.id, reserved)?;
                 self.index_row(p, row, &terms, true)?;
                 self.state(p)?.live += 1;
                 row

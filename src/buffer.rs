@@ -1,0 +1,202 @@
+//! The write buffer. A small ingest of new traces (at most `MAX_PENDING_TRACES` pending per
+//! project) commits each trace whole, as one record in the `pending` table, with its row number
+//! reserved in the project state. It touches two tables instead of the nine an indexed insert
+//! rewrites (primary, id, row, block, children, three bitmap kinds and term counts), which is
+//! what makes a one-trace durable commit cheap.
+//!
+//! Pending traces are part of every answer from the moment they commit:
+//! - list queries test each pending trace of the project against the filters and merge the
+//!   matches with the executor's hits (`matches`);
+//! - `get_trace` falls back to the pending record (`detail`).
+//!
+//! The first write of the project that is not buffered (a larger batch, an update, a delete,
+//! retention) folds every pending trace into the tables and indexes, in reserved-row order,
+//! before anything else (`Writer::fold`). Folding is the ordinary insert, so a folded trace is
+//! byte-identical to one inserted directly.
+
+use crate::error::Result;
+use crate::ingest::ValidTrace;
+use crate::limits::{MAX_PENDING_TRACES, MAX_ROWS_PER_PROJECT};
+use crate::model::{IngestSummary, Status};
+use crate::query::exec::Position;
+use crate::query::parse::Filters;
+use crate::query::plan::contains_ci;
+use crate::schema::*;
+use redb::ReadableTable;
+use rust_decimal::Decimal;
+use std::collections::HashSet;
+
+/// The pending record of a new trace, or None when the trace cannot be buffered (it lacks a
+/// name or startTime, repeats a child id, ends before it starts or overflows a total). Such a
+/// trace takes the indexed path, which reports its errors.
+fn pending_record(
+    v: &ValidTrace,
+    now_ms: i64,
+    row: u32,
+) -> Option<(PendingHead, PendingChildren)> {
+    let (Some(name), Some(start_ms)) = (&v.name, v.start_ms) else {
+        return None;
+    };
+    if v.end_ms.is_some_and(|e| e < start_ms) {
+        return None;
+    }
+    if !distinct(v.spans.iter().map(|(id, _)| id.as_str()))
+        || !distinct(v.scores.iter().map(|(id, _)| id.as_str()))
+    {
+        return None;
+    }
+    // The same arithmetic as the indexed insert: exact decimal sums, checked.
+    let mut cost = Decimal::ZERO;
+    let mut tokens = 0u64;
+    for (_, s) in &v.spans {
+        let c = s.cost.map(Money::to_decimal).transpose().ok()?;
+        cost = cost.checked_add(c.unwrap_or_default())?;
+        tokens = tokens.checked_add(s.total_tokens)?;
+    }
+    let head = PendingHead {
+        row,
+        start_ms,
+        status: v.status.unwrap_or(Status::Ok).code(),
+        body: TraceBody {
+            name: name.clone(),
+            tags: v.tags.clone().unwrap_or_default(),
+            end_ms: v.end_ms,
+            created_ms: now_ms,
+            metadata: v.metadata.clone().unwrap_or_else(|| "{}".to_string()),
+            total_cost: Money::from_decimal(cost),
+            total_tokens: tokens,
+            span_count: u32::try_from(v.spans.len()).ok()?,
+            score_count: u32::try_from(v.scores.len()).ok()?,
+        },
+    };
+    let children = PendingChildren {
+        spans: v.spans.clone(),
+        scores: v.scores.clone(),
+    };
+    Some((head, children))
+}
+
+fn distinct<'a>(mut ids: impl Iterator<Item = &'a str>) -> bool {
+    let mut seen = HashSet::new();
+    ids.all(|id| seen.insert(id))
+}
+
+/// Buffers `valid` when every trace is new to an existing project and the project has room.
+/// Returns None, having written nothing, when the batch must take the indexed path; the caller
+/// then aborts this transaction.
+pub(crate) fn try_buffer(
+    t: &mut BufferTables<'_>,
+    project: &str,
+    valid: &[ValidTrace],
+    now_ms: i64,
+) -> Result<Option<IngestSummary>> {
+    if valid.is_empty() || valid.len() > MAX_PENDING_TRACES as usize {
+        return Ok(None);
+    }
+    let p = match t.projects.get(project)? {
+        Some(v) => decode_u32(v.value())?,
+        None => return Ok(None),
+    };
+    let mut st = match t.project_state.get(p)? {
+        Some(v) => decode_project_state(v.value())?,
+        None => return Ok(None),
+    };
+    let n = valid.len() as u32;
+    if st.next_row - st.indexed_rows + n > MAX_PENDING_TRACES
+        || u64::from(st.next_row) + u64::from(n) > u64::from(MAX_ROWS_PER_PROJECT)
+    {
+        return Ok(None);
+    }
+    let mut seen = HashSet::new();
+    let mut records = Vec::with_capacity(valid.len());
+    let mut summary = IngestSummary::default();
+    for (i, v) in valid.iter().enumerate() {
+        let id = v.id.as_str();
+        if !seen.insert(id)
+            || t.ids.get((p, id))?.is_some()
+            || t.pending.get((p, id))?.is_some()
+        {
+            return Ok(None);
+        }
+        let Some((head, children)) = pending_record(v, now_ms, st.next_row + i as u32) else {
+            return Ok(None);
+        };
+        records.push((id, encode_pending(&head, &children)));
+        summary.created += 1;
+        summary.spans += v.spans.len();
+        summary.scores += v.scores.len();
+    }
+    for (id, rec) in records {
+        t.pending.insert((p, id), rec.as_slice())?;
+    }
+    // The generation stays: no index, term count or block changed, so cached views stay valid.
+    st.next_row += n;
+    t.project_state
+        .insert(p, encode_project_state(&st).as_slice())?;
+    Ok(Some(summary))
+}
+
+/// A pending trace that matches a query.
+pub(crate) struct PendingHit {
+    pub start_ms: i64,
+    pub id: String,
+    pub status: u8,
+    pub body: TraceBody,
+}
+
+/// True when a pending trace passes every filter (the same rules the planner resolves through
+/// the indexes: exact status, case-insensitive name substring, all tags, `[start, end)`).
+fn passes(f: &Filters, h: &PendingHead) -> bool {
+    f.status.is_none_or(|s| s == h.status)
+        && f.name
+            .as_deref()
+            .is_none_or(|needle| contains_ci(&h.body.name, needle))
+        && f.tags.iter().all(|t| h.body.tags.contains(t))
+        && f.start_ms.is_none_or(|lo| h.start_ms >= lo)
+        && f.end_ms.is_none_or(|hi| h.start_ms < hi)
+}
+
+/// Up to `need` pending traces of project `p` that match `f`, with a reserved row below
+/// `row_limit` and a position after `after`, in query order.
+pub(crate) fn matches(
+    t: &ReadTables,
+    p: u32,
+    f: &Filters,
+    row_limit: u32,
+    after: Option<&Position<'_>>,
+    need: usize,
+) -> Result<Vec<PendingHit>> {
+    let mut hits = Vec::new();
+    for e in t.pending()?.range(pending_range(p))? {
+        let (k, v) = e?;
+        let h = decode_pending_head(v.value())?;
+        let id = k.value().1;
+        if h.row >= row_limit || !passes(f, &h) {
+            continue;
+        }
+        if after.is_some_and(|pos| (h.start_ms, id) >= (pos.start_ms, pos.id)) {
+            continue;
+        }
+        hits.push(PendingHit {
+            start_ms: h.start_ms,
+            id: id.to_string(),
+            status: h.status,
+            body: h.body,
+        });
+    }
+    hits.sort_by(|a, b| (b.start_ms, &b.id).cmp(&(a.start_ms, &a.id)));
+    hits.truncate(need);
+    Ok(hits)
+}
+
+/// A pending trace with its children, or None when `id` is not pending.
+pub(crate) fn detail(
+    t: &ReadTables,
+    p: u32,
+    id: &str,
+) -> Result<Option<(PendingHead, PendingChildren)>> {
+    match t.pending()?.get((p, id))? {
+        Some(v) => Ok(Some(decode_pending(v.value())?)),
+        None => Ok(None),
+    }
+}
