@@ -29,11 +29,7 @@ use std::collections::HashSet;
 /// The pending record of a new trace, or None when the trace cannot be buffered (it lacks a
 /// name or startTime, repeats a child id, ends before it starts or overflows a total). Such a
 /// trace takes the indexed path, which reports its errors.
-fn pending_record(
-    v: &ValidTrace,
-    now_ms: i64,
-    row: u32,
-) -> Option<(PendingHead, PendingChildren)> {
+fn pending_record(v: &ValidTrace, now_ms: i64, row: u32) -> Option<(PendingHead, PendingChildren)> {
     let (Some(name), Some(start_ms)) = (&v.name, v.start_ms) else {
         return None;
     };
@@ -112,10 +108,7 @@ pub(crate) fn try_buffer(
     let mut summary = IngestSummary::default();
     for (i, v) in valid.iter().enumerate() {
         let id = v.id.as_str();
-        if !seen.insert(id)
-            || t.ids.get((p, id))?.is_some()
-            || t.pending.get((p, id))?.is_some()
-        {
+        if !seen.insert(id) || t.ids.get((p, id))?.is_some() || t.pending.get((p, id))?.is_some() {
             return Ok(None);
         }
         let Some((head, children)) = pending_record(v, now_ms, st.next_row + i as u32) else {

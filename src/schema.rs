@@ -551,7 +551,9 @@ pub(crate) fn encode_project_state(r: &ProjectState) -> Vec<u8> {
 pub(crate) fn decode_project_state(b: &[u8]) -> Result<ProjectState> {
     let s: ProjectState = decode(b, "project state")?;
     if s.indexed_rows > s.next_row {
-        return Err(Error::corrupted("project state: indexed rows beyond next row"));
+        return Err(Error::corrupted(
+            "project state: indexed rows beyond next row",
+        ));
     }
     Ok(s)
 }

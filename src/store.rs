@@ -1,10 +1,10 @@
 //! The store: opening, the transaction boundaries of every operation, and the glue between the
 //! query layer and the schema.
 
+use crate::buffer;
 use crate::cache::{Caches, ProjectView};
 use crate::error::{Error, FieldError, Result};
 use crate::ingest::{check_id, check_project, validate_batch, validate_json_batch, ValidTrace};
-use crate::buffer;
 use crate::limits::{MAX_ID_BYTES, MAX_PENDING_TRACES, RETENTION_BATCH};
 use crate::model::*;
 use crate::query::cursor::{self, CursorState};
@@ -635,7 +635,10 @@ fn merge(
     need: usize,
 ) -> (Vec<Item>, Option<cursor::BlockHint>) {
     if pending.is_empty() {
-        return (found.hits.into_iter().map(Item::Indexed).collect(), found.hint);
+        return (
+            found.hits.into_iter().map(Item::Indexed).collect(),
+            found.hint,
+        );
     }
     let mut items: Vec<Item> = found
         .hits
