@@ -424,7 +424,11 @@ fn drop_and_time_commits(
     let (ts_mean, sq_mean) = (mean(&ts), mean(&sq));
     let (ts_med, sq_med) = (median(&mut ts), median(&mut sq));
     // `median` sorted both vectors.
-    let p99 = |v: &[f64]| v[((v.len() * 99).div_ceil(100)).saturating_sub(1).min(v.len() - 1)];
+    let p99 = |v: &[f64]| {
+        v[((v.len() * 99).div_ceil(100))
+            .saturating_sub(1)
+            .min(v.len() - 1)]
+    };
     let (ts_p99, sq_p99) = (p99(&ts), p99(&sq));
     eprintln!(
         "single-trace durable commit: tracestore {} SQLite {} (p99 {} vs {}, mean {} vs {})",

@@ -14,6 +14,7 @@
 //! before anything else (`Writer::fold`). Folding is the ordinary insert, so a folded trace is
 //! byte-identical to one inserted directly.
 
+use crate::cache::PendingList;
 use crate::error::Result;
 use crate::ingest::ValidTrace;
 use crate::limits::{MAX_PENDING_TRACES, MAX_ROWS_PER_PROJECT};
@@ -25,6 +26,7 @@ use crate::schema::*;
 use redb::ReadableTable;
 use rust_decimal::Decimal;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// The pending record of a new trace, or None when the trace cannot be buffered (it lacks a
 /// name or startTime, repeats a child id, ends before it starts or overflows a total). Such a
@@ -131,10 +133,8 @@ pub(crate) fn try_buffer(
 
 /// A pending trace that matches a query.
 pub(crate) struct PendingHit {
-    pub start_ms: i64,
-    pub id: String,
-    pub status: u8,
-    pub body: TraceBody,
+    pub id: Arc<str>,
+    pub head: Arc<PendingHead>,
 }
 
 /// True when a pending trace passes every filter (the same rules the planner resolves through
@@ -149,37 +149,27 @@ fn passes(f: &Filters, h: &PendingHead) -> bool {
         && f.end_ms.is_none_or(|hi| h.start_ms < hi)
 }
 
-/// Up to `need` pending traces of project `p` that match `f`, with a reserved row below
-/// `row_limit` and a position after `after`, in query order.
+/// Up to `need` pending traces from `list` (newest first) that match `f`, with a reserved row
+/// below `row_limit` and a position after `after`, in query order.
 pub(crate) fn matches(
-    t: &ReadTables,
-    p: u32,
+    list: &PendingList,
     f: &Filters,
     row_limit: u32,
     after: Option<&Position<'_>>,
     need: usize,
-) -> Result<Vec<PendingHit>> {
-    let mut hits = Vec::new();
-    for e in t.pending()?.range(pending_range(p))? {
-        let (k, v) = e?;
-        let h = decode_pending_head(v.value())?;
-        let id = k.value().1;
-        if h.row >= row_limit || !passes(f, &h) {
-            continue;
-        }
-        if after.is_some_and(|pos| (h.start_ms, id) >= (pos.start_ms, pos.id)) {
-            continue;
-        }
-        hits.push(PendingHit {
-            start_ms: h.start_ms,
-            id: id.to_string(),
-            status: h.status,
-            body: h.body,
-        });
-    }
-    hits.sort_by(|a, b| (b.start_ms, &b.id).cmp(&(a.start_ms, &a.id)));
-    hits.truncate(need);
-    Ok(hits)
+) -> Vec<PendingHit> {
+    list.iter()
+        .filter(|(id, h)| {
+            h.row < row_limit
+                && passes(f, h)
+                && after.is_none_or(|pos| (h.start_ms, &**id) < (pos.start_ms, pos.id))
+        })
+        .take(need)
+        .map(|(id, h)| PendingHit {
+            id: id.clone(),
+            head: h.clone(),
+        })
+        .collect()
 }
 
 /// A pending trace with its children, or None when `id` is not pending.

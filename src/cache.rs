@@ -8,9 +8,12 @@
 //!   partitions) is tagged with the project's `generation`, which every committed write to the
 //!   project bumps. A view uses a cache entry only when the generations are equal, so a reader
 //!   never sees index state from another snapshot.
+//! - **Pending traces** (the write buffer's heads, decoded and in query order) are tagged with the
+//!   project's `(next_row, indexed_rows)`: a buffered write raises `next_row`, a fold raises
+//!   `indexed_rows`, and nothing else changes the pending set, so equal tags mean equal sets.
 
 use crate::error::{Error, Result};
-use crate::limits::{BITMAP_CACHE_BYTES, ROW_CACHE_ENTRIES};
+use crate::limits::{BITMAP_CACHE_BYTES, PENDING_CACHE_BYTES, ROW_CACHE_ENTRIES};
 use crate::schema::*;
 use roaring::RoaringBitmap;
 use std::collections::HashMap;
@@ -48,16 +51,84 @@ impl Drop for ProjectCache {
 /// (project, row) → (start, id): facts that never change once committed.
 type RowMap = HashMap<(u32, u32), (i64, Arc<str>)>;
 
+/// A project's pending traces (heads only), newest first, as of one `(next_row, indexed_rows)`.
+pub(crate) type PendingList = Arc<Vec<(Arc<str>, Arc<PendingHead>)>>;
+
+#[derive(Debug)]
+struct PendingEntry {
+    tag: (u32, u32),
+    list: PendingList,
+    bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct PendingCache {
+    projects: HashMap<u32, PendingEntry>,
+    bytes: usize,
+}
+
 /// The store's caches; shared by all readers.
 #[derive(Debug, Default)]
 pub(crate) struct Caches {
     rows: RwLock<RowMap>,
+    pending: RwLock<PendingCache>,
     projects: RwLock<HashMap<u32, Arc<ProjectCache>>>,
     /// Bytes of decoded bitmaps held by all project caches together.
     bitmap_budget: Arc<AtomicUsize>,
 }
 
 impl Caches {
+    /// The pending traces of project `p` in snapshot `t`, whose state has `next_row` and
+    /// `indexed_rows`.
+    pub(crate) fn pending(
+        &self,
+        t: &ReadTables,
+        p: u32,
+        next_row: u32,
+        indexed_rows: u32,
+    ) -> Result<PendingList> {
+        let tag = (next_row, indexed_rows);
+        if let Some(e) = self.pending.read().expect("cache lock").projects.get(&p) {
+            if e.tag == tag {
+                return Ok(e.list.clone());
+            }
+        }
+        let mut list = Vec::new();
+        let mut bytes = 0;
+        for e in t.pending()?.range(pending_range(p))? {
+            let (k, v) = e?;
+            bytes += k.value().1.len() + v.value().len();
+            list.push((
+                Arc::<str>::from(k.value().1),
+                Arc::new(decode_pending_head(v.value())?),
+            ));
+        }
+        list.sort_by(|a, b| (b.1.start_ms, &*b.0).cmp(&(a.1.start_ms, &*a.0)));
+        let list = Arc::new(list);
+        let mut cache = self.pending.write().expect("cache lock");
+        // Both parts of the tag only grow, so a larger tag is a newer snapshot: keep the newest.
+        let newer = cache.projects.get(&p).is_none_or(|e| e.tag <= tag);
+        if newer && bytes <= PENDING_CACHE_BYTES {
+            if let Some(old) = cache.projects.remove(&p) {
+                cache.bytes -= old.bytes;
+            }
+            if cache.bytes + bytes > PENDING_CACHE_BYTES {
+                cache.projects.clear();
+                cache.bytes = 0;
+            }
+            cache.bytes += bytes;
+            cache.projects.insert(
+                p,
+                PendingEntry {
+                    tag,
+                    list: list.clone(),
+                    bytes,
+                },
+            );
+        }
+        Ok(list)
+    }
+
     fn project(&self, p: u32, generation: u64) -> Arc<ProjectCache> {
         if let Some(c) = self.projects.read().expect("cache lock").get(&p) {
             if c.generation == generation {

@@ -506,7 +506,8 @@ impl Store {
             need,
         )?;
         let pending = if indexed_rows < row_limit {
-            buffer::matches(&tables, p, &filters, row_limit, after.as_ref(), need)?
+            let list = self.caches.pending(&tables, p, next_row, indexed_rows)?;
+            buffer::matches(&list, &filters, row_limit, after.as_ref(), need)
         } else {
             Vec::new()
         };
@@ -516,7 +517,9 @@ impl Store {
         for item in items.iter().take(req.limit as usize) {
             traces.push(match item {
                 Item::Indexed(h) => to_trace(h)?,
-                Item::Pending(h) => trace_from(h.start_ms, &h.id, h.status, h.body.clone())?,
+                Item::Pending(h) => {
+                    trace_from(h.head.start_ms, &h.id, h.head.status, h.head.body.clone())?
+                }
             });
         }
         let next_cursor = if more {
@@ -621,7 +624,7 @@ impl Item {
     fn position(&self) -> (i64, &str) {
         match self {
             Item::Indexed(h) => (h.start_ms, &h.id),
-            Item::Pending(h) => (h.start_ms, &h.id),
+            Item::Pending(h) => (h.head.start_ms, &h.id),
         }
     }
 }
