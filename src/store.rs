@@ -80,7 +80,7 @@ impl StoreBuilder {
 /// concurrently on MVCC snapshots, writes are serialized by redb.
 pub struct Store {
     db: redb::Database,
-    secret: Vec<u8>,
+    cursor_key: cursor::CursorKey,
     durability: Durability,
     caches: Caches,
     /// Set when a write fails in storage: every later call fails until the store is reopened.
@@ -142,7 +142,7 @@ impl Store {
         txn.commit()?;
         Ok(Store {
             db,
-            secret,
+            cursor_key: cursor::CursorKey::new(&secret),
             durability,
             caches: Caches::default(),
             poisoned: AtomicBool::new(false),
@@ -390,7 +390,7 @@ impl Store {
                 let cursor = pairs.iter().find(|(k, _)| k == "cursor").map(|(_, v)| v);
                 if let Some(c) = cursor {
                     if !details.iter().any(|d| d.field() == "cursor") {
-                        if let Err(m) = cursor::decode(&self.secret, project, c) {
+                        if let Err(m) = cursor::decode(&self.cursor_key, project, c) {
                             details.push(FieldError::new("cursor", m));
                         }
                     }
@@ -424,8 +424,8 @@ impl Store {
         let Some(token) = &req.cursor else {
             return Ok((req.filters.clone(), None));
         };
-        let state =
-            cursor::decode(&self.secret, project, token).map_err(|m| Error::field("cursor", m))?;
+        let state = cursor::decode(&self.cursor_key, project, token)
+            .map_err(|m| Error::field("cursor", m))?;
         if !req.filters.is_empty() && req.filters != state.filters {
             return Err(Error::field(
                 "cursor",
@@ -531,7 +531,7 @@ impl Store {
                 row_limit,
                 hint,
             };
-            Some(cursor::encode(&self.secret, project, &next))
+            Some(cursor::encode(&self.cursor_key, project, &next))
         } else {
             None
         };

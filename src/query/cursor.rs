@@ -36,9 +36,27 @@ pub(crate) struct CursorState {
     pub hint: Option<BlockHint>,
 }
 
-fn mac(secret: &[u8], project: &str, signed: &[u8]) -> Hmac<Sha256> {
-    let mut m =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
+/// The store's cursor secret, keyed once: HMAC's key setup (two SHA-256 blocks) is done at open,
+/// not on every page.
+#[derive(Clone)]
+pub(crate) struct CursorKey(Hmac<Sha256>);
+
+impl CursorKey {
+    pub(crate) fn new(secret: &[u8]) -> Self {
+        CursorKey(
+            <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length"),
+        )
+    }
+}
+
+impl std::fmt::Debug for CursorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CursorKey(..)")
+    }
+}
+
+fn mac(key: &CursorKey, project: &str, signed: &[u8]) -> Hmac<Sha256> {
+    let mut m = key.0.clone();
     m.update(DOMAIN);
     m.update(&(project.len() as u32).to_be_bytes());
     m.update(project.as_bytes());
@@ -46,10 +64,10 @@ fn mac(secret: &[u8], project: &str, signed: &[u8]) -> Hmac<Sha256> {
     m
 }
 
-pub(crate) fn encode(secret: &[u8], project: &str, state: &CursorState) -> String {
+pub(crate) fn encode(key: &CursorKey, project: &str, state: &CursorState) -> String {
     let mut bytes = vec![CURSOR_VERSION];
     bytes.extend(postcard::to_allocvec(state).expect("postcard encodes cursor state"));
-    let tag = mac(secret, project, &bytes).finalize().into_bytes();
+    let tag = mac(key, project, &bytes).finalize().into_bytes();
     bytes.extend_from_slice(&tag[..MAC_BYTES]);
     let s = URL_SAFE_NO_PAD.encode(bytes);
     debug_assert!(s.len() <= MAX_CURSOR_CHARS);
@@ -77,10 +95,10 @@ pub(crate) fn check_shape(token: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Verifies and decodes a cursor for `project`.
-pub(crate) fn decode(secret: &[u8], project: &str, token: &str) -> Result<CursorState, String> {
+pub(crate) fn decode(key: &CursorKey, project: &str, token: &str) -> Result<CursorState, String> {
     let bytes = check_shape(token)?;
     let (signed, tag) = bytes.split_at(bytes.len() - MAC_BYTES);
-    mac(secret, project, signed)
+    mac(key, project, signed)
         .verify_truncated_left(tag)
         .map_err(|_| "is not a cursor issued by this store for this project".to_string())?;
     let (state, rest) = postcard::take_from_bytes::<CursorState>(&signed[1..])
@@ -113,21 +131,21 @@ mod tests {
 
     #[test]
     fn round_trip_and_binding() {
-        let secret = [7u8; 32];
+        let secret = CursorKey::new(&[7u8; 32]);
         let c = encode(&secret, "p1", &state());
         assert!(c
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_eq!(decode(&secret, "p1", &c).unwrap(), state());
         assert!(decode(&secret, "p2", &c).is_err());
-        assert!(decode(&[8u8; 32], "p1", &c).is_err());
+        assert!(decode(&CursorKey::new(&[8u8; 32]), "p1", &c).is_err());
         assert!(decode(&secret, "p1", &c[..c.len() - 1]).is_err());
         assert!(decode(&secret, "p1", "%%%").is_err());
     }
 
     #[test]
     fn every_flipped_bit_is_rejected() {
-        let secret = [7u8; 32];
+        let secret = CursorKey::new(&[7u8; 32]);
         let c = encode(&secret, "p1", &state());
         let raw = URL_SAFE_NO_PAD.decode(&c).unwrap();
         for i in 0..raw.len() {
