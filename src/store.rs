@@ -210,6 +210,11 @@ impl Store {
 
     /// Ingests a batch atomically: every item is validated first, and one invalid item means
     /// nothing is written; the error lists every bad item by index and field.
+    ///
+    /// A batch of new traces into an existing project that has room in its write buffer
+    /// ([`MAX_PENDING_TRACES`](crate::limits::MAX_PENDING_TRACES)) is committed to the buffer: just
+    /// as durable and visible to every read at once, and indexed by the project's next larger
+    /// write.
     pub fn ingest(&self, project: &str, traces: Vec<TraceInput>) -> Result<IngestSummary> {
         check_project(project)?;
         let valid = validate_batch(traces)?;
@@ -337,7 +342,7 @@ impl Store {
             id: id.to_string(),
             record: rec,
         })?;
-        // The same order as `pending_detail`: spans by (startTime, id), scores by id.
+        // `pending_detail` returns the same order: spans by (startTime, id), scores by id.
         let prefix = child_prefix(p, idr.row);
         let end = prefix_end(&prefix).expect("a child prefix has an end");
         let mut spans = Vec::new();
@@ -596,8 +601,7 @@ pub struct TableUsage {
 struct Prepared {
     tables: ReadTables,
     plan: plan::Plan,
-    /// The project's id, row count and generation, when it exists.
-    /// (id, next row, indexed rows, generation)
+    /// The project's (id, next row, indexed rows, generation), when it exists.
     project: Option<(u32, u32, u32, u64)>,
     filters: Filters,
     cursor: Option<CursorState>,

@@ -124,9 +124,23 @@ impl<'t> Writer<'t> {
         Ok(self.states.get_mut(&p).expect("inserted above"))
     }
 
-    /// Makes sure the project's pending traces are folded (see `state`).
+    /// Folds the project's pending traces, if it has any (see `state`). Writes nothing when it
+    /// has none.
     pub(crate) fn fold_pending(&mut self, p: u32) -> Result<()> {
-        self.state(p).map(|_| ())
+        if self.states.contains_key(&p) {
+            return Ok(()); // loaded, hence folded, earlier in this transaction
+        }
+        let pending = match self.t.project_state.get(p)? {
+            Some(v) => {
+                let s = decode_project_state(v.value())?;
+                s.indexed_rows < s.next_row
+            }
+            None => false,
+        };
+        if pending {
+            self.state(p)?;
+        }
+        Ok(())
     }
 
     /// Inserts every pending trace of `p` into the tables and indexes at its reserved row, in

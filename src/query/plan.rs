@@ -43,7 +43,7 @@ pub struct Explain {
     pub plan: PlanKind,
     /// Whether the plan was forced by the caller instead of chosen.
     pub forced: bool,
-    /// Live traces in the project.
+    /// Live indexed traces in the project (traces still in the write buffer are not counted).
     pub live_rows: u64,
     /// Estimated matches, assuming independent filters (the date window is not estimated).
     pub estimated_matches: u64,
