@@ -79,7 +79,8 @@ fn distinct<'a>(mut ids: impl Iterator<Item = &'a str>) -> bool {
     ids.all(|id| seen.insert(id))
 }
 
-/// Buffers `valid` when every trace is new to an existing project and the project has room.
+/// Buffers `valid` when every trace is new to an existing project and the project has room for
+/// them among its `capacity` pending traces.
 /// Returns None, having written nothing, when the batch must take the indexed path; the caller
 /// then aborts this transaction.
 pub(crate) fn try_buffer(
@@ -87,8 +88,10 @@ pub(crate) fn try_buffer(
     project: &str,
     valid: &[ValidTrace],
     now_ms: i64,
+    capacity: u32,
 ) -> Result<Option<IngestSummary>> {
-    if valid.is_empty() || valid.len() > MAX_PENDING_TRACES as usize {
+    debug_assert!(capacity <= MAX_PENDING_TRACES);
+    if valid.is_empty() || valid.len() > capacity as usize {
         return Ok(None);
     }
     let p = match t.projects.get(project)? {
@@ -100,7 +103,7 @@ pub(crate) fn try_buffer(
         None => return Ok(None),
     };
     let n = valid.len() as u32;
-    if st.next_row - st.indexed_rows + n > MAX_PENDING_TRACES
+    if st.next_row - st.indexed_rows + n > capacity
         || u64::from(st.next_row) + u64::from(n) > u64::from(MAX_ROWS_PER_PROJECT)
     {
         return Ok(None);

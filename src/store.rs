@@ -37,6 +37,7 @@ pub enum Durability {
 pub struct StoreBuilder {
     cache_size_bytes: Option<usize>,
     durability: Durability,
+    write_buffer_traces: Option<u32>,
 }
 
 impl StoreBuilder {
@@ -50,6 +51,16 @@ impl StoreBuilder {
         self.durability = d;
         self
     }
+    /// How many new traces per project the write buffer may hold before the next write folds
+    /// them into the indexes: [`MAX_PENDING_TRACES`] (the default and the largest accepted) down
+    /// to 0, which turns buffering off so that every ingest is indexed in its own commit. A
+    /// smaller buffer makes each fold cheaper and each query test fewer pending traces; a larger
+    /// one spreads the folds over more one-trace commits. Opening fails with
+    /// `VALIDATION_ERROR` for a value above the maximum.
+    pub fn write_buffer_traces(mut self, n: u32) -> Self {
+        self.write_buffer_traces = Some(n);
+        self
+    }
     fn redb(&self) -> redb::Builder {
         let mut b = redb::Database::builder();
         if let Some(c) = self.cache_size_bytes {
@@ -57,22 +68,34 @@ impl StoreBuilder {
         }
         b
     }
+    fn check(&self) -> Result<()> {
+        match self.write_buffer_traces {
+            Some(n) if n > MAX_PENDING_TRACES => Err(Error::field(
+                "write_buffer_traces",
+                format!("must be at most {MAX_PENDING_TRACES}"),
+            )),
+            _ => Ok(()),
+        }
+    }
     /// Opens the store at `path`, creating it when absent.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
+        self.check()?;
         let db = self.redb().create(path)?;
-        Store::init(db, self.durability)
+        Store::init(db, &self)
     }
     /// A store in memory, for tests and examples.
     pub fn in_memory(self) -> Result<Store> {
+        self.check()?;
         let db = self
             .redb()
             .create_with_backend(redb::backends::InMemoryBackend::new())?;
-        Store::init(db, self.durability)
+        Store::init(db, &self)
     }
     /// A store over a custom redb storage backend (fault injection, crash simulation).
     pub fn with_backend(self, backend: impl redb::StorageBackend) -> Result<Store> {
+        self.check()?;
         let db = self.redb().create_with_backend(backend)?;
-        Store::init(db, self.durability)
+        Store::init(db, &self)
     }
 }
 
@@ -82,6 +105,8 @@ pub struct Store {
     db: redb::Database,
     cursor_key: cursor::CursorKey,
     durability: Durability,
+    /// Most pending traces per project (`StoreBuilder::write_buffer_traces`).
+    write_buffer_traces: u32,
     caches: Caches,
     /// Set when a write fails in storage: every later call fails until the store is reopened.
     poisoned: AtomicBool,
@@ -109,7 +134,7 @@ impl Store {
         StoreBuilder::default()
     }
 
-    fn init(db: redb::Database, durability: Durability) -> Result<Store> {
+    fn init(db: redb::Database, opts: &StoreBuilder) -> Result<Store> {
         let mut txn = db.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
         let secret = {
@@ -143,7 +168,8 @@ impl Store {
         Ok(Store {
             db,
             cursor_key: cursor::CursorKey::new(&secret),
-            durability,
+            durability: opts.durability,
+            write_buffer_traces: opts.write_buffer_traces.unwrap_or(MAX_PENDING_TRACES),
             caches: Caches::default(),
             poisoned: AtomicBool::new(false),
         })
@@ -236,10 +262,10 @@ impl Store {
         }
         let now = Timestamp::now().as_millis();
         // A few new traces go to the write buffer: two small tables instead of every index.
-        if valid.len() <= MAX_PENDING_TRACES as usize {
+        if valid.len() <= self.write_buffer_traces as usize {
             let buffered = self.transact(|txn| {
                 let mut t = BufferTables::open(txn)?;
-                buffer::try_buffer(&mut t, project, &valid, now)
+                buffer::try_buffer(&mut t, project, &valid, now, self.write_buffer_traces)
             })?;
             if let Some(summary) = buffered {
                 return Ok(summary);

@@ -294,3 +294,44 @@ fn a_format_1_store_is_upgraded_in_place() {
     let meta = txn.open_table(META).unwrap();
     assert_eq!(meta.get("format_version").unwrap().unwrap().value(), [2]);
 }
+
+#[test]
+fn the_write_buffer_size_is_an_option() {
+    let err = Store::builder()
+        .write_buffer_traces(MAX_PENDING_TRACES + 1)
+        .in_memory()
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Validation);
+    assert!(err.to_string().contains("write_buffer_traces"), "{err}");
+
+    // 0 turns buffering off: every ingest is indexed in its own commit.
+    let off = Store::builder().write_buffer_traces(0).in_memory().unwrap();
+    off.ingest("p", demo(5, 13)).unwrap();
+    for t in demo(10, 14) {
+        off.ingest("p", vec![t]).unwrap();
+        assert_eq!(pending_bytes(&off), 0);
+    }
+    assert!(off.verify().unwrap().is_empty());
+
+    // A small buffer folds every few commits.
+    let small = Store::builder().write_buffer_traces(3).in_memory().unwrap();
+    small.ingest("p", demo(5, 15)).unwrap();
+    let mut folds = 0;
+    for t in demo(12, 16) {
+        let before = pending_bytes(&small);
+        small.ingest("p", vec![t]).unwrap();
+        if pending_bytes(&small) < before {
+            folds += 1;
+        }
+        assert!(small.verify().unwrap().is_empty());
+    }
+    assert_eq!(
+        folds, 3,
+        "12 single commits with room for 3: a fold every 4th"
+    );
+    let all: Vec<_> = walk(&small, &[], 100)
+        .into_iter()
+        .flat_map(|p| p.traces)
+        .collect();
+    assert_eq!(all.len(), 17);
+}
