@@ -17,7 +17,7 @@
 use crate::cache::PendingList;
 use crate::error::Result;
 use crate::ingest::ValidTrace;
-use crate::limits::{MAX_PENDING_TRACES, MAX_ROWS_PER_PROJECT};
+use crate::limits::{MAX_PENDING_RECORD_BYTES, MAX_PENDING_TRACES, MAX_ROWS_PER_PROJECT};
 use crate::model::{IngestSummary, Status};
 use crate::query::exec::Position;
 use crate::query::parse::Filters;
@@ -119,7 +119,12 @@ pub(crate) fn try_buffer(
         let Some((head, children)) = pending_record(v, now_ms, st.next_row + i as u32) else {
             return Ok(None);
         };
-        records.push((id, encode_pending(&head, &children)));
+        let rec = encode_pending(&head, &children);
+        if rec.len() > MAX_PENDING_RECORD_BYTES {
+            // A trace this large is a batch's worth of work anyway; index it directly.
+            return Ok(None);
+        }
+        records.push((id, rec));
         summary.created += 1;
         summary.spans += v.spans.len();
         summary.scores += v.scores.len();

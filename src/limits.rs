@@ -69,6 +69,9 @@ pub const MAX_ROWS_PER_PROJECT: u32 = u32::MAX - 1;
 /// into the indexes. Queries test each pending trace directly, so this bounds their extra work;
 /// the write that would exceed it folds them all.
 pub const MAX_PENDING_TRACES: u32 = 64;
+/// Largest encoded trace (with its spans and scores) the write buffer takes; a larger one is
+/// indexed at once. Bounds what a query reads for one pending trace.
+pub const MAX_PENDING_RECORD_BYTES: usize = 64 * 1024;
 /// Traces deleted per write transaction by `delete_before`.
 pub const RETENTION_BATCH: usize = 10_000;
 

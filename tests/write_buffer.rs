@@ -335,3 +335,26 @@ fn the_write_buffer_size_is_an_option() {
         .collect();
     assert_eq!(all.len(), 17);
 }
+
+#[test]
+fn a_very_large_trace_is_indexed_at_once() {
+    let store = Store::in_memory().unwrap();
+    store.ingest("p", demo(5, 17)).unwrap();
+    let mut big = demo(1, 18).remove(0);
+    big.spans = (0..2000)
+        .map(|i| tracestore::SpanInput {
+            id: Some(format!("span-{i}")),
+            name: Some("a span with a name long enough to add up".into()),
+            ..Default::default()
+        })
+        .collect();
+    store.ingest("p", vec![big.clone()]).unwrap();
+    assert_eq!(
+        pending_bytes(&store),
+        0,
+        "over 64 KiB encoded: not buffered"
+    );
+    let got = store.get_trace("p", big.id.as_deref().unwrap()).unwrap();
+    assert_eq!(got.spans.len(), 2000);
+    assert!(store.verify().unwrap().is_empty());
+}
