@@ -1,14 +1,12 @@
 //! Shared test helpers: a naive in-memory model of the contract, and walkers over the public API.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::collections::BTreeMap;
 use tracestore::{Page, QueryRequest, Status, Store, Timestamp, TraceInput};
 
-pub const BASE_MS: i64 = 1_772_000_000_000; // 2026-02-25
-
-pub fn ts(offset_ms: i64) -> Timestamp {
-    Timestamp::from_millis(BASE_MS + offset_ms).expect("in range")
-}
+#[path = "../support/query.rs"]
+mod query;
+pub use query::{ts, MQuery, ModelTrace, BASE_MS};
 
 /// One trace as the model sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,46 +18,21 @@ pub struct MTrace {
     pub tags: Vec<String>,
 }
 
-/// A query as the model sees it.
-#[derive(Clone, Debug, Default)]
-pub struct MQuery {
-    pub name: Option<String>,
-    pub status: Option<Status>,
-    pub tags: Vec<String>,
-    pub start: Option<i64>,
-    pub end: Option<i64>,
-}
-
-impl MQuery {
-    pub fn matches(&self, t: &MTrace) -> bool {
-        self.name
-            .as_ref()
-            .is_none_or(|n| n.is_empty() || t.name.to_lowercase().contains(&n.to_lowercase()))
-            && self.status.is_none_or(|s| s == t.status)
-            && self.tags.iter().all(|tag| t.tags.contains(tag))
-            && self.start.is_none_or(|s| t.start_ms >= BASE_MS + s)
-            && self.end.is_none_or(|e| t.start_ms < BASE_MS + e)
+impl ModelTrace for MTrace {
+    fn id(&self) -> &str {
+        &self.id
     }
-
-    /// The query as endpoint parameters.
-    pub fn params(&self, limit: u32) -> Vec<(String, String)> {
-        let mut p = vec![("limit".to_string(), limit.to_string())];
-        if let Some(n) = &self.name {
-            p.push(("name".into(), n.clone()));
-        }
-        if let Some(s) = self.status {
-            p.push(("status".into(), s.as_str().to_lowercase()));
-        }
-        if !self.tags.is_empty() {
-            p.push(("tags".into(), self.tags.join(",")));
-        }
-        if let Some(s) = self.start {
-            p.push(("startDate".into(), ts(s).to_string()));
-        }
-        if let Some(e) = self.end {
-            p.push(("endDate".into(), ts(e).to_string()));
-        }
-        p
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn status(&self) -> Status {
+        self.status
+    }
+    fn start_ms(&self) -> i64 {
+        self.start_ms
+    }
+    fn tags(&self) -> &[String] {
+        &self.tags
     }
 }
 
@@ -83,13 +56,12 @@ impl Model {
             .is_some()
     }
     pub fn answer(&self, project: &str, q: &MQuery) -> Vec<String> {
-        let mut v: Vec<&MTrace> = self
+        let all = self
             .projects
             .get(project)
-            .map(|m| m.values().filter(|t| q.matches(t)).collect())
-            .unwrap_or_default();
-        v.sort_by(|a, b| (b.start_ms, b.id.as_bytes()).cmp(&(a.start_ms, a.id.as_bytes())));
-        v.into_iter().map(|t| t.id.clone()).collect()
+            .into_iter()
+            .flat_map(|m| m.values());
+        q.answer(all).into_iter().map(|t| t.id.clone()).collect()
     }
 }
 

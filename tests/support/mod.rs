@@ -7,6 +7,7 @@
 //! this file and has exactly those dependencies.
 #![allow(dead_code)]
 
+pub mod query;
 pub mod targets;
 
 use rust_decimal::Decimal;
@@ -17,14 +18,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use tracestore::backends::StorageBackend;
 use tracestore::{
     ErrorCode, Page, PlanKind, QueryRequest, ScoreInput, ScoreValue, SpanInput, Status, Store,
-    Timestamp, TraceInput,
+    TraceInput,
 };
 
-pub const BASE_MS: i64 = 1_772_000_000_000; // 2026-02-25
-
-pub fn ts(offset_ms: i64) -> Timestamp {
-    Timestamp::from_millis(BASE_MS + offset_ms).expect("in range")
-}
+pub use query::{ts, MQuery, ModelTrace, BASE_MS};
 
 // =============================================================================================
 // Backends
@@ -407,58 +404,30 @@ pub struct MTrace {
     pub scores: BTreeSet<String>,
 }
 
+impl ModelTrace for MTrace {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn status(&self) -> Status {
+        self.status
+    }
+    fn start_ms(&self) -> i64 {
+        self.start_ms
+    }
+    fn tags(&self) -> &[String] {
+        &self.tags
+    }
+}
+
 impl MTrace {
     pub fn total_cost(&self) -> Decimal {
         self.spans.values().filter_map(|s| s.cost).sum()
     }
     pub fn total_tokens(&self) -> u64 {
         self.spans.values().map(|s| s.total_tokens).sum()
-    }
-}
-
-/// A query as the model sees it (offsets in ms from `BASE_MS`).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct MQuery {
-    pub name: Option<String>,
-    pub status: Option<Status>,
-    pub tags: Vec<String>,
-    pub start: Option<i64>,
-    pub end: Option<i64>,
-}
-
-impl MQuery {
-    pub fn matches(&self, t: &MTrace) -> bool {
-        self.name
-            .as_ref()
-            .is_none_or(|n| n.is_empty() || t.name.to_lowercase().contains(&n.to_lowercase()))
-            && self.status.is_none_or(|s| s == t.status)
-            && self.tags.iter().all(|tag| t.tags.contains(tag))
-            && self.start.is_none_or(|s| t.start_ms >= BASE_MS + s)
-            && self.end.is_none_or(|e| t.start_ms < BASE_MS + e)
-    }
-    /// True when the parser must reject it.
-    pub fn invalid(&self) -> bool {
-        matches!((self.start, self.end), (Some(s), Some(e)) if e < s)
-    }
-    /// The query as endpoint parameters.
-    pub fn params(&self, limit: u32) -> Vec<(String, String)> {
-        let mut p = vec![("limit".to_string(), limit.to_string())];
-        if let Some(n) = &self.name {
-            p.push(("name".into(), n.clone()));
-        }
-        if let Some(s) = self.status {
-            p.push(("status".into(), s.as_str().to_lowercase()));
-        }
-        if !self.tags.is_empty() {
-            p.push(("tags".into(), self.tags.join(",")));
-        }
-        if let Some(s) = self.start {
-            p.push(("startDate".into(), ts(s).to_string()));
-        }
-        if let Some(e) = self.end {
-            p.push(("endDate".into(), ts(e).to_string()));
-        }
-        p
     }
 }
 
@@ -488,13 +457,7 @@ impl Model {
         self.projects.get(project).and_then(|m| m.get(id))
     }
     pub fn answer(&self, project: &str, q: &MQuery) -> Vec<&MTrace> {
-        let mut v: Vec<&MTrace> = self
-            .traces(project)
-            .into_iter()
-            .filter(|t| q.matches(t))
-            .collect();
-        v.sort_by(|a, b| (b.start_ms, b.id.as_bytes()).cmp(&(a.start_ms, a.id.as_bytes())));
-        v
+        q.answer(self.traces(project))
     }
 
     /// Applies an ingest batch: all items or none.

@@ -1,0 +1,76 @@
+//! The query half of the naive model: what a query is, which traces it matches, and the order of
+//! its answer. `tests/support` (and through it the fuzz targets) and `tests/common` both use this
+//! one copy, each with its own trace type.
+
+use tracestore::{Status, Timestamp};
+
+pub const BASE_MS: i64 = 1_772_000_000_000; // 2026-02-25
+
+pub fn ts(offset_ms: i64) -> Timestamp {
+    Timestamp::from_millis(BASE_MS + offset_ms).expect("in range")
+}
+
+/// What a query can test of a model trace.
+pub trait ModelTrace {
+    fn id(&self) -> &str;
+    fn name(&self) -> &str;
+    fn status(&self) -> Status;
+    fn start_ms(&self) -> i64;
+    fn tags(&self) -> &[String];
+}
+
+/// A query as the model sees it (offsets in ms from `BASE_MS`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MQuery {
+    pub name: Option<String>,
+    pub status: Option<Status>,
+    pub tags: Vec<String>,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+impl MQuery {
+    pub fn matches(&self, t: &impl ModelTrace) -> bool {
+        self.name
+            .as_ref()
+            .is_none_or(|n| n.is_empty() || t.name().to_lowercase().contains(&n.to_lowercase()))
+            && self.status.is_none_or(|s| s == t.status())
+            && self.tags.iter().all(|tag| t.tags().contains(tag))
+            && self.start.is_none_or(|s| t.start_ms() >= BASE_MS + s)
+            && self.end.is_none_or(|e| t.start_ms() < BASE_MS + e)
+    }
+    /// True when the parser must reject it.
+    pub fn invalid(&self) -> bool {
+        matches!((self.start, self.end), (Some(s), Some(e)) if e < s)
+    }
+    /// The query as endpoint parameters.
+    pub fn params(&self, limit: u32) -> Vec<(String, String)> {
+        let mut p = vec![("limit".to_string(), limit.to_string())];
+        if let Some(n) = &self.name {
+            p.push(("name".into(), n.clone()));
+        }
+        if let Some(s) = self.status {
+            p.push(("status".into(), s.as_str().to_lowercase()));
+        }
+        if !self.tags.is_empty() {
+            p.push(("tags".into(), self.tags.join(",")));
+        }
+        if let Some(s) = self.start {
+            p.push(("startDate".into(), ts(s).to_string()));
+        }
+        if let Some(e) = self.end {
+            p.push(("endDate".into(), ts(e).to_string()));
+        }
+        p
+    }
+    /// The traces of `all` this query matches, in the endpoint's order (startTime desc, id
+    /// desc by bytes).
+    pub fn answer<'a, T: ModelTrace>(&self, all: impl IntoIterator<Item = &'a T>) -> Vec<&'a T>
+    where
+        T: 'a,
+    {
+        let mut v: Vec<&T> = all.into_iter().filter(|t| self.matches(*t)).collect();
+        v.sort_by(|a, b| (b.start_ms(), b.id().as_bytes()).cmp(&(a.start_ms(), a.id().as_bytes())));
+        v
+    }
+}
