@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use tracestore::{Page, QueryRequest, Status, Store, Timestamp, TraceInput};
 
 #[path = "../support/query.rs"]
+#[macro_use]
 mod query;
 pub use query::{ts, MQuery, ModelTrace, BASE_MS};
 
@@ -18,23 +19,7 @@ pub struct MTrace {
     pub tags: Vec<String>,
 }
 
-impl ModelTrace for MTrace {
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn status(&self) -> Status {
-        self.status
-    }
-    fn start_ms(&self) -> i64 {
-        self.start_ms
-    }
-    fn tags(&self) -> &[String] {
-        &self.tags
-    }
-}
+model_trace_fields!(MTrace);
 
 /// A naive model: per project, id -> trace; queries filter and sort a Vec.
 #[derive(Clone, Debug, Default)]

@@ -7,6 +7,7 @@
 //! this file and has exactly those dependencies.
 #![allow(dead_code)]
 
+#[macro_use]
 pub mod query;
 pub mod targets;
 
@@ -404,23 +405,7 @@ pub struct MTrace {
     pub scores: BTreeSet<String>,
 }
 
-impl ModelTrace for MTrace {
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn status(&self) -> Status {
-        self.status
-    }
-    fn start_ms(&self) -> i64 {
-        self.start_ms
-    }
-    fn tags(&self) -> &[String] {
-        &self.tags
-    }
-}
+model_trace_fields!(MTrace);
 
 impl MTrace {
     pub fn total_cost(&self) -> Decimal {

@@ -19,6 +19,30 @@ pub trait ModelTrace {
     fn tags(&self) -> &[String];
 }
 
+/// Implements `ModelTrace` for a struct with the fields `id`, `name`, `status`, `start_ms` and
+/// `tags`.
+macro_rules! model_trace_fields {
+    ($t:ty) => {
+        impl ModelTrace for $t {
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn status(&self) -> Status {
+                self.status
+            }
+            fn start_ms(&self) -> i64 {
+                self.start_ms
+            }
+            fn tags(&self) -> &[String] {
+                &self.tags
+            }
+        }
+    };
+}
+
 /// A query as the model sees it (offsets in ms from `BASE_MS`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MQuery {
@@ -65,10 +89,10 @@ impl MQuery {
     }
     /// The traces of `all` this query matches, in the endpoint's order (startTime desc, id
     /// desc by bytes).
-    pub fn answer<'a, T: ModelTrace>(&self, all: impl IntoIterator<Item = &'a T>) -> Vec<&'a T>
-    where
-        T: 'a,
-    {
+    pub fn answer<'a, T: ModelTrace + 'a>(
+        &self,
+        all: impl IntoIterator<Item = &'a T>,
+    ) -> Vec<&'a T> {
         let mut v: Vec<&T> = all.into_iter().filter(|t| self.matches(*t)).collect();
         v.sort_by(|a, b| (b.start_ms(), b.id().as_bytes()).cmp(&(a.start_ms(), a.id().as_bytes())));
         v
