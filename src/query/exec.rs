@@ -148,7 +148,13 @@ impl TopK {
 
 /// The chunk's candidates: the intersection of every input, cheapest input first, stopping as
 /// soon as the intersection is empty.
-fn chunk_candidates(v: &ProjectView<'_>, plan: &Plan, chunk: u32) -> Result<RoaringBitmap> {
+fn chunk_candidates(v: &ProjectView<'_>, plan: &Plan, chunk: u32) -> Result<Arc<RoaringBitmap>> {
+    if let [input] = plan.inputs.as_slice() {
+        if let [term] = input.terms.as_slice() {
+            // One term: its cached partition is the answer, shared rather than copied.
+            return v.bitmap(input.kind, *term, chunk);
+        }
+    }
     let mut acc: Option<RoaringBitmap> = None;
     for input in &plan.inputs {
         let mut bm = RoaringBitmap::new();
@@ -165,7 +171,7 @@ fn chunk_candidates(v: &ProjectView<'_>, plan: &Plan, chunk: u32) -> Result<Roar
             break;
         }
     }
-    Ok(acc.unwrap_or_default())
+    Ok(Arc::new(acc.unwrap_or_default()))
 }
 
 /// When the cheapest input has at most this many rows, the intersection is resolved whole
@@ -277,7 +283,7 @@ fn bitmap(
         need,
         items: Vec::with_capacity(need + 1),
     };
-    let mut chunks: HashMap<u32, RoaringBitmap> = HashMap::new();
+    let mut chunks: HashMap<u32, Arc<RoaringBitmap>> = HashMap::new();
     let mut seen: Vec<(u32, i64)> = Vec::new();
     let mut stopped_at: Option<u32> = None;
     // Chunks are visited newest first and their candidates computed on first visit; the blocks
