@@ -2,8 +2,8 @@
 //! the planner and executors need.
 //!
 //! Two kinds of cached facts, with different validity rules:
-//! - **Row identities** (`row -> (start, id)`) never change once committed: row numbers are
-//!   never reused. They are cached with no invalidation at all.
+//! - **Row identities** (`row -> (start, id)`, kept per block of rows) never change once
+//!   committed: row numbers are never reused. They are cached with no invalidation at all.
 //! - **Everything derived from index state** (term counts, the name dictionary, decoded bitmap
 //!   partitions) is tagged with the project's `generation`, which every committed write to the
 //!   project bumps. A view uses a cache entry only when the generations are equal, so a reader
@@ -13,7 +13,7 @@
 //!   `indexed_rows`, and nothing else changes the pending set, so equal tags mean equal sets.
 
 use crate::error::{Error, Result};
-use crate::limits::{BITMAP_CACHE_BYTES, PENDING_CACHE_BYTES, ROW_CACHE_ENTRIES};
+use crate::limits::{BITMAP_CACHE_BYTES, BLOCK_ROWS, PENDING_CACHE_BYTES, ROW_CACHE_BLOCKS};
 use crate::schema::*;
 use roaring::RoaringBitmap;
 use std::collections::HashMap;
@@ -49,12 +49,16 @@ impl Drop for ProjectCache {
     }
 }
 
-/// (project, row) → (start, id): facts that never change once committed.
-type RowMap = HashMap<(u32, u32), (i64, Arc<str>), BuildHasherDefault<RowHasher>>;
+/// One block's row identities, `(start, id)` by `row % BLOCK_ROWS`, each filled on first use.
+/// Candidates are visited block by block, so a page looks its block up once and then indexes an
+/// array, instead of probing a large hash table per candidate.
+pub(crate) type BlockRows = Arc<[OnceLock<(i64, Arc<str>)>]>;
 
-/// A multiply-rotate hasher for row keys. Every candidate a page considers is looked up here, so
-/// SipHash's cost showed in profiles; the keys are row numbers the store allocated, not input an
-/// attacker chooses, so collision resistance buys nothing.
+/// (project, block) → row identities: facts that never change once committed.
+type RowMap = HashMap<(u32, u32), BlockRows, BuildHasherDefault<RowHasher>>;
+
+/// A multiply-rotate hasher for (project, block) keys; they are numbers the store allocated, not
+/// input an attacker chooses, so SipHash's collision resistance buys nothing.
 #[derive(Default)]
 struct RowHasher(u64);
 
@@ -285,16 +289,25 @@ impl<'a> ProjectView<'a> {
         Ok(bm)
     }
 
-    /// The (start, id) of a row that is live in this snapshot.
-    pub(crate) fn row(&self, row: u32) -> Result<(i64, Arc<str>)> {
-        if let Some(r) = self
-            .caches
-            .rows
-            .read()
-            .expect("cache lock")
-            .get(&(self.p, row))
-        {
-            return Ok(r.clone());
+    /// The identity slots of one block of the project's rows (shared, filled on first use).
+    pub(crate) fn block_rows(&self, block: u32) -> BlockRows {
+        let key = (self.p, block);
+        if let Some(b) = self.caches.rows.read().expect("cache lock").get(&key) {
+            return b.clone();
+        }
+        let fresh: BlockRows = (0..BLOCK_ROWS).map(|_| OnceLock::new()).collect();
+        let mut rows = self.caches.rows.write().expect("cache lock");
+        if rows.len() >= ROW_CACHE_BLOCKS && !rows.contains_key(&key) {
+            rows.clear();
+        }
+        rows.entry(key).or_insert(fresh).clone()
+    }
+
+    /// The (start, id) of a row that is live in this snapshot; `slots` is its block's.
+    pub(crate) fn row_in<'b>(&self, slots: &'b BlockRows, row: u32) -> Result<&'b (i64, Arc<str>)> {
+        let slot = &slots[(row % BLOCK_ROWS) as usize];
+        if let Some(r) = slot.get() {
+            return Ok(r);
         }
         let rec = match self.t.rows()?.get((self.p, row))? {
             Some(v) => decode_row(v.value())?,
@@ -304,12 +317,6 @@ impl<'a> ProjectView<'a> {
                 )))
             }
         };
-        let entry = (rec.start_ms, Arc::<str>::from(rec.id));
-        let mut rows = self.caches.rows.write().expect("cache lock");
-        if rows.len() >= ROW_CACHE_ENTRIES {
-            rows.clear();
-        }
-        rows.insert((self.p, row), entry.clone());
-        Ok(entry)
+        Ok(slot.get_or_init(|| (rec.start_ms, Arc::from(rec.id))))
     }
 }

@@ -75,9 +75,10 @@ pub const MAX_PENDING_RECORD_BYTES: usize = 64 * 1024;
 /// Traces deleted per write transaction by `delete_before`.
 pub const RETENTION_BATCH: usize = 10_000;
 
-/// Row identities (row number → start time and id) kept in memory by the read cache. They never
-/// change once committed; the cache is emptied when it reaches this size.
-pub const ROW_CACHE_ENTRIES: usize = 262_144;
+/// Blocks of row identities (row number → start time and id, `BLOCK_ROWS` slots of 32 bytes each)
+/// kept in memory by the read cache, over all projects: at most 32 MiB. They never change once
+/// committed; the cache is emptied when it reaches this size.
+pub const ROW_CACHE_BLOCKS: usize = 1024;
 /// Bytes of pending-trace records whose decoded heads the read cache holds, over all projects.
 pub const PENDING_CACHE_BYTES: usize = 16 * 1024 * 1024;
 /// Bytes of decoded bitmap partitions the read cache holds, over all projects.

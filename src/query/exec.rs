@@ -3,7 +3,7 @@
 
 use super::cursor::BlockHint;
 use super::plan::{Plan, PlanKind};
-use crate::cache::ProjectView;
+use crate::cache::{BlockRows, ProjectView};
 use crate::error::{Error, Result};
 use crate::limits::{BLOCK_ROWS, CHUNK_ROWS};
 use crate::schema::*;
@@ -131,17 +131,17 @@ impl TopK {
             None
         }
     }
-    fn offer(&mut self, start: i64, id: Arc<str>) {
+    fn offer(&mut self, start: i64, id: &Arc<str>) {
         if self.full() {
             let last = self.items.last().expect("full");
-            if (start, &*id) <= (last.0, &*last.1) {
+            if (start, &**id) <= (last.0, &*last.1) {
                 return;
             }
         }
         let pos = self
             .items
-            .partition_point(|(s, i)| (*s, &**i) > (start, &*id));
-        self.items.insert(pos, (start, id));
+            .partition_point(|(s, i)| (*s, &**i) > (start, &**id));
+        self.items.insert(pos, (start, id.clone()));
         self.items.truncate(self.need);
     }
 }
@@ -192,12 +192,18 @@ fn small_set(
     };
     for chunk in 0..=chunk_of(row_limit - 1) {
         let cands = chunk_candidates(v, plan, chunk)?;
+        let mut slots: Option<(u32, BlockRows)> = None;
         for r in cands.iter() {
             let row = chunk * CHUNK_ROWS + r;
             if row >= row_limit {
                 break;
             }
-            consider(v, plan, after.as_ref(), &mut top, row)?;
+            let b = block_of(row);
+            if slots.as_ref().is_none_or(|(sb, _)| *sb != b) {
+                slots = Some((b, v.block_rows(b)));
+            }
+            let (_, block) = slots.as_ref().expect("set above");
+            consider(v, block, plan, after.as_ref(), &mut top, row)?;
         }
     }
     Ok(Found {
@@ -210,16 +216,18 @@ fn small_set(
 /// the cursor position.
 fn consider(
     v: &ProjectView<'_>,
+    block: &BlockRows,
     plan: &Plan,
     after: Option<&Position<'_>>,
     top: &mut TopK,
     row: u32,
 ) -> Result<()> {
-    let (start_ms, id) = v.row(row)?;
+    let (start_ms, id) = v.row_in(block, row)?;
+    let start_ms = *start_ms;
     if start_ms < plan.lo_ms || start_ms >= plan.hi_ms {
         return Ok(());
     }
-    if after.is_some_and(|pos| (start_ms, &*id) >= (pos.start_ms, pos.id)) {
+    if after.is_some_and(|pos| (start_ms, &**id) >= (pos.start_ms, pos.id)) {
         return Ok(());
     }
     top.offer(start_ms, id);
@@ -324,12 +332,14 @@ fn bitmap(
                     continue;
                 }
                 let lo = (b * BLOCK_ROWS) % CHUNK_ROWS;
+                let mut block: Option<BlockRows> = None;
                 for r in chunks[&c].range(lo..lo + BLOCK_ROWS) {
                     let row = c * CHUNK_ROWS + r;
                     if row >= row_limit {
                         break;
                     }
-                    consider(v, plan, after.as_ref(), &mut top, row)?;
+                    let slots = block.get_or_insert_with(|| v.block_rows(b));
+                    consider(v, slots, plan, after.as_ref(), &mut top, row)?;
                 }
             }
         }
