@@ -12,7 +12,8 @@
 //! `--json PATH`, `--commits N` (single-trace commits timed per engine, default 200),
 //! `--max-secs S` (time cap per shape and engine, default 4), `--only Q1,Q4` (some shapes),
 //! `--profile KEY [--profile-secs S]` (after the load, loop tracestore's side of one shape for
-//! `perf record -D`). Unknown arguments (cargo passes `--bench`) are ignored.
+//! `perf record -D`), `--no-compact` (skip the diagnostic compaction and VACUUM at the end, which
+//! take long at 10M traces). Unknown arguments (cargo passes `--bench`) are ignored.
 
 mod common;
 
@@ -29,6 +30,8 @@ struct Args {
     only: Option<String>,
     profile: Option<String>,
     profile_secs: f64,
+    /// Skip the diagnostic compaction at the end (slow at 10M traces).
+    no_compact: bool,
 }
 
 fn args() -> Args {
@@ -41,6 +44,7 @@ fn args() -> Args {
         only: None,
         profile: None,
         profile_secs: 20.0,
+        no_compact: false,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -76,6 +80,7 @@ fn args() -> Args {
                 i += 1;
             }
             "--deferred-load" => a.deferred = true,
+            "--no-compact" => a.no_compact = true,
             _ => {} // `--bench` and anything else cargo passes
         }
         i += 1;
@@ -260,7 +265,7 @@ fn main() {
         note: "1000 traces per transaction (one per project group)".into(),
     });
     if a.commits > 0 {
-        drop_and_time_commits(l, a.commits, &mut rows, ts_bytes, sq_bytes);
+        drop_and_time_commits(l, a.commits, a.no_compact, &mut rows, ts_bytes, sq_bytes);
     } else {
         push_disk(&mut rows, ts_bytes, sq_bytes);
     }
@@ -389,6 +394,7 @@ fn push_disk(rows: &mut Vec<Row>, ts_bytes: f64, sq_bytes: f64) {
 fn drop_and_time_commits(
     l: Loaded,
     commits: usize,
+    no_compact: bool,
     rows: &mut Vec<Row>,
     ts_bytes: f64,
     sq_bytes: f64,
@@ -465,6 +471,9 @@ fn drop_and_time_commits(
     });
     push_disk(rows, ts_bytes, sq_bytes);
     drop(store);
+    if no_compact {
+        return;
+    }
     // Diagnostic: how much of tracestore's file is free pages (compaction returns them).
     let mut store = tracestore::Store::open(&store_path).expect("reopen store");
     let t = Instant::now();
