@@ -74,7 +74,8 @@ fn pending_record(v: &ValidTrace, now_ms: i64, row: u32) -> Option<(PendingHead,
     Some((head, children))
 }
 
-fn distinct<'a>(mut ids: impl Iterator<Item = &'a str>) -> bool {
+/// True when no id repeats.
+pub(crate) fn distinct<'a>(mut ids: impl Iterator<Item = &'a str>) -> bool {
     let mut seen = HashSet::new();
     ids.all(|id| seen.insert(id))
 }

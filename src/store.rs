@@ -525,17 +525,7 @@ impl Store {
         let view = ProjectView::new(&tables, &self.caches, p, generation);
         // The executor sees indexed rows only; pending traces (reserved rows from
         // `indexed_rows` on) are tested directly and merged in order.
-        let found = exec::execute(
-            &view,
-            row_limit.min(indexed_rows),
-            &plan,
-            after.as_ref().map(|a| Position {
-                start_ms: a.start_ms,
-                id: a.id,
-            }),
-            hint,
-            need,
-        )?;
+        let found = exec::execute(&view, row_limit.min(indexed_rows), &plan, after, hint, need)?;
         let pending = if indexed_rows < row_limit {
             let list = self.caches.pending(&tables, p, next_row, indexed_rows)?;
             buffer::matches(&list, &filters, row_limit, after.as_ref(), need)

@@ -1,5 +1,6 @@
 //! `verify()`: walks one snapshot and checks every invariant between rows and indexes.
 
+use crate::buffer::distinct;
 use crate::error::Result;
 use crate::limits::CHUNK_ROWS;
 use crate::schema::*;
@@ -330,13 +331,12 @@ fn verify_pending(
             acc.checked_add(s.cost.and_then(|m| m.to_decimal().ok()).unwrap_or_default())
         });
         let tokens: u64 = c.spans.iter().map(|(_, s)| s.total_tokens).sum();
-        let distinct = |ids: Vec<&String>| ids.len() == ids.iter().collect::<HashSet<_>>().len();
         if cost != h.body.total_cost.to_decimal().ok()
             || tokens != h.body.total_tokens
             || c.spans.len() != h.body.span_count as usize
             || c.scores.len() != h.body.score_count as usize
-            || !distinct(c.spans.iter().map(|(i, _)| i).collect())
-            || !distinct(c.scores.iter().map(|(i, _)| i).collect())
+            || !distinct(c.spans.iter().map(|(i, _)| i.as_str()))
+            || !distinct(c.scores.iter().map(|(i, _)| i.as_str()))
         {
             r.fail(format!("{what}: aggregates disagree with children"));
         }

@@ -554,41 +554,35 @@ struct Client<'a> {
 }
 
 impl Client<'_> {
-    async fn raw(&mut self, method: reqwest::Method, path: &str, key: &str) -> Raw {
+    async fn raw(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        json: Option<String>,
+    ) -> Raw {
         self.requests += 1;
-        let res = self
+        let mut req = self
             .server
             .client
             .request(method, self.server.url(path))
-            .bearer_auth(key)
-            .send()
-            .await
-            .expect("request is answered");
+            .bearer_auth(key);
+        if let Some(body) = json {
+            req = req.header("content-type", "application/json").body(body);
+        }
+        let res = req.send().await.expect("request is answered");
         let status = res.status().as_u16();
         let body = res.bytes().await.expect("body").to_vec();
         Raw { status, body }
     }
     async fn get(&mut self, path: &str, key: &str) -> Raw {
-        self.raw(reqwest::Method::GET, path, key).await
+        self.raw(reqwest::Method::GET, path, key, None).await
     }
     async fn delete(&mut self, path: &str, key: &str) -> Raw {
-        self.raw(reqwest::Method::DELETE, path, key).await
+        self.raw(reqwest::Method::DELETE, path, key, None).await
     }
     async fn post(&mut self, path: &str, key: &str, body: String) -> Raw {
-        self.requests += 1;
-        let res = self
-            .server
-            .client
-            .post(self.server.url(path))
-            .bearer_auth(key)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("request is answered");
-        let status = res.status().as_u16();
-        let body = res.bytes().await.expect("body").to_vec();
-        Raw { status, body }
+        self.raw(reqwest::Method::POST, path, key, Some(body)).await
     }
 
     /// Walks every page of `f` with `key`, with a random limit per page; checks the page

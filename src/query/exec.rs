@@ -25,6 +25,7 @@ pub(crate) struct Found {
     pub hint: Option<BlockHint>,
 }
 
+#[derive(Clone, Copy)]
 pub(crate) struct Position<'a> {
     pub start_ms: i64,
     pub id: &'a str,
