@@ -1,0 +1,55 @@
+//! The one owner of the redb schema: table definitions, key encodings, record formats, the
+//! format version and its migrations. No other module names a table or knows a byte layout.
+//!
+//! - `tables`: the table definitions and the typed handles (`WriteTables`, `ReadTables`,
+//!   `BufferTables`) through which every other module reaches storage;
+//! - `keys`: key encodings, key ranges, and the row → block / chunk arithmetic;
+//! - `records`: every stored value's encoding (a record version byte, then postcard);
+//! - `migrate`: the format check at open and the in-place upgrades from older formats.
+//!
+//! Every stored value starts with a one-byte record version. Decoding checks it, and every
+//! decoder returns an error (never a panic) on bytes it does not understand.
+
+mod keys;
+mod migrate;
+mod records;
+mod tables;
+
+pub(crate) use keys::*;
+pub(crate) use migrate::*;
+pub(crate) use records::*;
+pub use records::fuzz_decode_any;
+pub(crate) use tables::*;
+
+/// The on-disk format version, stored under `META["format_version"]`. A store written with
+/// another version is refused at open.
+pub(crate) const FORMAT_VERSION: u8 = 2;
+/// The previous format version, upgraded in place at open (see `migrate`).
+pub(crate) const FORMAT_VERSION_V1: u8 = 1;
+/// The record version byte at the start of every stored value.
+pub(crate) const RECORD_V1: u8 = 1;
+
+pub(crate) const META_FORMAT_VERSION: &str = "format_version";
+pub(crate) const META_CURSOR_SECRET: &str = "cursor_secret";
+pub(crate) const META_NEXT_PROJECT: &str = "next_project_id";
+
+/// Index kinds: the second component of a bitmap or term key.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum TermKind {
+    Status = 0,
+    Name = 1,
+    Tag = 2,
+}
+
+impl TermKind {
+    pub(crate) fn code(self) -> u8 {
+        self as u8
+    }
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            TermKind::Status => "status",
+            TermKind::Name => "name",
+            TermKind::Tag => "tag",
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! Record formats: every stored value is `version u8 | postcard(...)`, and every decoder returns
+//! an error, never a panic, on bytes it does not understand.
+
+use super::keys::{decode_child_key, decode_trace_key};
+use super::RECORD_V1;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut out = vec![RECORD_V1];
+    // postcard only fails on serializer-unsupported types, which no record here contains.
+    out.extend(postcard::to_allocvec(v).expect("postcard encodes every record type"));
+    out
+}
+
+pub(super) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Result<T> {
+    match bytes.split_first() {
+        Some((&RECORD_V1, rest)) => {
+            let (v, tail) = postcard::take_from_bytes(rest)
+                .map_err(|e| Error::corrupted(format!("{what}: {e}")))?;
+            if !tail.is_empty() {
+                return Err(Error::corrupted(format!("{what}: trailing bytes")));
+            }
+            Ok(v)
+        }
+        Some((v, _)) => Err(Error::corrupted(format!(
+            "{what}: unknown record version {v}"
+        ))),
+        None => Err(Error::corrupted(format!("{what}: empty record"))),
+    }
+}
+
+/// An exact decimal as (mantissa, scale): a few bytes as postcard varints, where
+/// `Decimal::serialize()` would take 16.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Money {
+    mantissa: i128,
+    scale: u8,
+}
+
+impl Money {
+    pub(crate) fn from_decimal(d: rust_decimal::Decimal) -> Money {
+        let d = d.normalize();
+        Money {
+            mantissa: d.mantissa(),
+            scale: d.scale() as u8,
+        }
+    }
+    /// An error (not a panic) for a mantissa or scale out of Decimal's range.
+    pub(crate) fn to_decimal(self) -> Result<rust_decimal::Decimal> {
+        rust_decimal::Decimal::try_from_i128_with_scale(self.mantissa, self.scale as u32)
+            .map_err(|_| Error::corrupted("money out of range"))
+    }
+}
+
+/// The fields that filters test, encoded first so a scan can check them without decoding the
+/// body (names, tags, metadata).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TraceHeader {
+    pub row: u32,
+    pub status: u8,
+    pub name_id: u32,
+    /// Sorted, distinct.
+    pub tag_ids: Vec<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TraceBody {
+    pub name: String,
+    pub tags: Vec<String>,
+    pub end_ms: Option<i64>,
+    pub created_ms: i64,
+    pub metadata: String,
+    pub total_cost: Money,
+    pub total_tokens: u64,
+    pub span_count: u32,
+    pub score_count: u32,
+}
+
+/// Trace record: `version u8 | postcard(TraceHeader) | postcard(TraceBody)`.
+pub(crate) fn encode_trace(h: &TraceHeader, b: &TraceBody) -> Vec<u8> {
+    debug_assert!(
+        h.tag_ids.windows(2).all(|w| w[0] < w[1]),
+        "tag ids sorted and distinct"
+    );
+    debug_assert_eq!(h.tag_ids.len(), b.tags.len());
+    let mut out = encode(h);
+    out.extend(postcard::to_allocvec(b).expect("postcard encodes every record type"));
+    out
+}
+
+/// Decodes only the header; the scan executor calls this for every row it tests.
+pub(crate) fn decode_trace_header(bytes: &[u8]) -> Result<(TraceHeader, &[u8])> {
+    match bytes.split_first() {
+        Some((&RECORD_V1, rest)) => postcard::take_from_bytes::<TraceHeader>(rest)
+            .map_err(|e| Error::corrupted(format!("trace header: {e}"))),
+        Some((v, _)) => Err(Error::corrupted(format!(
+            "trace: unknown record version {v}"
+        ))),
+        None => Err(Error::corrupted("trace: empty record")),
+    }
+}
+
+pub(crate) fn decode_trace(bytes: &[u8]) -> Result<(TraceHeader, TraceBody)> {
+    let (h, rest) = decode_trace_header(bytes)?;
+    let (b, tail) = postcard::take_from_bytes::<TraceBody>(rest)
+        .map_err(|e| Error::corrupted(format!("trace body: {e}")))?;
+    if !tail.is_empty() {
+        return Err(Error::corrupted("trace: trailing bytes"));
+    }
+    if h.tag_ids.len() != b.tags.len() || crate::model::Status::from_code(h.status).is_none() {
+        return Err(Error::corrupted("trace: header and body disagree"));
+    }
+    Ok((h, b))
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct IdRecord {
+    pub start_ms: i64,
+    pub row: u32,
+}
+pub(crate) fn encode_id(r: &IdRecord) -> Vec<u8> {
+    encode(r)
+}
+pub(crate) fn decode_id(b: &[u8]) -> Result<IdRecord> {
+    decode(b, "id record")
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RowRecord {
+    pub start_ms: i64,
+    pub id: String,
+}
+pub(crate) fn encode_row(r: &RowRecord) -> Vec<u8> {
+    encode(r)
+}
+pub(crate) fn decode_row(b: &[u8]) -> Result<RowRecord> {
+    decode(b, "row record")
+}
+
+/// Time bounds of one block of `BLOCK_ROWS` rows. Only the project's last block ever changes
+/// (rows are appended), so `prefix_max` of every earlier block is final.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BlockRecord {
+    pub min_ms: i64,
+    pub max_ms: i64,
+    /// max(max_ms) over this block and every block before it.
+    pub prefix_max_ms: i64,
+}
+pub(crate) fn encode_block(r: &BlockRecord) -> Vec<u8> {
+    debug_assert!(r.min_ms <= r.max_ms && r.max_ms <= r.prefix_max_ms);
+    encode(r)
+}
+pub(crate) fn decode_block(b: &[u8]) -> Result<BlockRecord> {
+    let r: BlockRecord = decode(b, "block record")?;
+    if r.min_ms > r.max_ms || r.max_ms > r.prefix_max_ms {
+        return Err(Error::corrupted("block record: bounds out of order"));
+    }
+    Ok(r)
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TermRecord {
+    /// Live rows carrying the term.
+    pub count: u64,
+    pub text: String,
+}
+pub(crate) fn encode_term(r: &TermRecord) -> Vec<u8> {
+    encode(r)
+}
+pub(crate) fn decode_term(b: &[u8]) -> Result<TermRecord> {
+    decode(b, "term record")
+}
+pub(crate) fn encode_u32(v: u32) -> Vec<u8> {
+    encode(&v)
+}
+pub(crate) fn decode_u32(b: &[u8]) -> Result<u32> {
+    decode(b, "u32 record")
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ProjectState {
+    /// Next row number to allocate; rows are never reused.
+    pub next_row: u32,
+    /// Rows below this are in the tables and indexes (or deleted); rows from here to `next_row`
+    /// are reserved by the project's pending traces, one each.
+    pub indexed_rows: u32,
+    /// Live traces.
+    pub live: u64,
+    pub next_name_id: u32,
+    pub next_tag_id: u32,
+    /// Bumped by every committed write to the project; read caches are tagged with it.
+    pub generation: u64,
+}
+pub(crate) fn encode_project_state(r: &ProjectState) -> Vec<u8> {
+    encode(r)
+}
+pub(crate) fn decode_project_state(b: &[u8]) -> Result<ProjectState> {
+    let s: ProjectState = decode(b, "project state")?;
+    if s.indexed_rows > s.next_row {
+        return Err(Error::corrupted(
+            "project state: indexed rows beyond next row",
+        ));
+    }
+    Ok(s)
+}
+
+/// What a query needs of a pending trace; decoded without its children.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PendingHead {
+    /// The row reserved for the trace.
+    pub row: u32,
+    pub start_ms: i64,
+    pub status: u8,
+    /// Exactly the body the trace will have once folded (aggregates included).
+    pub body: TraceBody,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct PendingChildren {
+    /// Distinct ids.
+    pub spans: Vec<(String, SpanRecord)>,
+    /// Distinct ids.
+    pub scores: Vec<(String, ScoreRecord)>,
+}
+
+/// Pending record: `version u8 | postcard(PendingHead) | postcard(PendingChildren)`.
+pub(crate) fn encode_pending(h: &PendingHead, c: &PendingChildren) -> Vec<u8> {
+    let mut out = encode(h);
+    out.extend(postcard::to_allocvec(c).expect("postcard encodes every record type"));
+    out
+}
+
+fn decode_pending_parts(bytes: &[u8]) -> Result<(PendingHead, &[u8])> {
+    let (h, rest) = match bytes.split_first() {
+        Some((&RECORD_V1, rest)) => postcard::take_from_bytes::<PendingHead>(rest)
+            .map_err(|e| Error::corrupted(format!("pending head: {e}")))?,
+        Some((v, _)) => {
+            return Err(Error::corrupted(format!(
+                "pending: unknown record version {v}"
+            )))
+        }
+        None => return Err(Error::corrupted("pending: empty record")),
+    };
+    if crate::model::Status::from_code(h.status).is_none() {
+        return Err(Error::corrupted("pending: status code"));
+    }
+    Ok((h, rest))
+}
+
+/// Decodes only the head; queries call this for every pending trace of a project.
+pub(crate) fn decode_pending_head(bytes: &[u8]) -> Result<PendingHead> {
+    Ok(decode_pending_parts(bytes)?.0)
+}
+
+pub(crate) fn decode_pending(bytes: &[u8]) -> Result<(PendingHead, PendingChildren)> {
+    let (h, rest) = decode_pending_parts(bytes)?;
+    let (c, tail) = postcard::take_from_bytes::<PendingChildren>(rest)
+        .map_err(|e| Error::corrupted(format!("pending children: {e}")))?;
+    if !tail.is_empty() {
+        return Err(Error::corrupted("pending: trailing bytes"));
+    }
+    Ok((h, c))
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SpanRecord {
+    pub name: Option<String>,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    pub model: Option<String>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub total_tokens: u64,
+    pub cost: Option<Money>,
+}
+pub(crate) fn encode_span(r: &SpanRecord) -> Vec<u8> {
+    encode(r)
+}
+pub(crate) fn decode_span(b: &[u8]) -> Result<SpanRecord> {
+    decode(b, "span record")
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) enum ScoreValueRecord {
+    Number(f64),
+    Text(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ScoreRecord {
+    pub name: String,
+    pub value: ScoreValueRecord,
+    pub comment: Option<String>,
+}
+pub(crate) fn encode_score(r: &ScoreRecord) -> Vec<u8> {
+    encode(r)
+}
+pub(crate) fn decode_score(b: &[u8]) -> Result<ScoreRecord> {
+    decode(b, "score record")
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ApiKeyRecord {
+    pub prefix: String,
+    pub project: String,
+    pub created_ms: i64,
+    pub revoked_ms: Option<i64>,
+}
+pub(crate) fn encode_api_key(r: &ApiKeyRecord) -> Vec<u8> {
+    encode(r)
+}
+pub(crate) fn decode_api_key(b: &[u8]) -> Result<ApiKeyRecord> {
+    decode(b, "api key record")
+}
+
+/// Bitmap value: `version u8 | roaring portable serialization`.
+pub(crate) fn encode_bitmap(bm: &roaring::RoaringBitmap) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + bm.serialized_size());
+    out.push(RECORD_V1);
+    bm.serialize_into(&mut out)
+        .expect("writing to a Vec cannot fail");
+    out
+}
+
+/// Checked deserialization: malformed bytes are an error, never a panic.
+pub(crate) fn decode_bitmap(b: &[u8]) -> Result<roaring::RoaringBitmap> {
+    match b.split_first() {
+        Some((&RECORD_V1, rest)) => roaring::RoaringBitmap::deserialize_from(rest)
+            .map_err(|e| Error::corrupted(format!("bitmap: {e}"))),
+        Some((v, _)) => Err(Error::corrupted(format!(
+            "bitmap: unknown record version {v}"
+        ))),
+        None => Err(Error::corrupted("bitmap: empty record")),
+    }
+}
+
+/// Decodes any stored value by table name; used by the `record_decode` fuzz target so that every
+/// decoder is exercised on arbitrary bytes.
+#[doc(hidden)]
+pub fn fuzz_decode_any(bytes: &[u8]) {
+    let _ = decode_trace(bytes);
+    let _ = decode_id(bytes);
+    let _ = decode_row(bytes);
+    let _ = decode_block(bytes);
+    let _ = decode_term(bytes);
+    let _ = decode_u32(bytes);
+    let _ = decode_project_state(bytes);
+    let _ = decode_span(bytes);
+    let _ = decode_score(bytes);
+    let _ = decode_api_key(bytes);
+    let _ = decode_bitmap(bytes);
+    let _ = decode_pending(bytes);
+    let _ = decode_trace_key(bytes);
+    let _ = decode_child_key(bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_reject_garbage() {
+        let h = TraceHeader {
+            row: 7,
+            status: 1,
+            name_id: 3,
+            tag_ids: vec![1, 4],
+        };
+        let b = TraceBody {
+            name: "n".into(),
+            tags: vec!["x".into(), "y".into()],
+            end_ms: Some(5),
+            created_ms: 9,
+            metadata: "{}".into(),
+            total_cost: Money::from_decimal(rust_decimal::Decimal::new(34, 4)),
+            total_tokens: 10,
+            span_count: 1,
+            score_count: 0,
+        };
+        let bytes = encode_trace(&h, &b);
+        assert_eq!(decode_trace(&bytes).unwrap(), (h.clone(), b));
+        assert_eq!(decode_trace_header(&bytes).unwrap().0, h);
+        assert!(decode_trace(&bytes[..bytes.len() - 1]).is_err());
+        let mut v2 = bytes.clone();
+        v2[0] = 2;
+        assert!(decode_trace(&v2).is_err());
+        assert!(decode_bitmap(&[1, 0xFF, 0xFF]).is_err());
+        fuzz_decode_any(&[]);
+    }
+}
