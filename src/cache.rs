@@ -1,7 +1,7 @@
 //! Read-side caches, and `ProjectView`: one project seen through one snapshot, with the lookups
 //! the planner and executors need.
 //!
-//! Two kinds of cached facts, with different validity rules:
+//! Three kinds of cached facts, with different validity rules:
 //! - **Row identities** (`row -> (start, id)`, kept per block of rows) never change once
 //!   committed: row numbers are never reused. They are cached with no invalidation at all.
 //! - **Everything derived from index state** (term counts, the name dictionary, decoded bitmap
@@ -14,6 +14,7 @@
 
 use crate::error::{Error, Result};
 use crate::limits::{BITMAP_CACHE_BYTES, BLOCK_ROWS, PENDING_CACHE_BYTES, ROW_CACHE_BLOCKS};
+use crate::query::order::{Key, Order};
 use crate::schema::*;
 use roaring::RoaringBitmap;
 use std::collections::HashMap;
@@ -128,7 +129,10 @@ impl Caches {
                 Arc::new(decode_pending_head(v.value())?),
             ));
         }
-        list.sort_by(|a, b| (b.1.start_ms, &*b.0).cmp(&(a.1.start_ms, &*a.0)));
+        Order::StartTimeDesc.sort(&mut list, |(id, h)| Key {
+            start_ms: h.start_ms,
+            id,
+        });
         let list = Arc::new(list);
         let mut cache = self.pending.write().expect("cache lock");
         // Both parts of the tag only grow, so a larger tag is a newer snapshot: keep the newest.
@@ -245,7 +249,7 @@ impl<'a> ProjectView<'a> {
         for e in self
             .t
             .terms()?
-            .range((self.p, k, 0)..=(self.p, k, u32::MAX))?
+            .range(kind_terms_range(self.p, k))?
         {
             let (key, v) = e?;
             let rec = decode_term(v.value())?;
@@ -305,7 +309,7 @@ impl<'a> ProjectView<'a> {
 
     /// The (start, id) of a row that is live in this snapshot; `slots` is its block's.
     pub(crate) fn row_in<'b>(&self, slots: &'b BlockRows, row: u32) -> Result<&'b (i64, Arc<str>)> {
-        let slot = &slots[(row % BLOCK_ROWS) as usize];
+        let slot = &slots[block_slot(row)];
         if let Some(r) = slot.get() {
             return Ok(r);
         }

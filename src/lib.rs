@@ -44,23 +44,26 @@
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
-mod buffer;
+mod api_keys;
 mod cache;
+mod convert;
+#[cfg(feature = "demo")]
 pub mod demo;
+mod engine;
 mod error;
-mod ingest;
-mod keys;
 pub mod limits;
 mod model;
+mod pending;
 mod query;
 mod schema;
 mod store;
 mod time;
+mod validate;
 mod verify;
 mod write;
 
+pub use api_keys::{ApiKeyInfo, NewApiKey, MAX_API_KEY_BYTES};
 pub use error::{Error, ErrorCode, FieldError, Result};
-pub use keys::{ApiKeyInfo, NewApiKey, MAX_API_KEY_BYTES};
 pub use model::{
     IngestSummary, Metadata, Page, Score, ScoreInput, ScoreValue, Span, SpanInput, Status, Trace,
     TraceDetail, TraceInput,
@@ -70,7 +73,9 @@ pub use store::{Durability, Store, StoreBuilder, TableUsage};
 pub use time::Timestamp;
 pub use verify::Violation;
 
-/// Storage backends, re-exported from redb, for crash and fault-injection harnesses.
+/// Storage backends, re-exported from redb, for crash and fault-injection harnesses (feature
+/// `testing`).
+#[cfg(feature = "testing")]
 pub mod backends {
     pub use redb::backends::{FileBackend, InMemoryBackend};
     pub use redb::StorageBackend;

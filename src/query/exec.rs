@@ -1,16 +1,26 @@
-//! The executors. Both return up to `need` hits in (startTime desc, id desc) order, strictly
-//! after the cursor position, and never resolve more rows than the page requires.
+//! The redb engine's executors, for the order `startTime desc, id desc` (the primary key's
+//! reverse order, and the order the block bounds prune). Both return up to `need` hits in query
+//! order, strictly after the cursor position, and never resolve more rows than the page requires.
 
-use super::cursor::BlockHint;
+use super::order::{Key, Order, Position};
 use super::plan::{Plan, PlanKind};
 use crate::cache::{BlockRows, ProjectView};
 use crate::error::{Error, Result};
-use crate::limits::{BLOCK_ROWS, CHUNK_ROWS};
 use crate::schema::*;
 use roaring::RoaringBitmap;
+use serde::{Deserialize, Serialize};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// Blocks the bitmap executor may skip when it continues: every block in
+/// `resume+1 .. last_block` held only rows newer than the cursor when it was issued, and blocks
+/// before the then-last block never change. Part of the redb engine's resume state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BlockHint {
+    pub last_block: u32,
+    pub resume: Option<u32>,
+}
 
 /// One result row: its primary-key parts and its stored record.
 pub(crate) struct Hit {
@@ -25,18 +35,12 @@ pub(crate) struct Found {
     pub hint: Option<BlockHint>,
 }
 
-#[derive(Clone, Copy)]
-pub(crate) struct Position<'a> {
-    pub start_ms: i64,
-    pub id: &'a str,
-}
-
 /// Runs `plan` over rows numbered below `row_limit` (the walk's row count when it began).
 pub(crate) fn execute(
     v: &ProjectView<'_>,
     row_limit: u32,
     plan: &Plan,
-    after: Option<Position<'_>>,
+    after: Option<&Position>,
     hint: Option<BlockHint>,
     need: usize,
 ) -> Result<Found> {
@@ -53,37 +57,23 @@ pub(crate) fn execute(
     }
 }
 
-/// True when every element of `want` (sorted) is in `have` (sorted).
-fn subset(want: &[u32], have: &[u32]) -> bool {
-    let mut h = have.iter();
-    want.iter().all(|w| h.any(|x| x == w))
-}
-
-fn header_matches(plan: &Plan, h: &TraceHeader) -> bool {
-    plan.status.is_none_or(|s| s == h.status)
-        && plan
-            .name_ids
-            .as_ref()
-            .is_none_or(|ids| ids.binary_search(&h.name_id).is_ok())
-        && subset(&plan.tag_ids, &h.tag_ids)
-}
-
 fn scan(
     t: &ReadTables,
     p: u32,
     row_limit: u32,
     plan: &Plan,
-    after: Option<Position<'_>>,
+    after: Option<&Position>,
     need: usize,
 ) -> Result<Vec<Hit>> {
-    let lo = trace_key_lower(p, plan.lo_ms);
-    let mut hi = if plan.hi_ms == i64::MAX {
+    let f = &plan.filters;
+    let lo = trace_key_lower(p, f.lo_ms);
+    let mut hi = if f.hi_ms == i64::MAX {
         project_key_end(p)
     } else {
-        trace_key_lower(p, plan.hi_ms)
+        trace_key_lower(p, f.hi_ms)
     };
     if let Some(pos) = after {
-        let c = trace_key(p, pos.start_ms, pos.id);
+        let c = trace_key(p, pos.start_ms, &pos.id);
         if c < hi {
             hi = c;
         }
@@ -99,7 +89,7 @@ fn scan(
     {
         let (k, v) = e?;
         let (h, _) = decode_trace_header(v.value())?;
-        if h.row < row_limit && header_matches(plan, &h) {
+        if h.row < row_limit && f.matches_header(&h) {
             let (_, start_ms, id) = decode_trace_key(k.value())?;
             hits.push(Hit {
                 start_ms,
@@ -114,10 +104,19 @@ fn scan(
     Ok(hits)
 }
 
-/// The best `need` (start, id, row) seen so far, kept sorted descending.
+/// The best `need` (start, id) seen so far, kept in query order.
 struct TopK {
     need: usize,
     items: Vec<(i64, Arc<str>)>,
+}
+
+const ORDER: Order = Order::StartTimeDesc;
+
+fn key(item: &(i64, Arc<str>)) -> Key<'_> {
+    Key {
+        start_ms: item.0,
+        id: &item.1,
+    }
 }
 
 impl TopK {
@@ -133,15 +132,14 @@ impl TopK {
         }
     }
     fn offer(&mut self, start: i64, id: &Arc<str>) {
+        let k = Key { start_ms: start, id };
         if self.full() {
             let last = self.items.last().expect("full");
-            if (start, &**id) <= (last.0, &*last.1) {
+            if ORDER.cmp(k, key(last)).is_ge() {
                 return;
             }
         }
-        let pos = self
-            .items
-            .partition_point(|(s, i)| (*s, &**i) > (start, &**id));
+        let pos = self.items.partition_point(|x| ORDER.cmp(key(x), k).is_lt());
         self.items.insert(pos, (start, id.clone()));
         self.items.truncate(self.need);
     }
@@ -150,14 +148,15 @@ impl TopK {
 /// The chunk's candidates: the intersection of every input, cheapest input first, stopping as
 /// soon as the intersection is empty.
 fn chunk_candidates(v: &ProjectView<'_>, plan: &Plan, chunk: u32) -> Result<Arc<RoaringBitmap>> {
-    if let [input] = plan.inputs.as_slice() {
+    let inputs = &plan.filters.inputs;
+    if let [input] = inputs.as_slice() {
         if let [term] = input.terms.as_slice() {
             // One term: its cached partition is the answer, shared rather than copied.
             return v.bitmap(input.kind, *term, chunk);
         }
     }
     let mut acc: Option<RoaringBitmap> = None;
-    for input in &plan.inputs {
+    for input in inputs {
         let mut bm = RoaringBitmap::new();
         for term in &input.terms {
             bm |= &*v.bitmap(input.kind, *term, chunk)?;
@@ -184,7 +183,7 @@ fn small_set(
     v: &ProjectView<'_>,
     row_limit: u32,
     plan: &Plan,
-    after: Option<Position<'_>>,
+    after: Option<&Position>,
     need: usize,
 ) -> Result<Found> {
     let mut top = TopK {
@@ -195,7 +194,7 @@ fn small_set(
         let cands = chunk_candidates(v, plan, chunk)?;
         let mut slots: Option<(u32, BlockRows)> = None;
         for r in cands.iter() {
-            let row = chunk * CHUNK_ROWS + r;
+            let row = chunk_row(chunk, r);
             if row >= row_limit {
                 break;
             }
@@ -204,7 +203,7 @@ fn small_set(
                 slots = Some((b, v.block_rows(b)));
             }
             let (_, block) = slots.as_ref().expect("set above");
-            consider(v, block, plan, after.as_ref(), &mut top, row)?;
+            consider(v, block, plan, after, &mut top, row)?;
         }
     }
     Ok(Found {
@@ -219,16 +218,13 @@ fn consider(
     v: &ProjectView<'_>,
     block: &BlockRows,
     plan: &Plan,
-    after: Option<&Position<'_>>,
+    after: Option<&Position>,
     top: &mut TopK,
     row: u32,
 ) -> Result<()> {
     let (start_ms, id) = v.row_in(block, row)?;
     let start_ms = *start_ms;
-    if start_ms < plan.lo_ms || start_ms >= plan.hi_ms {
-        return Ok(());
-    }
-    if after.is_some_and(|pos| (start_ms, &**id) >= (pos.start_ms, pos.id)) {
+    if !plan.filters.in_window(start_ms) || !ORDER.is_after(Key { start_ms, id }, after) {
         return Ok(());
     }
     top.offer(start_ms, id);
@@ -258,7 +254,7 @@ fn bitmap(
     v: &ProjectView<'_>,
     row_limit: u32,
     plan: &Plan,
-    after: Option<Position<'_>>,
+    after: Option<&Position>,
     hint: Option<BlockHint>,
     need: usize,
 ) -> Result<Found> {
@@ -269,6 +265,7 @@ fn bitmap(
         });
     }
     if plan
+        .filters
         .inputs
         .first()
         .is_some_and(|i| i.rows <= SMALL_CANDIDATE_SET)
@@ -287,7 +284,7 @@ fn bitmap(
             }
         }
     }
-    let cur_start = after.as_ref().map_or(i64::MAX, |pos| pos.start_ms);
+    let cur_start = after.map_or(i64::MAX, |pos| pos.start_ms);
     let mut top = TopK {
         need,
         items: Vec::with_capacity(need + 1),
@@ -298,12 +295,10 @@ fn bitmap(
     // Chunks are visited newest first and their candidates computed on first visit; the blocks
     // of a chunk with no candidate at all are skipped without reading their records. Their
     // bounds stay unknown, so for the hint they count as possibly holding older rows.
-    let blocks_per_chunk = CHUNK_ROWS / BLOCK_ROWS;
     let mut skipped_max: Option<u32> = None;
     'ranges: for (lo_b, hi_b) in ranges {
-        for c in (lo_b / blocks_per_chunk..=hi_b / blocks_per_chunk).rev() {
-            let from = lo_b.max(c * blocks_per_chunk);
-            let to = hi_b.min(c * blocks_per_chunk + blocks_per_chunk - 1);
+        for c in (chunk_of_block(lo_b)..=chunk_of_block(hi_b)).rev() {
+            let (from, to) = chunk_blocks(c, lo_b, hi_b);
             if let Entry::Vacant(slot) = chunks.entry(c) {
                 slot.insert(chunk_candidates(v, plan, c)?);
             }
@@ -314,7 +309,7 @@ fn bitmap(
                 }
                 continue;
             }
-            for e in v.t.blocks()?.range((v.p, from)..=(v.p, to))?.rev() {
+            for e in v.t.blocks()?.range(blocks_range(v.p, from, to))?.rev() {
                 let (k, val) = e?;
                 let b = k.value().1;
                 let rec = decode_block(val.value())?;
@@ -326,21 +321,21 @@ fn bitmap(
                     stopped_at = Some(b);
                     break 'ranges;
                 }
-                if rec.max_ms < plan.lo_ms || rec.min_ms >= plan.hi_ms || rec.min_ms > cur_start {
+                let (lo_ms, hi_ms) = (plan.filters.lo_ms, plan.filters.hi_ms);
+                if rec.max_ms < lo_ms || rec.min_ms >= hi_ms || rec.min_ms > cur_start {
                     continue;
                 }
                 if top.floor().is_some_and(|f| rec.max_ms < f) {
                     continue;
                 }
-                let lo = (b * BLOCK_ROWS) % CHUNK_ROWS;
                 let mut block: Option<BlockRows> = None;
-                for r in chunks[&c].range(lo..lo + BLOCK_ROWS) {
-                    let row = c * CHUNK_ROWS + r;
+                for r in chunks[&c].range(block_offsets(b)) {
+                    let row = chunk_row(c, r);
                     if row >= row_limit {
                         break;
                     }
                     let slots = block.get_or_insert_with(|| v.block_rows(b));
-                    consider(v, slots, plan, after.as_ref(), &mut top, row)?;
+                    consider(v, slots, plan, after, &mut top, row)?;
                 }
             }
         }

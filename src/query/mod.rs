@@ -1,14 +1,25 @@
 //! The query layer: parse → plan → execute.
 //!
-//! - `parse` turns (key, value) pairs into a validated [`QueryRequest`]; it never sees storage.
-//! - `cursor` signs and verifies continuation tokens.
-//! - `plan` resolves filters to index terms in one snapshot and chooses an executor.
-//! - `exec` runs the chosen plan and returns one page of hits.
+//! Shared by every engine:
+//! - `parse` turns (key, value) pairs into a validated [`QueryRequest`]; it never sees storage;
+//! - `filter` is what each filter means (normal form, resolution to index terms, row tests);
+//! - `order` is the sort order and a position in it;
+//! - `cursor` is the signed envelope of a continuation.
+//!
+//! The redb engine's executor:
+//! - `plan` resolves the filters in one snapshot and chooses an executor;
+//! - `exec` runs the chosen plan and returns one page of hits;
+//! - `run` prepares, executes, merges pending traces and builds the page.
 
 pub(crate) mod cursor;
 pub(crate) mod exec;
+pub(crate) mod filter;
+pub(crate) mod order;
 pub(crate) mod parse;
 pub(crate) mod plan;
+pub(crate) mod run;
 
+pub(crate) use filter::Filters;
+pub(crate) use order::{Order, Position};
 pub use parse::{QueryBuilder, QueryRequest, KNOWN_PARAMS};
 pub use plan::{Explain, ExplainInput, PlanKind};

@@ -2,11 +2,13 @@
 //! exactly as they arrive in a query string, already percent-decoded, and reports every bad
 //! parameter at once. The typed builder goes through the same function.
 
+use super::cursor;
+use super::filter::Filters;
+use super::order::Order;
 use crate::error::{Error, FieldError, Result};
 use crate::limits::*;
 use crate::model::Status;
 use crate::time::{ms_ceil, parse_instant, Timestamp};
-use serde::{Deserialize, Serialize};
 
 /// The parameters the endpoint knows.
 pub const KNOWN_PARAMS: &[&str] = &[
@@ -19,33 +21,13 @@ pub const KNOWN_PARAMS: &[&str] = &[
     "endDate",
 ];
 
-/// A query's filters, normalized: the name lowercased, the tags distinct and sorted, the dates
-/// as millisecond bounds (`start_ms` inclusive, `end_ms` exclusive).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Filters {
-    pub status: Option<u8>,
-    pub name: Option<String>,
-    pub tags: Vec<String>,
-    pub start_ms: Option<i64>,
-    pub end_ms: Option<i64>,
-}
-
-impl Filters {
-    #[cfg(test)]
-    pub(crate) fn status(&self) -> Option<Status> {
-        self.status.and_then(Status::from_code)
-    }
-    pub(crate) fn is_empty(&self) -> bool {
-        *self == Filters::default()
-    }
-}
-
 /// A validated list query: filters, page size and an optional cursor. The cursor's signature
 /// is checked when the query runs against a store, since only the store holds the secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueryRequest {
     pub(crate) limit: u32,
     pub(crate) filters: Filters,
+    pub(crate) order: Order,
     pub(crate) cursor: Option<String>,
 }
 
@@ -121,8 +103,8 @@ impl QueryRequest {
                     "name",
                     format!("must be at most {MAX_QUERY_NAME_CHARS} characters"),
                 );
-            } else if !n.is_empty() {
-                filters.name = Some(n.to_lowercase());
+            } else {
+                filters.name = Filters::normal_name(&n);
             }
         }
         if let Some(s) = status {
@@ -132,14 +114,7 @@ impl QueryRequest {
             }
         }
         if let Some(t) = tags {
-            let mut list: Vec<String> = t
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect();
-            list.sort();
-            list.dedup();
+            let list = Filters::normal_tags(&t);
             if list.len() > MAX_QUERY_TAGS {
                 bad("tags", format!("at most {MAX_QUERY_TAGS} tags"));
             } else if list.iter().any(|t| t.chars().count() > MAX_TAG_CHARS) {
@@ -179,7 +154,7 @@ impl QueryRequest {
         filters.start_ms = start_dt.map(ms_ceil);
         filters.end_ms = end_dt.map(ms_ceil);
         if let Some(c) = &cursor {
-            if let Err(m) = super::cursor::check_shape(c) {
+            if let Err(m) = cursor::check_shape(c) {
                 bad("cursor", m);
             }
         }
@@ -189,6 +164,7 @@ impl QueryRequest {
         Ok(QueryRequest {
             limit,
             filters,
+            order: Order::default(),
             cursor,
         })
     }
@@ -213,6 +189,7 @@ impl Default for QueryRequest {
         QueryRequest {
             limit: DEFAULT_LIMIT,
             filters: Filters::default(),
+            order: Order::default(),
             cursor: None,
         }
     }
@@ -320,7 +297,7 @@ mod tests {
         .unwrap();
         assert_eq!(q.filters.tags, vec!["a", "b"]);
         assert_eq!(q.filters.name.as_deref(), Some("support"));
-        assert_eq!(q.filters.status(), Some(Status::Error));
+        assert_eq!(q.filters.status, Some(Status::Error.code()));
         let q = QueryRequest::from_params([("name", "")]).unwrap();
         assert!(q.filters.is_empty());
     }

@@ -7,11 +7,10 @@
 //!   newest-first and resolves only candidates. Its cost is the partitions it loads plus the
 //!   blocks and candidates it visits.
 
-use super::parse::Filters;
+use super::filter::{Filters, Resolved};
 use crate::cache::ProjectView;
 use crate::error::Result;
 use crate::limits::{BLOCK_ROWS, CHUNK_ROWS};
-use crate::schema::TermKind;
 use serde::Serialize;
 use std::fmt;
 
@@ -74,29 +73,12 @@ impl fmt::Display for Explain {
     }
 }
 
-/// A bitmap input: one term, or the union of several (the names matching a substring).
-#[derive(Clone, Debug)]
-pub(crate) struct Input {
-    pub kind: TermKind,
-    pub terms: Vec<u32>,
-    pub rows: u64,
-    pub label: String,
-}
-
-/// Filters resolved against one snapshot.
+/// Filters resolved against one snapshot, and the executor chosen for them.
 #[derive(Clone, Debug)]
 pub(crate) struct Plan {
     pub kind: PlanKind,
     pub explain: Explain,
-    /// Cheapest first.
-    pub inputs: Vec<Input>,
-    pub status: Option<u8>,
-    /// Sorted; None when the query has no name filter.
-    pub name_ids: Option<Vec<u32>>,
-    /// Sorted.
-    pub tag_ids: Vec<u32>,
-    pub lo_ms: i64,
-    pub hi_ms: i64,
+    pub filters: Resolved,
 }
 
 // Cost units are "one row header read in a primary-table scan". The constants below were
@@ -115,80 +97,9 @@ pub(crate) fn plan(
     need: usize,
     force: Option<PlanKind>,
 ) -> Result<Plan> {
-    let mut inputs = Vec::new();
-    let mut empty = false;
-    if let Some(st) = filters.status {
-        let rows = match v {
-            Some(v) => v.term_count(TermKind::Status, st as u32)?,
-            None => 0,
-        };
-        let label = format!(
-            "status={}",
-            crate::model::Status::from_code(st).map_or("?", |s| s.as_str())
-        );
-        inputs.push(Input {
-            kind: TermKind::Status,
-            terms: vec![st as u32],
-            rows,
-            label,
-        });
-    }
-    let mut tag_ids = Vec::new();
-    for tag in &filters.tags {
-        let label = format!("tag={tag}");
-        let id = match v {
-            Some(v) => v.tag_id(tag)?,
-            None => None,
-        };
-        match (v, id) {
-            (Some(v), Some(id)) => {
-                let rows = v.term_count(TermKind::Tag, id)?;
-                tag_ids.push(id);
-                inputs.push(Input {
-                    kind: TermKind::Tag,
-                    terms: vec![id],
-                    rows,
-                    label,
-                });
-            }
-            _ => {
-                empty = true;
-                inputs.push(Input {
-                    kind: TermKind::Tag,
-                    terms: vec![],
-                    rows: 0,
-                    label,
-                });
-            }
-        }
-    }
-    tag_ids.sort_unstable();
-    let name_ids = match &filters.name {
-        None => None,
-        Some(needle) => {
-            let (ids, rows) = match v {
-                Some(v) => match_names(v, needle)?,
-                None => (Vec::new(), 0),
-            };
-            let label = format!("name~{needle} ({} names)", ids.len());
-            inputs.push(Input {
-                kind: TermKind::Name,
-                terms: ids.clone(),
-                rows,
-                label,
-            });
-            Some(ids)
-        }
-    };
-    inputs.sort_by_key(|i| i.rows);
-    if inputs.iter().any(|i| i.rows == 0) {
-        empty = true;
-    }
-    let lo_ms = filters.start_ms.unwrap_or(i64::MIN);
-    let hi_ms = filters.end_ms.unwrap_or(i64::MAX);
-    if lo_ms >= hi_ms || live == 0 {
-        empty = true;
-    }
+    let resolved = filters.resolve(v)?;
+    let inputs = &resolved.inputs;
+    let empty = resolved.empty || live == 0;
 
     // Selectivity under independence: the product of each input's share of the live rows.
     let n = live.max(1) as f64;
@@ -248,37 +159,6 @@ pub(crate) fn plan(
     Ok(Plan {
         kind,
         explain,
-        inputs,
-        status: filters.status,
-        name_ids,
-        tag_ids,
-        lo_ms,
-        hi_ms,
+        filters: resolved,
     })
-}
-
-/// The ids of the live names that contain `needle` (lowercase), and their total row count. The
-/// match runs over the project's distinct names, never over rows.
-fn match_names(v: &ProjectView<'_>, needle: &str) -> Result<(Vec<u32>, u64)> {
-    let mut ids = Vec::new();
-    let mut rows = 0;
-    for n in v.names()?.iter() {
-        if n.count > 0 && contains_ci(&n.text, needle) {
-            ids.push(n.id);
-            rows += n.count;
-        }
-    }
-    ids.sort_unstable();
-    Ok((ids, rows))
-}
-
-/// Case-insensitive substring test; `needle` is already lowercase.
-pub(crate) fn contains_ci(hay: &str, needle: &str) -> bool {
-    if hay.is_ascii() && needle.is_ascii() {
-        let (h, n) = (hay.as_bytes(), needle.as_bytes());
-        return n.is_empty()
-            || h.windows(n.len())
-                .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b));
-    }
-    hay.to_lowercase().contains(needle)
 }

@@ -3,8 +3,8 @@
 
 use super::records::{decode, encode_project_state, ProjectState};
 use super::tables::WriteTables;
-use super::{FORMAT_VERSION, META_FORMAT_VERSION};
-use crate::error::Result;
+use super::{FORMAT_VERSION, FORMAT_VERSION_V1, META_FORMAT_VERSION};
+use crate::error::{Error, Result};
 use redb::ReadableTable;
 use serde::Deserialize;
 
@@ -42,4 +42,22 @@ pub(crate) fn migrate_from_v1(t: &mut WriteTables<'_>) -> Result<()> {
     t.meta
         .insert(META_FORMAT_VERSION, [FORMAT_VERSION].as_slice())?;
     Ok(())
+}
+
+/// Checks the stored format version at open: the current one passes, format 1 is upgraded in
+/// place, a new file gets the current version, and any other version is refused, never misread.
+pub(crate) fn check_format(t: &mut WriteTables<'_>) -> Result<()> {
+    let version = t.meta.get(META_FORMAT_VERSION)?.map(|v| v.value().to_vec());
+    match version {
+        Some(v) if v == [FORMAT_VERSION] => Ok(()),
+        Some(v) if v == [FORMAT_VERSION_V1] => migrate_from_v1(t),
+        Some(v) => Err(Error::storage(format!(
+            "unsupported tracestore format version {v:?} (this build reads {FORMAT_VERSION})"
+        ))),
+        None => {
+            t.meta
+                .insert(META_FORMAT_VERSION, [FORMAT_VERSION].as_slice())?;
+            Ok(())
+        }
+    }
 }

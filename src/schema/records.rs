@@ -3,6 +3,7 @@
 
 use super::keys::{decode_child_key, decode_trace_key};
 use super::RECORD_V1;
+use crate::api_keys::ApiKeyRecord;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -300,13 +301,7 @@ pub(crate) fn decode_score(b: &[u8]) -> Result<ScoreRecord> {
     decode(b, "score record")
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct ApiKeyRecord {
-    pub prefix: String,
-    pub project: String,
-    pub created_ms: i64,
-    pub revoked_ms: Option<i64>,
-}
+/// API key record (the struct belongs to `api_keys`, which every engine shares).
 pub(crate) fn encode_api_key(r: &ApiKeyRecord) -> Vec<u8> {
     encode(r)
 }

@@ -6,7 +6,7 @@
 //!
 //! Pending traces are part of every answer from the moment they commit:
 //! - list queries test each pending trace of the project against the filters and merge the
-//!   matches with the executor's hits (`matches`);
+//!   matches with the executor's hits (`query::run`);
 //! - `get_trace` falls back to the pending record (`detail`).
 //!
 //! The first write of the project that is not buffered (a larger batch, an update, a delete,
@@ -14,58 +14,36 @@
 //! before anything else (`Writer::fold`). Folding is the ordinary insert, so a folded trace is
 //! byte-identical to one inserted directly.
 
-use crate::cache::PendingList;
 use crate::error::Result;
-use crate::ingest::ValidTrace;
 use crate::limits::{MAX_PENDING_RECORD_BYTES, MAX_PENDING_TRACES, MAX_ROWS_PER_PROJECT};
-use crate::model::{IngestSummary, Status};
-use crate::query::exec::Position;
-use crate::query::parse::Filters;
-use crate::query::plan::contains_ci;
+use crate::model::IngestSummary;
 use crate::schema::*;
+use crate::validate::ValidTrace;
+use crate::write::Totals;
 use redb::ReadableTable;
-use rust_decimal::Decimal;
 use std::collections::HashSet;
-use std::sync::Arc;
 
 /// The pending record of a new trace, or None when the trace cannot be buffered (it lacks a
 /// name or startTime, repeats a child id, ends before it starts or overflows a total). Such a
 /// trace takes the indexed path, which reports its errors.
 fn pending_record(v: &ValidTrace, now_ms: i64, row: u32) -> Option<(PendingHead, PendingChildren)> {
-    let (Some(name), Some(start_ms)) = (&v.name, v.start_ms) else {
-        return None;
-    };
-    if v.end_ms.is_some_and(|e| e < start_ms) {
-        return None;
-    }
+    let merged = crate::write::merge(None, v, now_ms).ok()?;
     if !distinct(v.spans.iter().map(|(id, _)| id.as_str()))
         || !distinct(v.scores.iter().map(|(id, _)| id.as_str()))
     {
         return None;
     }
     // The same arithmetic as the indexed insert: exact decimal sums, checked.
-    let mut cost = Decimal::ZERO;
-    let mut tokens = 0u64;
-    for (_, s) in &v.spans {
-        let c = s.cost.map(Money::to_decimal).transpose().ok()?;
-        cost = cost.checked_add(c.unwrap_or_default())?;
-        tokens = tokens.checked_add(s.total_tokens)?;
-    }
+    let mut body = merged.body;
+    Totals::of_children(v.spans.iter().map(|(_, s)| s), v.scores.len())
+        .ok()?
+        .ok()?
+        .write_to(&mut body);
     let head = PendingHead {
         row,
-        start_ms,
-        status: v.status.unwrap_or(Status::Ok).code(),
-        body: TraceBody {
-            name: name.clone(),
-            tags: v.tags.clone().unwrap_or_default(),
-            end_ms: v.end_ms,
-            created_ms: now_ms,
-            metadata: v.metadata.clone().unwrap_or_else(|| "{}".to_string()),
-            total_cost: Money::from_decimal(cost),
-            total_tokens: tokens,
-            span_count: u32::try_from(v.spans.len()).ok()?,
-            score_count: u32::try_from(v.scores.len()).ok()?,
-        },
+        start_ms: merged.start_ms,
+        status: merged.status.code(),
+        body,
     };
     let children = PendingChildren {
         spans: v.spans.clone(),
@@ -138,47 +116,6 @@ pub(crate) fn try_buffer(
     t.project_state
         .insert(p, encode_project_state(&st).as_slice())?;
     Ok(Some(summary))
-}
-
-/// A pending trace that matches a query.
-pub(crate) struct PendingHit {
-    pub id: Arc<str>,
-    pub head: Arc<PendingHead>,
-}
-
-/// True when a pending trace passes every filter (the same rules the planner resolves through
-/// the indexes: exact status, case-insensitive name substring, all tags, `[start, end)`).
-fn passes(f: &Filters, h: &PendingHead) -> bool {
-    f.status.is_none_or(|s| s == h.status)
-        && f.name
-            .as_deref()
-            .is_none_or(|needle| contains_ci(&h.body.name, needle))
-        && f.tags.iter().all(|t| h.body.tags.contains(t))
-        && f.start_ms.is_none_or(|lo| h.start_ms >= lo)
-        && f.end_ms.is_none_or(|hi| h.start_ms < hi)
-}
-
-/// Up to `need` pending traces from `list` (newest first) that match `f`, with a reserved row
-/// below `row_limit` and a position after `after`, in query order.
-pub(crate) fn matches(
-    list: &PendingList,
-    f: &Filters,
-    row_limit: u32,
-    after: Option<&Position<'_>>,
-    need: usize,
-) -> Vec<PendingHit> {
-    list.iter()
-        .filter(|(id, h)| {
-            h.row < row_limit
-                && passes(f, h)
-                && after.is_none_or(|pos| (h.start_ms, &**id) < (pos.start_ms, pos.id))
-        })
-        .take(need)
-        .map(|(id, h)| PendingHit {
-            id: id.clone(),
-            head: h.clone(),
-        })
-        .collect()
 }
 
 /// A pending trace with its children, or None when `id` is not pending.

@@ -2,14 +2,22 @@
 //! the plaintext is returned once, at creation.
 
 use crate::error::{Error, Result};
-use crate::ingest::check_project;
-use crate::schema::{decode_api_key, encode_api_key, ApiKeyRecord};
 use crate::store::Store;
 use crate::time::Timestamp;
+use crate::validate::check_project;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+/// What is stored of a key, under the hex SHA-256 of the key: never the key itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ApiKeyRecord {
+    pub prefix: String,
+    pub project: String,
+    pub created_ms: i64,
+    pub revoked_ms: Option<i64>,
+}
 
 /// The key format: `ts_` + 8 hex prefix chars + `_` + 43 base64url secret chars.
 const KEY_PREFIX: &str = "ts_";
@@ -58,12 +66,7 @@ impl Store {
             created_ms: Timestamp::now().as_millis(),
             revoked_ms: None,
         };
-        let h = hash(&key);
-        self.write_tables(|t| {
-            t.api_keys
-                .insert(h.as_str(), encode_api_key(&rec).as_slice())?;
-            Ok(())
-        })?;
+        self.engine().put_api_key(&hash(&key), &rec)?;
         Ok(NewApiKey {
             key,
             prefix,
@@ -76,11 +79,8 @@ impl Store {
         if key.len() > MAX_API_KEY_BYTES || !key.starts_with(KEY_PREFIX) {
             return Err(Error::unauthorized("invalid API key"));
         }
-        let h = hash(key);
-        let t = self.read()?;
-        let rec = match t.api_keys()?.get(h.as_str())? {
-            Some(v) => decode_api_key(v.value())?,
-            None => return Err(Error::unauthorized("invalid API key")),
+        let Some(rec) = self.engine().api_key(&hash(key))? else {
+            return Err(Error::unauthorized("invalid API key"));
         };
         // The lookup is by hash; compare the embedded prefix in constant time as well, so a
         // key is accepted only when both agree.
@@ -98,11 +98,8 @@ impl Store {
 
     /// Every key's prefix, project and dates.
     pub fn list_api_keys(&self) -> Result<Vec<ApiKeyInfo>> {
-        let t = self.read()?;
         let mut out = Vec::new();
-        for e in t.api_keys()?.iter()? {
-            let (_, v) = e?;
-            let r = decode_api_key(v.value())?;
+        for r in self.engine().api_keys()? {
             out.push(ApiKeyInfo {
                 prefix: r.prefix,
                 project: r.project,
@@ -116,22 +113,7 @@ impl Store {
 
     /// Revokes every key with this prefix; returns how many were revoked.
     pub fn revoke_api_key(&self, prefix: &str) -> Result<usize> {
-        let now = Timestamp::now().as_millis();
-        self.write_tables(|t| {
-            let mut hits = Vec::new();
-            for e in t.api_keys.iter()? {
-                let (k, v) = e?;
-                let r = decode_api_key(v.value())?;
-                if r.prefix == prefix && r.revoked_ms.is_none() {
-                    hits.push((k.value().to_string(), r));
-                }
-            }
-            for (k, mut r) in hits.iter().cloned() {
-                r.revoked_ms = Some(now);
-                t.api_keys
-                    .insert(k.as_str(), encode_api_key(&r).as_slice())?;
-            }
-            Ok(hits.len())
-        })
+        self.engine()
+            .revoke_api_keys(prefix, Timestamp::now().as_millis())
     }
 }

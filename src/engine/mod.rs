@@ -1,0 +1,100 @@
+//! The storage engine seam. `Store` is a facade over one `Engine`; everything above this trait
+//! (validation, the query parser, the filter and order types, the cursor envelope, API-key
+//! formats) is shared by every engine, and everything below it is the engine's own.
+//!
+//! The seam sits at the level of validated operations: an engine receives batches that passed
+//! every check that needs no storage, queries whose filters and order are normalized, and the
+//! resume state of a cursor it issued itself (opaque to the facade). What a second engine must
+//! implement is listed in ARCHITECTURE.md, "What an engine implements".
+
+pub(crate) mod redb;
+
+use crate::api_keys::ApiKeyRecord;
+use crate::error::Result;
+use crate::model::{IngestSummary, Page, TraceDetail};
+use crate::query::{Explain, Filters, Order, PlanKind, Position};
+use crate::store::TableUsage;
+use crate::validate::ValidTrace;
+use crate::verify::Violation;
+
+/// A list query as an engine receives it: normalized filters, an order and a page size.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Query<'a> {
+    pub filters: &'a Filters,
+    pub order: Order,
+    pub limit: u32,
+}
+
+/// Where a continuation starts: the last returned sort key, and the engine's own resume state
+/// exactly as the engine returned it with the previous page.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Resume<'a> {
+    pub position: &'a Position,
+    pub state: &'a [u8],
+}
+
+/// One page as an engine returns it: the traces, and when more match, where the next page
+/// starts (the position of the page's last trace and the engine's resume state).
+#[derive(Debug)]
+pub(crate) struct EnginePage {
+    pub page: Page,
+    pub next: Option<(Position, Vec<u8>)>,
+}
+
+/// What a storage engine provides. Every method is one atomic operation of the engine: a write
+/// commits whole or not at all, and a read answers from one consistent snapshot.
+pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
+    /// A short stable name, bound into every cursor's MAC so that a cursor of one engine is
+    /// refused by another.
+    fn name(&self) -> &'static str;
+    /// The secret cursors are signed with; created with the database and kept in it.
+    fn cursor_secret(&self) -> &[u8];
+    /// Fails when the engine can no longer answer truthfully (after a failed commit).
+    fn check_usable(&self) -> Result<()>;
+
+    /// Upserts a validated, non-empty batch atomically. Checks that need the stored state (a new
+    /// trace must have a name and a start time) fail the whole batch with every problem listed.
+    fn ingest(&self, project: &str, batch: Vec<ValidTrace>) -> Result<IngestSummary>;
+    /// Deletes one trace with its children and index entries; false when it did not exist.
+    fn delete_trace(&self, project: &str, id: &str) -> Result<bool>;
+    /// Deletes every trace that started before `cutoff_ms`, in bounded transactions, reporting
+    /// the running count after each; returns the total.
+    fn delete_before(
+        &self,
+        project: &str,
+        cutoff_ms: i64,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<u64>;
+    /// One trace with its spans (by startTime, then id) and scores (by id).
+    fn get_trace(&self, project: &str, id: &str) -> Result<Option<TraceDetail>>;
+
+    /// One page of a list query, strictly after `resume` when given. `force` makes an engine
+    /// that plans use that plan (for tests and benchmarks); others ignore it.
+    fn query(
+        &self,
+        project: &str,
+        q: Query<'_>,
+        resume: Option<Resume<'_>>,
+        force: Option<PlanKind>,
+    ) -> Result<EnginePage>;
+    /// The plan a query would run, with its estimates.
+    fn explain(&self, project: &str, q: Query<'_>) -> Result<Explain>;
+
+    /// Every invariant the engine can check on one snapshot; empty when sound.
+    fn verify(&self) -> Result<Vec<Violation>>;
+    /// Space used, per table.
+    fn storage_stats(&self) -> Result<Vec<TableUsage>>;
+    /// The engine's own integrity check of its files. Needs exclusive access.
+    fn check_integrity(&mut self) -> Result<bool>;
+    /// Returns free space to the filesystem. Needs exclusive access.
+    fn compact(&mut self) -> Result<bool>;
+
+    /// Stores a new API key record under the hash of the key.
+    fn put_api_key(&self, hash: &str, rec: &ApiKeyRecord) -> Result<()>;
+    /// The record stored under a key's hash.
+    fn api_key(&self, hash: &str) -> Result<Option<ApiKeyRecord>>;
+    /// Every stored key record.
+    fn api_keys(&self) -> Result<Vec<ApiKeyRecord>>;
+    /// Marks every unrevoked key with this prefix revoked at `now_ms`; returns how many.
+    fn revoke_api_keys(&self, prefix: &str, now_ms: i64) -> Result<usize>;
+}

@@ -1,0 +1,145 @@
+//! The embedded engine: one redb file (or backend) owned by this process. Reads run on MVCC
+//! snapshots in parallel and never block the single writer, nor it them.
+//!
+//! This file holds opening, the transaction boundaries of every operation and the failure rule
+//! (a failed commit poisons the engine until it is reopened); `ops` implements the `Engine`
+//! trait on top of them. The rooms it uses: `schema` (what is stored), `write` (the writer),
+//! `pending` (the write buffer), `query::{plan, exec, run}` (the executor), `cache`, `verify`.
+
+mod ops;
+
+use crate::error::{Error, Result};
+use crate::schema::*;
+use crate::write::Writer;
+use redb::ReadableDatabase;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub(crate) use crate::cache::Caches;
+
+/// How commits reach the disk.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Sync {
+    /// fsync before a commit returns.
+    Immediate,
+    /// No sync: a crash may lose recent commits, never corrupt the file.
+    Deferred,
+}
+
+/// The redb engine.
+pub(crate) struct RedbEngine {
+    db: redb::Database,
+    secret: Vec<u8>,
+    sync: Sync,
+    /// Most pending traces per project (`StoreBuilder::write_buffer_traces`).
+    write_buffer_traces: u32,
+    caches: Caches,
+    /// Set when a write fails in storage: every later call fails until the store is reopened.
+    poisoned: AtomicBool,
+}
+
+impl std::fmt::Debug for RedbEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbEngine")
+            .field("sync", &self.sync)
+            .field("write_buffer_traces", &self.write_buffer_traces)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedbEngine {
+    /// Opens an engine over `db`: checks (or writes) the format version, upgrading an older
+    /// format in place, and reads (or creates) the cursor secret, in one durable transaction.
+    pub(crate) fn open(db: redb::Database, sync: Sync, write_buffer_traces: u32) -> Result<Self> {
+        let mut txn = db.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)?;
+        let secret = {
+            let mut t = WriteTables::open(&txn)?;
+            check_format(&mut t)?;
+            cursor_secret(&mut t)?
+        };
+        txn.commit()?;
+        Ok(RedbEngine {
+            db,
+            secret,
+            sync,
+            write_buffer_traces,
+            caches: Caches::default(),
+            poisoned: AtomicBool::new(false),
+        })
+    }
+
+    /// Runs `f` in one write transaction; commits if it returns Ok, aborts otherwise.
+    fn write<T>(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
+        let out = self.transact(|txn| {
+            let mut w = Writer::open(txn)?;
+            let out = f(&mut w)?;
+            w.flush()?;
+            Ok(Some(out))
+        })?;
+        Ok(out.expect("the closure always commits"))
+    }
+
+    /// Runs `f` in one write transaction: commits when it returns `Ok(Some)`, aborts when it
+    /// returns `Ok(None)` or an error.
+    fn transact<T>(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<Option<T>>,
+    ) -> Result<Option<T>> {
+        self.check_poisoned()?;
+        let result: Result<Option<T>> = (|| {
+            let mut txn = self.db.begin_write()?;
+            txn.set_durability(match self.sync {
+                Sync::Immediate => redb::Durability::Immediate,
+                Sync::Deferred => redb::Durability::None,
+            })?;
+            match f(&txn)? {
+                Some(out) => {
+                    txn.commit()?;
+                    Ok(Some(out))
+                }
+                None => {
+                    txn.abort()?;
+                    Ok(None)
+                }
+            }
+        })();
+        if let Err(e) = &result {
+            if e.is_storage() {
+                // A failed commit may or may not have reached the disk; until the store is
+                // reopened, no answer (read or write) could be trusted to match what survives.
+                self.poisoned.store(true, Ordering::SeqCst);
+            }
+        }
+        result
+    }
+
+    fn check_poisoned(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(Error::storage(
+                "a write failed in storage; reopen the store before using it again",
+            ));
+        }
+        Ok(())
+    }
+
+    fn read(&self) -> Result<ReadTables> {
+        self.check_poisoned()?;
+        Ok(ReadTables::new(self.db.begin_read()?))
+    }
+}
+
+/// The cursor secret, created with the database.
+fn cursor_secret(t: &mut WriteTables<'_>) -> Result<Vec<u8>> {
+    use redb::ReadableTable;
+    let existing = t.meta.get(META_CURSOR_SECRET)?.map(|v| v.value().to_vec());
+    match existing {
+        Some(s) if s.len() == 32 => Ok(s),
+        Some(_) => Err(Error::corrupted("cursor secret has the wrong length")),
+        None => {
+            let mut s = vec![0u8; 32];
+            getrandom::fill(&mut s).map_err(|e| Error::storage(e.to_string()))?;
+            t.meta.insert(META_CURSOR_SECRET, s.as_slice())?;
+            Ok(s)
+        }
+    }
+}

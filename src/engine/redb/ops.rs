@@ -1,0 +1,226 @@
+//! The `Engine` operations of the redb engine, each in its own transaction.
+
+use super::RedbEngine;
+use crate::api_keys::ApiKeyRecord;
+use crate::convert::{detail, trace_of_record};
+use crate::engine::{Engine, EnginePage, Query, Resume};
+use crate::error::{Error, FieldError, Result};
+use crate::limits::RETENTION_BATCH;
+use crate::model::{IngestSummary, TraceDetail};
+use crate::pending;
+use crate::query::{run, Explain, PlanKind};
+use crate::schema::*;
+use crate::store::TableUsage;
+use crate::time::Timestamp;
+use crate::validate::ValidTrace;
+use crate::verify::Violation;
+use crate::write::Upserted;
+use redb::ReadableTable;
+
+impl Engine for RedbEngine {
+    fn name(&self) -> &'static str {
+        "redb"
+    }
+
+    fn cursor_secret(&self) -> &[u8] {
+        &self.secret
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        self.check_poisoned()
+    }
+
+    fn ingest(&self, project: &str, valid: Vec<ValidTrace>) -> Result<IngestSummary> {
+        let now = Timestamp::now().as_millis();
+        // A few new traces go to the write buffer: two small tables instead of every index.
+        if valid.len() <= self.write_buffer_traces as usize {
+            let buffered = self.transact(|txn| {
+                let mut t = BufferTables::open(txn)?;
+                pending::try_buffer(&mut t, project, &valid, now, self.write_buffer_traces)
+            })?;
+            if let Some(summary) = buffered {
+                return Ok(summary);
+            }
+        }
+        self.write(|w| {
+            let p = w.project_id(project)?;
+            let mut summary = IngestSummary::default();
+            let mut errors: Vec<FieldError> = Vec::new();
+            for (i, v) in valid.into_iter().enumerate() {
+                summary.spans += v.spans.len();
+                summary.scores += v.scores.len();
+                match w.upsert(p, v, now, &format!("traces[{i}]"), &mut errors)? {
+                    Upserted::Created => summary.created += 1,
+                    Upserted::Updated => summary.updated += 1,
+                }
+            }
+            if !errors.is_empty() {
+                return Err(Error::validation(errors));
+            }
+            Ok(summary)
+        })
+    }
+
+    fn delete_trace(&self, project: &str, id: &str) -> Result<bool> {
+        self.write(|w| match w.existing_project_id(project)? {
+            Some(p) => w.delete(p, id),
+            None => Ok(false),
+        })
+    }
+
+    fn delete_before(
+        &self,
+        project: &str,
+        cutoff_ms: i64,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<u64> {
+        let mut total = 0u64;
+        loop {
+            let n = self.write(|w| {
+                let Some(p) = w.existing_project_id(project)? else {
+                    return Ok(0);
+                };
+                w.fold_pending(p)?;
+                let ids = w.ids_before(p, cutoff_ms, RETENTION_BATCH)?;
+                for id in &ids {
+                    w.delete(p, id)?;
+                }
+                Ok(ids.len())
+            })?;
+            total += n as u64;
+            if n == 0 {
+                return Ok(total);
+            }
+            progress(total);
+        }
+    }
+
+    fn get_trace(&self, project: &str, id: &str) -> Result<Option<TraceDetail>> {
+        let t = self.read()?;
+        let Some(p) = run::project_id(&t, project)? else {
+            return Ok(None);
+        };
+        let idr = match t.ids()?.get((p, id))? {
+            Some(v) => decode_id(v.value())?,
+            None => {
+                return match pending::detail(&t, p, id)? {
+                    Some((head, children)) => {
+                        let trace = crate::convert::trace_of_body(
+                            head.start_ms,
+                            id,
+                            head.status,
+                            head.body,
+                        )?;
+                        Ok(Some(detail(trace, children.spans, children.scores)?))
+                    }
+                    None => Ok(None),
+                }
+            }
+        };
+        let rec = t
+            .traces()?
+            .get(trace_key(p, idr.start_ms, id).as_slice())?
+            .ok_or_else(|| Error::corrupted("id index points at a missing trace"))?
+            .value()
+            .to_vec();
+        let trace = trace_of_record(idr.start_ms, id, &rec)?;
+        let (lo, hi) = child_range(p, idr.row);
+        let children = |table: &redb::ReadOnlyTable<&'static [u8], &'static [u8]>| {
+            let mut out = Vec::new();
+            for e in table.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
+                let (k, v) = e?;
+                out.push((decode_child_key(k.value())?.2.to_string(), v.value().to_vec()));
+            }
+            Ok::<_, Error>(out)
+        };
+        let spans = children(t.spans()?)?
+            .into_iter()
+            .map(|(sid, v)| Ok((sid, decode_span(&v)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let scores = children(t.scores()?)?
+            .into_iter()
+            .map(|(sid, v)| Ok((sid, decode_score(&v)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(detail(trace, spans, scores)?))
+    }
+
+    fn query(
+        &self,
+        project: &str,
+        q: Query<'_>,
+        resume: Option<Resume<'_>>,
+        force: Option<PlanKind>,
+    ) -> Result<EnginePage> {
+        run::run(self.read()?, &self.caches, project, q, resume, force)
+    }
+
+    fn explain(&self, project: &str, q: Query<'_>) -> Result<Explain> {
+        run::explain(self.read()?, &self.caches, project, q)
+    }
+
+    fn verify(&self) -> Result<Vec<Violation>> {
+        crate::verify::verify(&self.read()?)
+    }
+
+    fn storage_stats(&self) -> Result<Vec<TableUsage>> {
+        let t = self.read()?;
+        Ok(t.table_stats()?
+            .into_iter()
+            .map(|(table, s)| TableUsage {
+                table,
+                entries_bytes: s.stored_bytes(),
+                metadata_bytes: s.metadata_bytes(),
+                fragmented_bytes: s.fragmented_bytes(),
+            })
+            .collect())
+    }
+
+    fn check_integrity(&mut self) -> Result<bool> {
+        Ok(self.db.check_integrity()?)
+    }
+
+    fn compact(&mut self) -> Result<bool> {
+        Ok(self.db.compact()?)
+    }
+
+    fn put_api_key(&self, hash: &str, rec: &ApiKeyRecord) -> Result<()> {
+        self.write(|w| {
+            w.t.api_keys.insert(hash, encode_api_key(rec).as_slice())?;
+            Ok(())
+        })
+    }
+
+    fn api_key(&self, hash: &str) -> Result<Option<ApiKeyRecord>> {
+        let t = self.read()?;
+        let found = t.api_keys()?.get(hash)?;
+        found.map(|v| decode_api_key(v.value())).transpose()
+    }
+
+    fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        let t = self.read()?;
+        let mut out = Vec::new();
+        for e in t.api_keys()?.iter()? {
+            out.push(decode_api_key(e?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    fn revoke_api_keys(&self, prefix: &str, now_ms: i64) -> Result<usize> {
+        self.write(|w| {
+            let mut hits = Vec::new();
+            for e in w.t.api_keys.iter()? {
+                let (k, v) = e?;
+                let r = decode_api_key(v.value())?;
+                if r.prefix == prefix && r.revoked_ms.is_none() {
+                    hits.push((k.value().to_string(), r));
+                }
+            }
+            for (k, mut r) in hits.iter().cloned() {
+                r.revoked_ms = Some(now_ms);
+                w.t.api_keys
+                    .insert(k.as_str(), encode_api_key(&r).as_slice())?;
+            }
+            Ok(hits.len())
+        })
+    }
+}

@@ -1,0 +1,245 @@
+//! How a query runs on the redb engine: `prepare` reads the project's state and plans in one
+//! snapshot; `run` executes the plan over the indexed rows, tests the write buffer's pending
+//! traces with the same filters, merges both in query order, and returns the page with the
+//! resume state of its continuation.
+//!
+//! The resume state is the engine's, carried opaquely by the cursor envelope: the walk's row
+//! limit (rows allocated after the walk began are not part of it, so no trace appears twice)
+//! and the bitmap executor's block hint.
+
+use super::exec::{self, BlockHint, Hit};
+use super::filter::Filters;
+use super::order::{Key, Position};
+use super::plan::{self, Explain, PlanKind};
+use crate::cache::{Caches, PendingList, ProjectView};
+use crate::convert::{trace_of_body, trace_of_record};
+use crate::engine::{EnginePage, Query, Resume};
+use crate::error::{Error, Result};
+use crate::model::Page;
+use crate::schema::*;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The redb engine's part of a cursor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct RedbResume {
+    /// The project's row count when the walk began. Rows allocated later (new traces, and
+    /// traces whose startTime moved) are not part of this walk, so no trace can appear twice.
+    row_limit: u32,
+    hint: Option<BlockHint>,
+}
+
+impl RedbResume {
+    fn decode(bytes: &[u8]) -> Result<RedbResume> {
+        match postcard::take_from_bytes::<RedbResume>(bytes) {
+            Ok((r, [])) => Ok(r),
+            _ => Err(Error::field("cursor", "is not a valid cursor")),
+        }
+    }
+    fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("postcard encodes resume state")
+    }
+}
+
+/// A query resolved against one snapshot, ready to execute.
+struct Prepared {
+    tables: ReadTables,
+    plan: plan::Plan,
+    /// The project's id and state, when it exists.
+    project: Option<(u32, ProjectState)>,
+}
+
+fn prepare(
+    tables: ReadTables,
+    caches: &Caches,
+    project: &str,
+    q: Query<'_>,
+    force: Option<PlanKind>,
+) -> Result<Prepared> {
+    let need = q.limit as usize + 1;
+    let mut state = None;
+    if let Some(p) = project_id(&tables, project)? {
+        if let Some(v) = tables.project_state()?.get(p)? {
+            state = Some((p, decode_project_state(v.value())?));
+        }
+    }
+    let (live, next_row) = state.as_ref().map_or((0, 0), |(_, s)| (s.live, s.next_row));
+    let plan = {
+        let view = state
+            .as_ref()
+            .map(|(p, s)| ProjectView::new(&tables, caches, *p, s.generation));
+        plan::plan(view.as_ref(), live, next_row, q.filters, need, force)?
+    };
+    Ok(Prepared {
+        tables,
+        plan,
+        project: state,
+    })
+}
+
+/// The plan a query would run.
+pub(crate) fn explain(
+    tables: ReadTables,
+    caches: &Caches,
+    project: &str,
+    q: Query<'_>,
+) -> Result<Explain> {
+    Ok(prepare(tables, caches, project, q, None)?.plan.explain)
+}
+
+/// One page of `q`, strictly after `resume`.
+pub(crate) fn run(
+    tables: ReadTables,
+    caches: &Caches,
+    project: &str,
+    q: Query<'_>,
+    resume: Option<Resume<'_>>,
+    force: Option<PlanKind>,
+) -> Result<EnginePage> {
+    let resume = match resume {
+        Some(r) => Some((r.position, RedbResume::decode(r.state)?)),
+        None => None,
+    };
+    let Prepared {
+        tables,
+        plan,
+        project: pstate,
+    } = prepare(tables, caches, project, q, force)?;
+    let Some((p, st)) = pstate else {
+        return Ok(EnginePage {
+            page: Page {
+                traces: Vec::new(),
+                next_cursor: None,
+            },
+            next: None,
+        });
+    };
+    let need = q.limit as usize + 1;
+    let after = resume.map(|(pos, _)| pos);
+    let row_limit = resume.map_or(st.next_row, |(_, r)| r.row_limit.min(st.next_row));
+    let hint = resume.and_then(|(_, r)| r.hint);
+    let view = ProjectView::new(&tables, caches, p, st.generation);
+    // The executor sees indexed rows only; pending traces (reserved rows from
+    // `indexed_rows` on) are tested directly and merged in order.
+    let found = exec::execute(
+        &view,
+        row_limit.min(st.indexed_rows),
+        &plan,
+        after,
+        hint,
+        need,
+    )?;
+    let pending = if st.indexed_rows < row_limit {
+        let list = caches.pending(&tables, p, st.next_row, st.indexed_rows)?;
+        pending_matches(&list, q.filters, row_limit, after, need)
+    } else {
+        Vec::new()
+    };
+    let (items, hint) = merge(q, found, pending, need);
+    let more = items.len() >= need;
+    let mut traces = Vec::with_capacity(q.limit as usize);
+    for item in items.iter().take(q.limit as usize) {
+        traces.push(match item {
+            Item::Indexed(h) => trace_of_record(h.start_ms, &h.id, &h.record)?,
+            Item::Pending(id, h) => trace_of_body(h.start_ms, id, h.status, h.body.clone())?,
+        });
+    }
+    let next = more.then(|| {
+        let last = Position::of(items[q.limit as usize - 1].key());
+        (last, RedbResume { row_limit, hint }.encode())
+    });
+    Ok(EnginePage {
+        page: Page {
+            traces,
+            next_cursor: None,
+        },
+        next,
+    })
+}
+
+pub(crate) fn project_id(t: &ReadTables, name: &str) -> Result<Option<u32>> {
+    match t.projects()?.get(name)? {
+        Some(v) => Ok(Some(decode_u32(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// One page entry before conversion: an executor hit or a pending trace.
+enum Item {
+    Indexed(Hit),
+    Pending(Arc<str>, Arc<PendingHead>),
+}
+
+impl Item {
+    fn key(&self) -> Key<'_> {
+        match self {
+            Item::Indexed(h) => Key {
+                start_ms: h.start_ms,
+                id: &h.id,
+            },
+            Item::Pending(id, h) => Key {
+                start_ms: h.start_ms,
+                id,
+            },
+        }
+    }
+}
+
+/// Up to `need` pending traces from `list` (in query order) that match `f`, with a reserved
+/// row below `row_limit` and a position after `after`.
+fn pending_matches(
+    list: &PendingList,
+    f: &Filters,
+    row_limit: u32,
+    after: Option<&Position>,
+    need: usize,
+) -> Vec<Item> {
+    let order = super::order::Order::StartTimeDesc;
+    list.iter()
+        .filter(|(id, h)| {
+            h.row < row_limit
+                && f.matches_trace(h.start_ms, h.status, &h.body.name, &h.body.tags)
+                && order.is_after(
+                    Key {
+                        start_ms: h.start_ms,
+                        id,
+                    },
+                    after,
+                )
+        })
+        .take(need)
+        .map(|(id, h)| Item::Pending(id.clone(), h.clone()))
+        .collect()
+}
+
+/// Merges the executor's hits and the pending matches (both in query order) into the first
+/// `need` entries. The executor's block hint describes a continuation after its own hits, so it
+/// is kept only when no pending trace is on the page.
+fn merge(
+    q: Query<'_>,
+    found: exec::Found,
+    pending: Vec<Item>,
+    need: usize,
+) -> (Vec<Item>, Option<BlockHint>) {
+    if pending.is_empty() {
+        return (
+            found.hits.into_iter().map(Item::Indexed).collect(),
+            found.hint,
+        );
+    }
+    let mut items: Vec<Item> = found.hits.into_iter().map(Item::Indexed).collect();
+    items.extend(pending);
+    q.order.sort(&mut items, Item::key);
+    items.truncate(need);
+    let page = need.saturating_sub(1);
+    let hint = if items
+        .iter()
+        .take(page)
+        .all(|i| matches!(i, Item::Indexed(_)))
+    {
+        found.hint
+    } else {
+        None
+    };
+    (items, hint)
+}

@@ -1,0 +1,352 @@
+//! Ingest validation: the one home of every rule an ingested item must follow. Typed inputs (and
+//! JSON bodies, through `json`) become `ValidTrace`s, or one validation error that lists every
+//! bad item by index and field. Nothing here touches storage; the rules that need the stored
+//! trace (`check_new`, `ends_before_start` on the merged times) are called by the writer with it.
+
+mod json;
+
+pub(crate) use json::validate_json_batch;
+
+use crate::error::{Error, FieldError, Result};
+use crate::limits::*;
+use crate::model::{ScoreInput, ScoreValue, SpanInput, Status, TraceInput};
+use crate::schema::{Money, ScoreRecord, ScoreValueRecord, SpanRecord};
+use crate::time::Timestamp;
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+/// A trace item that passed every check that needs no storage.
+#[derive(Clone, Debug)]
+pub(crate) struct ValidTrace {
+    pub id: String,
+    pub name: Option<String>,
+    pub status: Option<Status>,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    /// Distinct, in first-seen order.
+    pub tags: Option<Vec<String>>,
+    /// Compact JSON object text.
+    pub metadata: Option<String>,
+    pub spans: Vec<(String, SpanRecord)>,
+    pub scores: Vec<(String, ScoreRecord)>,
+}
+
+const END_BEFORE_START: &str = "must not be before startTime";
+
+/// True when both times are known and the end lies before the start: the one rule behind
+/// every `endTime` check (an item's own times, a re-sent end against the stored start, and
+/// `verify`).
+pub(crate) fn ends_before_start(start_ms: Option<i64>, end_ms: Option<i64>) -> bool {
+    matches!((start_ms, end_ms), (Some(s), Some(e)) if e < s)
+}
+
+/// The rules a trace must meet once merged with what is stored: a new trace needs a name and a
+/// start time, and the merged end must not lie before the merged start. `stored_start_ms` is
+/// None for a new trace. Field names are relative to the item (`name`, `startTime`,
+/// `endTime`).
+pub(crate) fn check_merged(
+    v: &ValidTrace,
+    stored_start_ms: Option<i64>,
+    merged_end_ms: Option<i64>,
+) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if stored_start_ms.is_none() {
+        if v.name.is_none() {
+            errors.push(FieldError::new("name", "is required for a new trace"));
+        }
+        if v.start_ms.is_none() {
+            errors.push(FieldError::new("startTime", "is required for a new trace"));
+        }
+        if !errors.is_empty() {
+            return errors;
+        }
+    }
+    if ends_before_start(v.start_ms.or(stored_start_ms), merged_end_ms) {
+        errors.push(FieldError::new("endTime", END_BEFORE_START));
+    }
+    errors
+}
+
+/// True for a valid id or project name: 1..=max bytes, no whitespace, no control characters.
+pub(crate) fn check_id(s: &str, max_bytes: usize) -> std::result::Result<(), String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if s.len() > max_bytes {
+        return Err(format!("must be at most {max_bytes} bytes"));
+    }
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must be printable, without whitespace".into());
+    }
+    Ok(())
+}
+
+/// Validates a project name.
+pub(crate) fn check_project(project: &str) -> Result<()> {
+    check_id(project, MAX_PROJECT_BYTES).map_err(|m| Error::field("project", m))
+}
+
+fn check_text(s: &str, max_chars: usize, allow_empty: bool) -> std::result::Result<(), String> {
+    if !allow_empty && s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if s.chars().count() > max_chars {
+        return Err(format!("must be at most {max_chars} characters"));
+    }
+    if s.chars().any(|c| c.is_control()) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(())
+}
+
+/// Validates one tag (shared with the query parser's rules for ingest-side tags).
+pub(crate) fn check_tag(t: &str) -> std::result::Result<(), String> {
+    check_text(t, MAX_TAG_CHARS, false)?;
+    if t.contains(',') {
+        return Err("must not contain a comma".into());
+    }
+    Ok(())
+}
+
+/// The given id, checked (a problem is pushed to `e`), or a new UUIDv7 when absent.
+fn id_or_new(id: Option<String>, e: &mut Errs<'_>) -> String {
+    match id {
+        Some(id) => {
+            if let Err(m) = check_id(&id, MAX_ID_BYTES) {
+                e.push("id", m);
+            }
+            id
+        }
+        None => uuid::Uuid::now_v7().to_string(),
+    }
+}
+
+pub(super) struct Errs<'a> {
+    pub(super) path: String,
+    pub(super) out: &'a mut Vec<FieldError>,
+}
+
+impl Errs<'_> {
+    pub(super) fn push(&mut self, field: &str, msg: impl Into<String>) {
+        self.out
+            .push(FieldError::new(format!("{}.{}", self.path, field), msg));
+    }
+    pub(super) fn child(&mut self, sub: String) -> Errs<'_> {
+        Errs {
+            path: format!("{}.{}", self.path, sub),
+            out: self.out,
+        }
+    }
+}
+
+/// Validates typed inputs. Every bad item and field is reported, then nothing is written.
+pub(crate) fn validate_batch(items: Vec<TraceInput>) -> Result<Vec<ValidTrace>> {
+    if items.len() > MAX_BATCH_TRACES {
+        return Err(Error::field(
+            "traces",
+            format!("at most {MAX_BATCH_TRACES} traces per batch"),
+        ));
+    }
+    validate_items(items.into_iter().enumerate().collect(), Vec::new())
+}
+
+/// Validates items tagged with their batch index, adding to `errors` found earlier (by the JSON
+/// parser), so that one error lists every problem of the batch.
+pub(super) fn validate_items(
+    items: Vec<(usize, TraceInput)>,
+    mut errors: Vec<FieldError>,
+) -> Result<Vec<ValidTrace>> {
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items {
+        let mut e = Errs {
+            path: format!("traces[{i}]"),
+            out: &mut errors,
+        };
+        if let Some(v) = validate_trace(item, &mut e) {
+            out.push(v);
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::validation(errors))
+    }
+}
+
+fn validate_trace(t: TraceInput, e: &mut Errs<'_>) -> Option<ValidTrace> {
+    let before = e.out.len();
+    let id = id_or_new(t.id, e);
+    if let Some(n) = &t.name {
+        if let Err(m) = check_text(n, MAX_NAME_CHARS, false) {
+            e.push("name", m);
+        }
+    }
+    let tags = t.tags.map(|tags| {
+        let mut seen: Vec<String> = Vec::with_capacity(tags.len());
+        for (j, tag) in tags.into_iter().enumerate() {
+            if let Err(m) = check_tag(&tag) {
+                e.push(&format!("tags[{j}]"), m);
+            } else if !seen.contains(&tag) {
+                seen.push(tag);
+            }
+        }
+        if seen.len() > MAX_TAGS_PER_TRACE {
+            e.push(
+                "tags",
+                format!("at most {MAX_TAGS_PER_TRACE} distinct tags"),
+            );
+        }
+        seen
+    });
+    let metadata = t.metadata.map(|m| {
+        let s = serde_json::to_string(&Value::Object(m)).unwrap_or_else(|_| "{}".into());
+        if s.len() > MAX_METADATA_BYTES {
+            e.push(
+                "metadata",
+                format!("must be at most {MAX_METADATA_BYTES} bytes serialized"),
+            );
+        }
+        s
+    });
+    if ends_before_start(t.start_time.map(Timestamp::as_millis), t.end_time.map(Timestamp::as_millis)) {
+        e.push("endTime", END_BEFORE_START);
+    }
+    if t.spans.len() > MAX_SPANS_PER_ITEM {
+        e.push(
+            "spans",
+            format!("at most {MAX_SPANS_PER_ITEM} spans per item"),
+        );
+    }
+    if t.scores.len() > MAX_SCORES_PER_ITEM {
+        e.push(
+            "scores",
+            format!("at most {MAX_SCORES_PER_ITEM} scores per item"),
+        );
+    }
+    let mut spans = Vec::with_capacity(t.spans.len());
+    for (j, s) in t.spans.into_iter().enumerate().take(MAX_SPANS_PER_ITEM) {
+        if let Some(v) = validate_span(s, &mut e.child(format!("spans[{j}]"))) {
+            spans.push(v);
+        }
+    }
+    let mut scores = Vec::with_capacity(t.scores.len());
+    for (j, s) in t.scores.into_iter().enumerate().take(MAX_SCORES_PER_ITEM) {
+        if let Some(v) = validate_score(s, &mut e.child(format!("scores[{j}]"))) {
+            scores.push(v);
+        }
+    }
+    if e.out.len() > before {
+        return None;
+    }
+    Some(ValidTrace {
+        id,
+        name: t.name,
+        status: t.status,
+        start_ms: t.start_time.map(Timestamp::as_millis),
+        end_ms: t.end_time.map(Timestamp::as_millis),
+        tags,
+        metadata,
+        spans,
+        scores,
+    })
+}
+
+fn validate_span(s: SpanInput, e: &mut Errs<'_>) -> Option<(String, SpanRecord)> {
+    let before = e.out.len();
+    let id = id_or_new(s.id, e);
+    if let Some(n) = &s.name {
+        if let Err(m) = check_text(n, MAX_NAME_CHARS, false) {
+            e.push("name", m);
+        }
+    }
+    if let Some(m) = &s.model {
+        if let Err(msg) = check_text(m, MAX_MODEL_CHARS, false) {
+            e.push("model", msg);
+        }
+    }
+    if ends_before_start(s.start_time.map(Timestamp::as_millis), s.end_time.map(Timestamp::as_millis)) {
+        e.push("endTime", END_BEFORE_START);
+    }
+    for (f, v) in [
+        ("inputTokens", s.input_tokens),
+        ("outputTokens", s.output_tokens),
+        ("totalTokens", s.total_tokens),
+    ] {
+        if v.is_some_and(|v| v > MAX_TOKENS_PER_SPAN) {
+            e.push(f, format!("must be at most {MAX_TOKENS_PER_SPAN}"));
+        }
+    }
+    let total_tokens = s.total_tokens.unwrap_or_else(|| {
+        s.input_tokens
+            .unwrap_or(0)
+            .saturating_add(s.output_tokens.unwrap_or(0))
+    });
+    let cost = s.cost.map(|c| {
+        if c.is_sign_negative() && !c.is_zero() {
+            e.push("cost", "must be >= 0");
+        } else if c > Decimal::from(MAX_SPAN_COST_USD) {
+            e.push("cost", format!("must be at most {MAX_SPAN_COST_USD}"));
+        } else if c.normalize().scale() > MAX_COST_SCALE {
+            e.push("cost", format!("at most {MAX_COST_SCALE} decimal places"));
+        }
+        Money::from_decimal(c)
+    });
+    if e.out.len() > before {
+        return None;
+    }
+    Some((
+        id,
+        SpanRecord {
+            name: s.name,
+            start_ms: s.start_time.map(Timestamp::as_millis),
+            end_ms: s.end_time.map(Timestamp::as_millis),
+            model: s.model,
+            input_tokens: s.input_tokens,
+            output_tokens: s.output_tokens,
+            total_tokens,
+            cost,
+        },
+    ))
+}
+
+fn validate_score(s: ScoreInput, e: &mut Errs<'_>) -> Option<(String, ScoreRecord)> {
+    let before = e.out.len();
+    let id = id_or_new(s.id, e);
+    if let Err(m) = check_text(&s.name, MAX_NAME_CHARS, false) {
+        e.push("name", m);
+    }
+    let value = match s.value {
+        ScoreValue::Number(n) => {
+            if !n.is_finite() {
+                e.push("value", "must be a finite number");
+            }
+            ScoreValueRecord::Number(n)
+        }
+        ScoreValue::Text(t) => {
+            if let Err(m) = check_text(&t, MAX_SCORE_STRING_CHARS, true) {
+                e.push("value", m);
+            }
+            ScoreValueRecord::Text(t)
+        }
+    };
+    if let Some(c) = &s.comment {
+        if s.comment.is_some() && c.chars().count() > MAX_COMMENT_CHARS {
+            e.push(
+                "comment",
+                format!("must be at most {MAX_COMMENT_CHARS} characters"),
+            );
+        }
+    }
+    if e.out.len() > before {
+        return None;
+    }
+    Some((
+        id,
+        ScoreRecord {
+            name: s.name,
+            value,
+            comment: s.comment,
+        },
+    ))
+}
+

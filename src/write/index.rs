@@ -1,0 +1,287 @@
+//! The index step of a write: term ids and counts, bitmap bits, row allocation and block
+//! bounds. Everything here is cached per transaction by the `Writer` and written back by
+//! `flush`.
+
+use super::{BitmapKey, TermKey, Writer};
+use crate::error::{Error, Result};
+use crate::limits::MAX_ROWS_PER_PROJECT;
+use crate::model::Status;
+use crate::schema::*;
+use crate::write::merge::Merged;
+use redb::ReadableTable;
+use roaring::RoaringBitmap;
+use std::collections::HashSet;
+
+/// A trace's index terms: what its row contributes to the bitmaps.
+pub(super) struct Terms {
+    pub status: u32,
+    pub name: u32,
+    pub tags: Vec<u32>,
+}
+
+impl Terms {
+    fn iter(&self) -> impl Iterator<Item = (TermKind, u32)> + '_ {
+        [(TermKind::Status, self.status), (TermKind::Name, self.name)]
+            .into_iter()
+            .chain(self.tags.iter().map(|t| (TermKind::Tag, *t)))
+    }
+    pub(super) fn of(h: &TraceHeader) -> Terms {
+        Terms {
+            status: h.status as u32,
+            name: h.name_id,
+            tags: h.tag_ids.clone(),
+        }
+    }
+}
+
+impl Writer<'_> {
+    fn term_record(&mut self, key: TermKey) -> Result<Option<&mut TermRecord>> {
+        if !self.term_cache.contains_key(&key) {
+            match self.t.terms.get(key)? {
+                Some(v) => {
+                    let r = decode_term(v.value())?;
+                    self.term_cache.insert(key, r);
+                }
+                None => return Ok(None),
+            }
+        }
+        Ok(self.term_cache.get_mut(&key))
+    }
+
+    /// The id of a term's text, created when absent. Status terms have fixed ids (OK=0, ERROR=1).
+    fn term_id(&mut self, p: u32, kind: TermKind, text: &str) -> Result<u32> {
+        let id = match kind {
+            TermKind::Status => {
+                let st = Status::parse(text).ok_or_else(|| Error::corrupted("status term"))?;
+                st.code() as u32
+            }
+            _ => {
+                if let Some(v) = self.t.term_ids.get((p, kind.code(), text))? {
+                    return decode_u32(v.value());
+                }
+                let st = self.state(p)?;
+                let counter = match kind {
+                    TermKind::Name => &mut st.next_name_id,
+                    _ => &mut st.next_tag_id,
+                };
+                let id = *counter;
+                *counter = id
+                    .checked_add(1)
+                    .ok_or_else(|| Error::corrupted("term ids exhausted"))?;
+                self.t
+                    .term_ids
+                    .insert((p, kind.code(), text), encode_u32(id).as_slice())?;
+                id
+            }
+        };
+        let key = (p, kind.code(), id);
+        if self.term_record(key)?.is_none() {
+            self.term_cache.insert(
+                key,
+                TermRecord {
+                    count: 0,
+                    text: text.to_string(),
+                },
+            );
+            self.dirty_terms.insert(key);
+        }
+        Ok(id)
+    }
+
+    fn bitmap_mut(&mut self, key: BitmapKey) -> Result<&mut RoaringBitmap> {
+        if !self.bitmap_cache.contains_key(&key) {
+            let bm = match self.t.bitmaps.get(key)? {
+                Some(v) => decode_bitmap(v.value())?,
+                None => RoaringBitmap::new(),
+            };
+            self.bitmap_cache.insert(key, bm);
+        }
+        self.dirty_bitmaps.insert(key);
+        Ok(self.bitmap_cache.get_mut(&key).expect("inserted above"))
+    }
+
+    fn set_term(&mut self, p: u32, kind: TermKind, term: u32, row: u32, on: bool) -> Result<()> {
+        let changed = {
+            let bm = self.bitmap_mut((p, kind.code(), term, chunk_of(row)))?;
+            if on {
+                bm.insert(chunk_offset(row))
+            } else {
+                bm.remove(chunk_offset(row))
+            }
+        };
+        if !changed {
+            return Err(Error::corrupted(format!(
+                "{} bitmap {term} already {} row {row}",
+                kind.label(),
+                if on { "had" } else { "lacked" }
+            )));
+        }
+        let key = (p, kind.code(), term);
+        let rec = self
+            .term_record(key)?
+            .ok_or_else(|| Error::corrupted(format!("{} term {term} missing", kind.label())))?;
+        rec.count = if on {
+            rec.count + 1
+        } else {
+            rec.count.saturating_sub(1)
+        };
+        self.dirty_terms.insert(key);
+        Ok(())
+    }
+
+    pub(super) fn index_row(&mut self, p: u32, row: u32, terms: &Terms, on: bool) -> Result<()> {
+        for (kind, term) in terms.iter() {
+            self.set_term(p, kind, term, row, on)?;
+        }
+        Ok(())
+    }
+
+    fn block(&mut self, p: u32, b: u32) -> Result<Option<BlockRecord>> {
+        if let Some(r) = self.block_cache.get(&(p, b)) {
+            return Ok(*r);
+        }
+        let r = match self.t.blocks.get((p, b))? {
+            Some(v) => Some(decode_block(v.value())?),
+            None => None,
+        };
+        self.block_cache.insert((p, b), r);
+        Ok(r)
+    }
+
+    /// Allocates the next row number for (start, id), or takes the row a pending trace reserved,
+    /// and widens its block's time bounds. Rows enter the indexes in row order either way.
+    fn allocate_row(
+        &mut self,
+        p: u32,
+        start_ms: i64,
+        id: &str,
+        reserved: Option<u32>,
+    ) -> Result<u32> {
+        let st = self.state(p)?;
+        let row = match reserved {
+            Some(r) if r == st.indexed_rows && r < st.next_row => r,
+            Some(r) => {
+                return Err(Error::corrupted(format!(
+                    "pending row {r} out of order (indexed {})",
+                    st.indexed_rows
+                )))
+            }
+            None if st.indexed_rows != st.next_row => {
+                return Err(Error::corrupted("a row allocated while traces are pending"))
+            }
+            None if st.next_row >= MAX_ROWS_PER_PROJECT => {
+                return Err(Error::field(
+                    "traces",
+                    "this project has used every row number",
+                ))
+            }
+            None => {
+                st.next_row += 1;
+                st.next_row - 1
+            }
+        };
+        st.indexed_rows += 1;
+        self.t.rows.insert(
+            (p, row),
+            encode_row(&RowRecord {
+                start_ms,
+                id: id.to_string(),
+            })
+            .as_slice(),
+        )?;
+        let b = block_of(row);
+        let rec = match self.block(p, b)? {
+            Some(mut r) => {
+                r.min_ms = r.min_ms.min(start_ms);
+                r.max_ms = r.max_ms.max(start_ms);
+                r.prefix_max_ms = r.prefix_max_ms.max(start_ms);
+                r
+            }
+            None => {
+                // Rows are allocated in order, so block b-1 exists and is final.
+                let prev = if b == 0 { None } else { self.block(p, b - 1)? };
+                let prefix = prev.map_or(start_ms, |r| r.prefix_max_ms.max(start_ms));
+                BlockRecord {
+                    min_ms: start_ms,
+                    max_ms: start_ms,
+                    prefix_max_ms: prefix,
+                }
+            }
+        };
+        self.block_cache.insert((p, b), Some(rec));
+        self.dirty_blocks.insert((p, b));
+        Ok(row)
+    }
+
+    fn trace_terms(
+        &mut self,
+        p: u32,
+        status: Status,
+        name: &str,
+        tags: &[String],
+    ) -> Result<Terms> {
+        let status = self.term_id(p, TermKind::Status, status.as_str())?;
+        let name = self.term_id(p, TermKind::Name, name)?;
+        let mut tag_ids = Vec::with_capacity(tags.len());
+        for t in tags {
+            tag_ids.push(self.term_id(p, TermKind::Tag, t)?);
+        }
+        tag_ids.sort_unstable();
+        tag_ids.dedup();
+        Ok(Terms {
+            status,
+            name,
+            tags: tag_ids,
+        })
+    }
+
+    /// Applies one validated trace. Problems that need the stored state (a new trace without a
+
+    /// Indexes a merged trace: a new trace gets a row (the `reserved` one when folding), a
+    /// trace whose start time changed moves to a new row with its children, and a trace that
+    /// stays on its row moves only the index entries that changed. Returns the row and terms.
+    pub(super) fn index(
+        &mut self,
+        p: u32,
+        id: &str,
+        old: Option<(IdRecord, TraceHeader)>,
+        m: &Merged,
+        reserved: Option<u32>,
+    ) -> Result<(u32, Terms)> {
+        let terms = self.trace_terms(p, m.status, &m.body.name, &m.body.tags)?;
+        let row = match old {
+            Some((idr, h)) if idr.start_ms == m.start_ms => {
+                // Same row: move only the index entries that changed.
+                let before = Terms::of(&h);
+                let old_set: HashSet<(TermKind, u32)> = before.iter().collect();
+                let new_set: HashSet<(TermKind, u32)> = terms.iter().collect();
+                for (k, t) in old_set.difference(&new_set) {
+                    self.set_term(p, *k, *t, h.row, false)?;
+                }
+                for (k, t) in new_set.difference(&old_set) {
+                    self.set_term(p, *k, *t, h.row, true)?;
+                }
+                h.row
+            }
+            Some((idr, h)) => {
+                // A changed startTime moves the row: drop the old one and every index entry.
+                self.index_row(p, h.row, &Terms::of(&h), false)?;
+                self.t.rows.remove((p, h.row))?;
+                self.t
+                    .traces
+                    .remove(trace_key(p, idr.start_ms, id).as_slice())?;
+                let row = self.allocate_row(p, m.start_ms, id, None)?;
+                self.index_row(p, row, &terms, true)?;
+                self.move_children(p, h.row, row)?;
+                row
+            }
+            None => {
+                let row = self.allocate_row(p, m.start_ms, id, reserved)?;
+                self.index_row(p, row, &terms, true)?;
+                self.state(p)?.live += 1;
+                row
+            }
+        };
+        Ok((row, terms))
+    }
+}

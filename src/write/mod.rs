@@ -1,0 +1,408 @@
+//! The write path of the redb engine. A `Writer` lives inside one redb write transaction; every
+//! row change and every index change it makes is in that transaction, so they commit or vanish
+//! together.
+//!
+//! - `merge`: the pure merge of an ingested patch into the stored trace, and the defaults of a
+//!   new trace;
+//! - `index`: term ids, bitmaps, rows and block bounds;
+//! - `aggregate`: the one computation of a trace's span and score sums;
+//! - this file: the transaction's caches, upsert, delete, folding pending traces, and `flush`.
+//!
+//! Bitmaps, term counts, block bounds and project states are loaded once per transaction,
+//! changed in memory and written back by `flush`, so a batch of 1000 traces rewrites each touched
+//! bitmap partition once.
+
+mod aggregate;
+mod index;
+mod merge;
+
+pub(crate) use aggregate::Totals;
+pub(crate) use merge::merge;
+use merge::Stored;
+
+use crate::error::{Error, FieldError, Result};
+use crate::model::Status;
+use crate::schema::*;
+use crate::validate::ValidTrace;
+use index::Terms;
+use redb::{ReadableTable, Table, WriteTransaction};
+use roaring::RoaringBitmap;
+use std::collections::{HashMap, HashSet};
+
+type BitmapKey = (u32, u8, u32, u32);
+type TermKey = (u32, u8, u32);
+
+pub(crate) struct Writer<'t> {
+    pub(crate) t: WriteTables<'t>,
+
+    states: HashMap<u32, ProjectState>,
+    dirty_states: HashSet<u32>,
+    bitmap_cache: HashMap<BitmapKey, RoaringBitmap>,
+    dirty_bitmaps: HashSet<BitmapKey>,
+    term_cache: HashMap<TermKey, TermRecord>,
+    dirty_terms: HashSet<TermKey>,
+    block_cache: HashMap<(u32, u32), Option<BlockRecord>>,
+    dirty_blocks: HashSet<(u32, u32)>,
+}
+
+/// Whether an upsert created the trace or updated it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Upserted {
+    Created,
+    Updated,
+}
+
+
+impl<'t> Writer<'t> {
+    pub(crate) fn open(txn: &'t WriteTransaction) -> Result<Self> {
+        Ok(Writer {
+            t: WriteTables::open(txn)?,
+            states: HashMap::new(),
+            dirty_states: HashSet::new(),
+            bitmap_cache: HashMap::new(),
+            dirty_bitmaps: HashSet::new(),
+            term_cache: HashMap::new(),
+            dirty_terms: HashSet::new(),
+            block_cache: HashMap::new(),
+            dirty_blocks: HashSet::new(),
+        })
+    }
+
+    /// The project's numeric id, created on first use.
+    pub(crate) fn project_id(&mut self, name: &str) -> Result<u32> {
+        if let Some(v) = self.t.projects.get(name)? {
+            return decode_u32(v.value());
+        }
+        let next = match self.t.meta.get(META_NEXT_PROJECT)? {
+            Some(v) => decode_u32(v.value())?,
+            None => 1,
+        };
+        let after = next
+            .checked_add(1)
+            .ok_or_else(|| Error::corrupted("project ids exhausted"))?;
+        self.t
+            .meta
+            .insert(META_NEXT_PROJECT, encode_u32(after).as_slice())?;
+        self.t.projects.insert(name, encode_u32(next).as_slice())?;
+        self.states.insert(next, ProjectState::default());
+        self.dirty_states.insert(next);
+        Ok(next)
+    }
+
+    /// The project's numeric id, if it exists.
+    pub(crate) fn existing_project_id(&mut self, name: &str) -> Result<Option<u32>> {
+        match self.t.projects.get(name)? {
+            Some(v) => Ok(Some(decode_u32(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The project's state, loaded on first use in the transaction. Loading it folds the
+    /// project's pending traces first, so every write other than a buffered one sees them as
+    /// ordinary rows.
+    fn state(&mut self, p: u32) -> Result<&mut ProjectState> {
+        if !self.states.contains_key(&p) {
+            let s = match self.t.project_state.get(p)? {
+                Some(v) => decode_project_state(v.value())?,
+                None => ProjectState::default(),
+            };
+            let fold = s.indexed_rows < s.next_row;
+            self.states.insert(p, s);
+            self.dirty_states.insert(p);
+            if fold {
+                self.fold(p)?;
+            }
+        }
+        self.dirty_states.insert(p);
+        Ok(self.states.get_mut(&p).expect("inserted above"))
+    }
+
+    /// Folds the project's pending traces, if it has any (see `state`). Writes nothing when it
+    /// has none.
+    pub(crate) fn fold_pending(&mut self, p: u32) -> Result<()> {
+        if self.states.contains_key(&p) {
+            return Ok(()); // loaded, hence folded, earlier in this transaction
+        }
+        let pending = match self.t.project_state.get(p)? {
+            Some(v) => {
+                let s = decode_project_state(v.value())?;
+                s.indexed_rows < s.next_row
+            }
+            None => false,
+        };
+        if pending {
+            self.state(p)?;
+        }
+        Ok(())
+    }
+
+    /// Inserts every pending trace of `p` into the tables and indexes at its reserved row, in
+    /// row order, through the ordinary insert, and empties the pending table of `p`.
+    fn fold(&mut self, p: u32) -> Result<()> {
+        let mut items = Vec::new();
+        for e in self
+            .t
+            .pending
+            .extract_from_if(pending_range(p), |_, _| true)?
+        {
+            let (k, v) = e?;
+            let (head, children) = decode_pending(v.value())?;
+            items.push((k.value().1.to_string(), head, children));
+        }
+        items.sort_by_key(|(_, h, _)| h.row);
+        for (id, head, children) in items {
+            let v = ValidTrace {
+                id,
+                name: Some(head.body.name),
+                status: Status::from_code(head.status),
+                start_ms: Some(head.start_ms),
+                end_ms: head.body.end_ms,
+                tags: Some(head.body.tags),
+                metadata: Some(head.body.metadata),
+                spans: children.spans,
+                scores: children.scores,
+            };
+            let mut errors = Vec::new();
+            let outcome = self.upsert_at(
+                p,
+                v,
+                head.body.created_ms,
+                "pending",
+                &mut errors,
+                Some(head.row),
+            )?;
+            if outcome != Upserted::Created || !errors.is_empty() {
+                return Err(Error::corrupted(format!(
+                    "pending trace at row {} no longer applies",
+                    head.row
+                )));
+            }
+        }
+        let st = &self.states[&p];
+        if st.indexed_rows != st.next_row {
+            return Err(Error::corrupted(format!(
+                "pending traces cover rows up to {} of {}",
+                st.indexed_rows, st.next_row
+            )));
+        }
+        Ok(())
+    }
+
+    /// name) are pushed to `errors` under `path`, and the caller aborts the transaction.
+    pub(crate) fn upsert(
+        &mut self,
+        p: u32,
+        v: ValidTrace,
+        now_ms: i64,
+        path: &str,
+        errors: &mut Vec<FieldError>,
+    ) -> Result<Upserted> {
+        self.upsert_at(p, v, now_ms, path, errors, None)
+    }
+
+    /// `upsert`, where a new trace takes the `reserved` row (when folding a pending trace).
+    /// Load the stored trace, merge the patch into it (a pure step, which also applies the rules
+    /// that need the stored trace), index it, then upsert its children and keep the aggregates.
+    fn upsert_at(
+        &mut self,
+        p: u32,
+        v: ValidTrace,
+        now_ms: i64,
+        path: &str,
+        errors: &mut Vec<FieldError>,
+        reserved: Option<u32>,
+    ) -> Result<Upserted> {
+        // Every write marks the project's state dirty, so its generation moves on commit.
+        self.state(p)?;
+        let old = self.load(p, &v.id)?;
+        let outcome = if old.is_some() {
+            Upserted::Updated
+        } else {
+            Upserted::Created
+        };
+        let stored = old.as_ref().map(|(idr, h, b)| Stored {
+            start_ms: idr.start_ms,
+            status: Status::from_code(h.status),
+            body: b.clone(),
+        });
+        let mut m = match merge(stored, &v, now_ms) {
+            Ok(m) => m,
+            Err(es) => {
+                errors.extend(
+                    es.into_iter()
+                        .map(|e| FieldError::new(format!("{path}.{}", e.field()), e.message())),
+                );
+                return Ok(outcome);
+            }
+        };
+        let (row, terms) = self.index(p, &v.id, old.map(|(i, h, _)| (i, h)), &m, reserved)?;
+
+        // Children live under the row; they change only the aggregates of the body.
+        let mut totals = Totals::of_body(&m.body)?;
+        for (sid, rec) in &v.spans {
+            let key = child_key(p, row, sid);
+            let prev = match self
+                .t
+                .spans
+                .insert(key.as_slice(), encode_span(rec).as_slice())?
+            {
+                Some(g) => Some(decode_span(g.value())?),
+                None => None,
+            };
+            if let Err(msg) = totals.put_span(prev.as_ref(), rec)? {
+                errors.push(FieldError::new(format!("{path}.spans"), msg));
+                return Ok(outcome);
+            }
+        }
+        for (sid, rec) in &v.scores {
+            let key = child_key(p, row, sid);
+            let prev = self
+                .t
+                .scores
+                .insert(key.as_slice(), encode_score(rec).as_slice())?;
+            totals.put_score(prev.is_some());
+        }
+        totals.write_to(&mut m.body);
+
+        let header = TraceHeader {
+            row,
+            status: m.status.code(),
+            name_id: terms.name,
+            tag_ids: terms.tags,
+        };
+        let key = trace_key(p, m.start_ms, &v.id);
+        self.t
+            .traces
+            .insert(key.as_slice(), encode_trace(&header, &m.body).as_slice())?;
+        self.t.ids.insert(
+            (p, v.id.as_str()),
+            encode_id(&IdRecord {
+                start_ms: m.start_ms,
+                row,
+            })
+            .as_slice(),
+        )?;
+        Ok(outcome)
+    }
+
+    /// The stored trace with this id: its id record, header and body.
+    fn load(&self, p: u32, id: &str) -> Result<Option<(IdRecord, TraceHeader, TraceBody)>> {
+        let Some(g) = self.t.ids.get((p, id))? else {
+            return Ok(None);
+        };
+        let idr = decode_id(g.value())?;
+        let key = trace_key(p, idr.start_ms, id);
+        let bytes = self
+            .t
+            .traces
+            .get(key.as_slice())?
+            .ok_or_else(|| Error::corrupted("id index points at a missing trace"))?
+            .value()
+            .to_vec();
+        let (h, b) = decode_trace(&bytes)?;
+        Ok(Some((idr, h, b)))
+    }
+
+    /// Removes a trace with its spans, scores and every index entry. False if it did not exist.
+    pub(crate) fn delete(&mut self, p: u32, id: &str) -> Result<bool> {
+        self.state(p)?;
+        let idr = match self.t.ids.remove((p, id))? {
+            Some(g) => decode_id(g.value())?,
+            None => return Ok(false),
+        };
+        let bytes = self
+            .t
+            .traces
+            .remove(trace_key(p, idr.start_ms, id).as_slice())?
+            .ok_or_else(|| Error::corrupted("id index points at a missing trace"))?
+            .value()
+            .to_vec();
+        let (h, _) = decode_trace(&bytes)?;
+        self.index_row(p, h.row, &Terms::of(&h), false)?;
+        self.t.rows.remove((p, h.row))?;
+        let st = self.state(p)?;
+        st.live = st.live.saturating_sub(1);
+        let prefix = child_prefix(p, h.row);
+        for table in [&mut self.t.spans, &mut self.t.scores] {
+            take_prefix(table, &prefix)?;
+        }
+        Ok(true)
+    }
+
+    /// Re-keys a trace's spans and scores from its old row to its new one.
+    fn move_children(&mut self, p: u32, from: u32, to: u32) -> Result<()> {
+        let (old, new) = (child_prefix(p, from), child_prefix(p, to));
+        for table in [&mut self.t.spans, &mut self.t.scores] {
+            for (suffix, value) in take_prefix(table, &old)? {
+                let mut key = new.clone();
+                key.extend_from_slice(&suffix);
+                table.insert(key.as_slice(), value.as_slice())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ids of up to `max` traces of project `p` that started before `cutoff_ms`, oldest first.
+    pub(crate) fn ids_before(&self, p: u32, cutoff_ms: i64, max: usize) -> Result<Vec<String>> {
+        let lo = trace_key_lower(p, i64::MIN);
+        let hi = trace_key_lower(p, cutoff_ms);
+        let mut out = Vec::new();
+        for entry in self
+            .t
+            .traces
+            .range::<&[u8]>(lo.as_slice()..hi.as_slice())?
+            .take(max)
+        {
+            let (k, _) = entry?;
+            out.push(decode_trace_key(k.value())?.2.to_string());
+        }
+        Ok(out)
+    }
+
+    /// Writes every cached change back to its table.
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        for key in self.dirty_bitmaps.drain() {
+            let bm = self
+                .bitmap_cache
+                .get_mut(&key)
+                .expect("dirty implies cached");
+            if bm.is_empty() {
+                self.t.bitmaps.remove(key)?;
+            } else {
+                bm.optimize();
+                self.t.bitmaps.insert(key, encode_bitmap(bm).as_slice())?;
+            }
+        }
+        for key in self.dirty_terms.drain() {
+            let rec = &self.term_cache[&key];
+            self.t.terms.insert(key, encode_term(rec).as_slice())?;
+        }
+        for key in self.dirty_blocks.drain() {
+            if let Some(rec) = self.block_cache[&key] {
+                self.t.blocks.insert(key, encode_block(&rec).as_slice())?;
+            }
+        }
+        for p in self.dirty_states.drain() {
+            let st = self.states.get_mut(&p).expect("dirty implies cached");
+            st.generation += 1;
+            self.t
+                .project_state
+                .insert(p, encode_project_state(&self.states[&p]).as_slice())?;
+        }
+        Ok(())
+    }
+}
+
+/// Removes every entry under `prefix` and returns them (key suffix after the prefix, value).
+fn take_prefix(
+    table: &mut Table<'_, &'static [u8], &'static [u8]>,
+    prefix: &[u8],
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let end = prefix_end(prefix).expect("child prefixes never end in 0xFF bytes only");
+    let mut out = Vec::new();
+    for e in table.extract_from_if::<&[u8], _>(prefix..end.as_slice(), |_, _| true)? {
+        let (k, v) = e?;
+        out.push((k.value()[prefix.len()..].to_vec(), v.value().to_vec()));
+    }
+    Ok(out)
+}
