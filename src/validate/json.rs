@@ -1,14 +1,14 @@
-//! The JSON reader of ingest bodies: `{"traces": [...]}` becomes typed inputs, every malformed
-//! field reported by index and path; the rules themselves are the parent module's.
+//! The JSON reader of ingest bodies: `{"traces": [...]}` becomes typed inputs through their
+//! `Deserialize` derives, and every malformed field is reported by index and path at once. The
+//! field names are the derives' own (read from them by `fields_of`), so the JSON contract is
+//! written once, on the input types; the rules themselves are the parent module's.
 
 use super::{validate_items, Errs, ValidTrace};
 use crate::error::{Error, FieldError, Result};
 use crate::limits::*;
-use crate::model::{ScoreInput, ScoreValue, SpanInput, Status, TraceInput};
-use crate::time::Timestamp;
-use rust_decimal::Decimal;
+use crate::model::{ScoreInput, SpanInput, TraceInput};
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-
 
 /// Parses and validates an ingest body `{"traces": [...]}`, reporting every malformed field.
 pub(crate) fn validate_json_batch(body: &[u8]) -> Result<Vec<ValidTrace>> {
@@ -62,17 +62,6 @@ pub(crate) fn validate_json_batch(body: &[u8]) -> Result<Vec<ValidTrace>> {
     validate_items(out, errors)
 }
 
-const TRACE_FIELDS: &[&str] = &[
-    "id",
-    "name",
-    "status",
-    "startTime",
-    "endTime",
-    "tags",
-    "metadata",
-    "spans",
-    "scores",
-];
 /// Output-only fields a client may echo back from a GET; they are derived, so they are ignored.
 const DERIVED_FIELDS: &[&str] = &[
     "durationMs",
@@ -82,202 +71,156 @@ const DERIVED_FIELDS: &[&str] = &[
     "scoreCount",
     "createdAt",
 ];
-const SPAN_FIELDS: &[&str] = &[
-    "id",
-    "name",
-    "startTime",
-    "endTime",
-    "model",
-    "inputTokens",
-    "outputTokens",
-    "totalTokens",
-    "cost",
-];
-const SCORE_FIELDS: &[&str] = &["id", "name", "value", "comment"];
 
-fn object(
+fn json_trace(v: Value, e: &mut Errs<'_>) -> Option<TraceInput> {
+    // Children are read one by one, so that each bad child is named by its index.
+    let mut m = object::<TraceInput>(v, e, DERIVED_FIELDS, &["spans", "scores"])?;
+    let spans = children::<SpanInput>(m.remove("spans"), "spans", MAX_SPANS_PER_ITEM, e);
+    let scores = children::<ScoreInput>(m.remove("scores"), "scores", MAX_SCORES_PER_ITEM, e);
+    let mut t: TraceInput = typed(m, e)?;
+    t.spans = spans;
+    t.scores = scores;
+    Some(t)
+}
+
+/// The children under `field` that could be read (up to one past `max`, so that the count
+/// rule still fires); each bad one is reported by its index.
+fn children<T: DeserializeOwned>(
+    v: Option<Value>,
+    field: &str,
+    max: usize,
+    e: &mut Errs<'_>,
+) -> Vec<T> {
+    match v {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => {
+            let mut out = Vec::with_capacity(a.len().min(max + 1));
+            for (j, c) in a.into_iter().enumerate().take(max + 1) {
+                let mut ce = e.child(format!("{field}[{j}]"));
+                if let Some(x) = object::<T>(c, &mut ce, &[], &[]).and_then(|m| typed(m, &mut ce))
+                {
+                    out.push(x);
+                }
+            }
+            out
+        }
+        Some(_) => {
+            e.push(field, "must be an array");
+            Vec::new()
+        }
+    }
+}
+
+/// The object's fields that `T` knows, each checked alone against `T`'s derive so that every
+/// bad field is named (and dropped, so that the rules still run on the rest); unknown fields are
+/// errors, `ignored` ones are dropped, `nested` ones are left for the caller to read.
+fn object<T: DeserializeOwned>(
     v: Value,
     e: &mut Errs<'_>,
-    allowed: &[&str],
     ignored: &[&str],
+    nested: &[&str],
 ) -> Option<Map<String, Value>> {
-    let Value::Object(m) = v else {
+    let Value::Object(mut m) = v else {
         e.out
             .push(FieldError::new(e.path.clone(), "must be an object"));
         return None;
     };
-    for k in m.keys() {
-        if !allowed.contains(&k.as_str()) && !ignored.contains(&k.as_str()) {
+    let known = fields_of::<T>();
+    m.retain(|k, _| {
+        if known.contains(&k.as_str()) {
+            return true;
+        }
+        if !ignored.contains(&k.as_str()) {
             e.push(
                 k,
-                format!("unknown field; known fields are {}", allowed.join(", ")),
+                format!("unknown field; known fields are {}", known.join(", ")),
             );
         }
-    }
+        false
+    });
+    m.retain(|k, v| {
+        if nested.contains(&k.as_str()) {
+            return true;
+        }
+        let one = Map::from_iter([(k.clone(), v.clone())]);
+        match T::deserialize(Value::Object(one)) {
+            // Checked alone, a field cannot supply the others; only its own errors count.
+            Err(err) if !err.to_string().starts_with("missing field") => {
+                e.push(k, describe(&err));
+                false
+            }
+            _ => true,
+        }
+    });
     Some(m)
 }
 
-fn opt_string(m: &mut Map<String, Value>, k: &str, e: &mut Errs<'_>) -> Option<String> {
-    match m.remove(k) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        Some(_) => {
-            e.push(k, "must be a string");
-            None
-        }
-    }
-}
-
-fn opt_time(m: &mut Map<String, Value>, k: &str, e: &mut Errs<'_>) -> Option<Timestamp> {
-    let s = opt_string(m, k, e)?;
-    match Timestamp::parse(&s) {
+/// The whole object as `T`, every field already checked alone; what can still fail is a
+/// required field that is absent.
+fn typed<T: DeserializeOwned>(m: Map<String, Value>, e: &mut Errs<'_>) -> Option<T> {
+    match T::deserialize(Value::Object(m)) {
         Ok(t) => Some(t),
-        Err(_) => {
-            e.push(k, "must be an RFC 3339 instant between 1970 and 9999");
+        Err(err) => {
+            let msg = err.to_string();
+            match msg.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
+                Some(field) => e.push(field, "is required"),
+                None => e.push("", describe(&err)),
+            }
             None
         }
     }
 }
 
-fn opt_u64(m: &mut Map<String, Value>, k: &str, e: &mut Errs<'_>) -> Option<u64> {
-    match m.remove(k) {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
-        Some(_) => {
-            e.push(k, "must be a non-negative integer");
-            None
-        }
+/// serde's message for a bad field, without the position suffix (there is none for values).
+fn describe(err: &serde_json::Error) -> String {
+    let m = err.to_string();
+    if m.is_empty() {
+        "is not valid".to_string()
+    } else {
+        m
     }
 }
 
-fn json_trace(v: Value, e: &mut Errs<'_>) -> Option<TraceInput> {
-    let mut m = object(v, e, TRACE_FIELDS, DERIVED_FIELDS)?;
-    let mut t = TraceInput {
-        id: opt_string(&mut m, "id", e),
-        name: opt_string(&mut m, "name", e),
-        ..Default::default()
-    };
-    if let Some(s) = opt_string(&mut m, "status", e) {
-        match Status::parse(&s) {
-            Some(st) => t.status = Some(st),
-            None => e.push("status", "must be OK or ERROR"),
+/// The field names a `Deserialize` derive expects, read from the derive itself: it is asked to
+/// deserialize from a deserializer that records the names it is given and then gives up.
+fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
+    struct Probe(Option<&'static [&'static str]>);
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("field names recorded")
         }
     }
-    t.start_time = opt_time(&mut m, "startTime", e);
-    t.end_time = opt_time(&mut m, "endTime", e);
-    match m.remove("tags") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(a)) => {
-            let mut tags = Vec::with_capacity(a.len());
-            for (j, x) in a.into_iter().enumerate() {
-                match x {
-                    Value::String(s) => tags.push(s),
-                    _ => e.push(&format!("tags[{j}]"), "must be a string"),
-                }
-            }
-            t.tags = Some(tags);
+    impl std::error::Error for Stop {}
+    impl serde::de::Error for Stop {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Stop
         }
-        Some(_) => e.push("tags", "must be an array of strings"),
     }
-    match m.remove("metadata") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(o)) => t.metadata = Some(o),
-        Some(_) => e.push("metadata", "must be a JSON object"),
-    }
-    match m.remove("spans") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(a)) => {
-            for (j, s) in a.into_iter().enumerate().take(MAX_SPANS_PER_ITEM + 1) {
-                if let Some(s) = json_span(s, &mut e.child(format!("spans[{j}]"))) {
-                    t.spans.push(s);
-                }
-            }
+    impl<'de> serde::Deserializer<'de> for &mut Probe {
+        type Error = Stop;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
         }
-        Some(_) => e.push("spans", "must be an array"),
-    }
-    match m.remove("scores") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(a)) => {
-            for (j, s) in a.into_iter().enumerate().take(MAX_SCORES_PER_ITEM + 1) {
-                if let Some(s) = json_score(s, &mut e.child(format!("scores[{j}]"))) {
-                    t.scores.push(s);
-                }
-            }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            self.0 = Some(fields);
+            Err(Stop)
         }
-        Some(_) => e.push("scores", "must be an array"),
-    }
-    Some(t)
-}
-
-fn json_span(v: Value, e: &mut Errs<'_>) -> Option<SpanInput> {
-    let mut m = object(v, e, SPAN_FIELDS, &[])?;
-    let mut s = SpanInput {
-        id: opt_string(&mut m, "id", e),
-        name: opt_string(&mut m, "name", e),
-        start_time: opt_time(&mut m, "startTime", e),
-        end_time: opt_time(&mut m, "endTime", e),
-        model: opt_string(&mut m, "model", e),
-        input_tokens: opt_u64(&mut m, "inputTokens", e),
-        output_tokens: opt_u64(&mut m, "outputTokens", e),
-        total_tokens: opt_u64(&mut m, "totalTokens", e),
-        cost: None,
-    };
-    match m.remove("cost") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(c)) => match parse_decimal(&c) {
-            Some(d) => s.cost = Some(d),
-            None => e.push("cost", "must be a decimal string such as \"0.0034\""),
-        },
-        Some(Value::Number(n)) => match parse_decimal(&n.to_string()) {
-            Some(d) => s.cost = Some(d),
-            None => e.push("cost", "must be a decimal number"),
-        },
-        Some(_) => e.push("cost", "must be a decimal string or number"),
-    }
-    Some(s)
-}
-
-/// Exact decimal parse; accepts plain (`0.0034`) and scientific (`3.4e-3`) forms, never floats.
-pub(crate) fn parse_decimal(s: &str) -> Option<Decimal> {
-    if s.is_empty() || s.len() > 64 {
-        return None;
-    }
-    s.parse::<Decimal>()
-        .ok()
-        .or_else(|| Decimal::from_scientific(s).ok())
-}
-
-fn json_score(v: Value, e: &mut Errs<'_>) -> Option<ScoreInput> {
-    let mut m = object(v, e, SCORE_FIELDS, &[])?;
-    let id = opt_string(&mut m, "id", e);
-    let name = match opt_string(&mut m, "name", e) {
-        Some(n) => n,
-        None => {
-            e.push("name", "is required");
-            String::new()
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
         }
-    };
-    let value = match m.remove("value") {
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(f) => ScoreValue::Number(f),
-            None => {
-                e.push("value", "must be a finite number or a string");
-                return None;
-            }
-        },
-        Some(Value::String(s)) => ScoreValue::Text(s),
-        _ => {
-            e.push("value", "is required: a number or a string");
-            return None;
-        }
-    };
-    let comment = opt_string(&mut m, "comment", e);
-    Some(ScoreInput {
-        id,
-        name,
-        value,
-        comment,
-    })
+    }
+    let mut p = Probe(None);
+    let _ = T::deserialize(&mut p);
+    p.0.unwrap_or(&[])
 }
 
 #[cfg(test)]
@@ -312,11 +255,21 @@ mod tests {
 
     #[test]
     fn decimals_are_exact() {
+        use crate::model::parse_decimal;
         assert_eq!(parse_decimal("0.0034").unwrap().to_string(), "0.0034");
         assert_eq!(
             parse_decimal("3.4e-3").unwrap().normalize().to_string(),
             "0.0034"
         );
         assert!(parse_decimal("abc").is_none());
+        let s: SpanInput = serde_json::from_str(r#"{"cost": 0.1}"#).unwrap();
+        assert_eq!(s.cost.unwrap().to_string(), "0.1");
+    }
+
+    #[test]
+    fn field_names_come_from_the_derive() {
+        assert!(fields_of::<TraceInput>().contains(&"startTime"));
+        assert!(fields_of::<SpanInput>().contains(&"inputTokens"));
+        assert_eq!(fields_of::<ScoreInput>(), ["id", "name", "value", "comment"]);
     }
 }

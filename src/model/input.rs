@@ -1,9 +1,10 @@
-//! Public data types: what callers send (`*Input`) and what queries return.
+//! What callers send: the ingest input types. Each derives `Deserialize` with the JSON field
+//! names of the ingest body, so the body's contract is the derive (the JSON reader in
+//! `validate` uses it field by field to report every bad field at once).
 
 use crate::time::Timestamp;
 use rust_decimal::Decimal;
-use serde::ser::SerializeMap;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 /// A trace's outcome.
@@ -54,6 +55,13 @@ impl fmt::Display for Status {
     }
 }
 
+impl<'de> Deserialize<'de> for Status {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Status::parse(&s).ok_or_else(|| serde::de::Error::custom("must be OK or ERROR"))
+    }
+}
+
 impl Serialize for Status {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
@@ -63,7 +71,8 @@ impl Serialize for Status {
 /// One trace to ingest. On the first ingest of an id, `name` and `start_time` are required and
 /// `status` defaults to OK. On a re-send, every field that is `Some` replaces the stored value
 /// and every `None` keeps it; spans and scores are upserted by their ids.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct TraceInput {
     /// Client id (1–128 printable bytes, no whitespace). A UUIDv7 is generated when absent.
     pub id: Option<String>,
@@ -80,8 +89,10 @@ pub struct TraceInput {
     /// A JSON object of at most 16 KiB, serialized.
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     /// Spans to add or replace.
+    #[serde(deserialize_with = "null_as_empty")]
     pub spans: Vec<SpanInput>,
     /// Scores to add or replace.
+    #[serde(deserialize_with = "null_as_empty")]
     pub scores: Vec<ScoreInput>,
 }
 
@@ -98,26 +109,38 @@ impl TraceInput {
 }
 
 /// One span (an LLM or tool call) of a trace.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct SpanInput {
     /// When given, re-sending the same span id replaces the span instead of adding one.
     pub id: Option<String>,
+    /// 1–256 characters.
     pub name: Option<String>,
+    /// When the call started.
     pub start_time: Option<Timestamp>,
+    /// When the call ended.
     pub end_time: Option<Timestamp>,
+    /// The model called, 1–128 characters.
     pub model: Option<String>,
+    /// Prompt tokens.
     pub input_tokens: Option<u64>,
+    /// Completion tokens.
     pub output_tokens: Option<u64>,
     /// Defaults to `input_tokens + output_tokens`.
     pub total_tokens: Option<u64>,
-    /// Exact USD cost, `>= 0`.
+    /// Exact USD cost, `>= 0`: a decimal string such as `"0.0034"`, or a JSON number (read
+    /// through its shortest decimal form, never through binary arithmetic).
+    #[serde(deserialize_with = "exact_decimal")]
     pub cost: Option<Decimal>,
 }
 
 /// A score's value: a number or a string.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(untagged, expecting = "a number or a string")]
 pub enum ScoreValue {
+    /// A finite number.
     Number(f64),
+    /// At most 1024 characters.
     Text(String),
 }
 
@@ -131,129 +154,52 @@ impl Serialize for ScoreValue {
 }
 
 /// One evaluation of a trace.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ScoreInput {
     /// When given, re-sending the same score id replaces the score.
+    #[serde(default)]
     pub id: Option<String>,
+    /// 1–256 characters.
     pub name: String,
+    /// A number or a string.
     pub value: ScoreValue,
+    /// At most 4096 characters.
+    #[serde(default)]
     pub comment: Option<String>,
 }
 
-/// Trace metadata: a JSON object, kept as its serialized text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Metadata(String);
-
-impl Metadata {
-    pub(crate) fn from_json_unchecked(s: String) -> Self {
-        Metadata(s)
-    }
-    /// The compact JSON text of the object.
-    pub fn as_json(&self) -> &str {
-        &self.0
-    }
-    /// Parsed into a JSON value.
-    pub fn to_value(&self) -> serde_json::Value {
-        serde_json::from_str(&self.0).unwrap_or(serde_json::Value::Object(Default::default()))
-    }
+/// `null` or absent reads as an empty list.
+fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
-impl Serialize for Metadata {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match serde_json::value::RawValue::from_string(self.0.clone()) {
-            Ok(raw) => raw.serialize(s),
-            Err(_) => s.serialize_map(Some(0))?.end(),
-        }
+/// An exact decimal from a string (`"0.0034"`, `"3.4e-3"`) or a JSON number.
+fn exact_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Int(i64),
+        Float(f64),
+    }
+    let bad = || serde::de::Error::custom("must be a decimal string such as \"0.0034\" or a number");
+    match Option::<Raw>::deserialize(d).map_err(|_| bad())? {
+        None => Ok(None),
+        Some(Raw::Text(s)) => parse_decimal(&s).map(Some).ok_or_else(bad),
+        Some(Raw::Int(i)) => Ok(Some(Decimal::from(i))),
+        // `{}` prints a double's shortest decimal form that reads back to the same double.
+        Some(Raw::Float(f)) => parse_decimal(&f.to_string()).map(Some).ok_or_else(bad),
     }
 }
 
-pub(crate) fn serialize_decimal<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&d.normalize())
-}
-
-fn serialize_opt_decimal<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => serialize_decimal(d, s),
-        None => s.serialize_none(),
+/// Exact decimal parse; accepts plain (`0.0034`) and scientific (`3.4e-3`) forms, never floats.
+pub(crate) fn parse_decimal(s: &str) -> Option<Decimal> {
+    if s.is_empty() || s.len() > 64 {
+        return None;
     }
+    s.parse::<Decimal>()
+        .ok()
+        .or_else(|| Decimal::from_scientific(s).ok())
 }
 
-/// A trace as the list endpoint returns it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Trace {
-    pub id: String,
-    pub name: String,
-    pub status: Status,
-    pub start_time: Timestamp,
-    pub end_time: Option<Timestamp>,
-    /// `end_time - start_time`; null while running.
-    pub duration_ms: Option<i64>,
-    /// Exact sum of span costs, rendered as a plain decimal string.
-    #[serde(serialize_with = "serialize_decimal")]
-    pub total_cost: Decimal,
-    pub total_tokens: u64,
-    pub tags: Vec<String>,
-    pub metadata: Metadata,
-    pub span_count: u32,
-    pub score_count: u32,
-    pub created_at: Timestamp,
-}
-
-/// A stored span.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Span {
-    pub id: String,
-    pub name: Option<String>,
-    pub start_time: Option<Timestamp>,
-    pub end_time: Option<Timestamp>,
-    pub model: Option<String>,
-    pub input_tokens: Option<u64>,
-    pub output_tokens: Option<u64>,
-    pub total_tokens: u64,
-    #[serde(serialize_with = "serialize_opt_decimal")]
-    pub cost: Option<Decimal>,
-}
-
-/// A stored score.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Score {
-    pub id: String,
-    pub name: String,
-    pub value: ScoreValue,
-    pub comment: Option<String>,
-}
-
-/// A trace with its spans and scores, as `GET /api/v1/traces/{id}` returns it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct TraceDetail {
-    #[serde(flatten)]
-    pub trace: Trace,
-    pub spans: Vec<Span>,
-    pub scores: Vec<Score>,
-}
-
-/// One page of a query: exactly the `data` object of the endpoint.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Page {
-    pub traces: Vec<Trace>,
-    /// Null exactly when no further trace matches.
-    pub next_cursor: Option<String>,
-}
-
-/// What an ingest batch did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IngestSummary {
-    /// Traces that did not exist before.
-    pub created: usize,
-    /// Traces that existed and were updated.
-    pub updated: usize,
-    /// Spans written (added or replaced).
-    pub spans: usize,
-    /// Scores written (added or replaced).
-    pub scores: usize,
-}

@@ -1,0 +1,9 @@
+//! Public data types: what callers send (`input`) and what queries return (`output`).
+
+mod input;
+mod output;
+
+#[cfg(test)]
+pub(crate) use input::parse_decimal;
+pub use input::{ScoreInput, ScoreValue, SpanInput, Status, TraceInput};
+pub use output::{IngestSummary, Metadata, Page, Score, Span, Trace, TraceDetail};

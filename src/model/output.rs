@@ -1,0 +1,161 @@
+//! What queries return: the output types. Each is `#[non_exhaustive]`, so fields can be added
+//! without breaking callers; they are built only by the library.
+
+use crate::time::Timestamp;
+use rust_decimal::Decimal;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+use super::input::{ScoreValue, Status};
+
+/// Trace metadata: a JSON object, kept as its serialized text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metadata(String);
+
+impl Metadata {
+    pub(crate) fn from_json_unchecked(s: String) -> Self {
+        Metadata(s)
+    }
+    /// The compact JSON text of the object.
+    pub fn as_json(&self) -> &str {
+        &self.0
+    }
+    /// Parsed into a JSON value.
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.0).unwrap_or(serde_json::Value::Object(Default::default()))
+    }
+}
+
+impl Serialize for Metadata {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match serde_json::value::RawValue::from_string(self.0.clone()) {
+            Ok(raw) => raw.serialize(s),
+            Err(_) => s.serialize_map(Some(0))?.end(),
+        }
+    }
+}
+
+fn serialize_decimal<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&d.normalize())
+}
+
+fn serialize_opt_decimal<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => serialize_decimal(d, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// A trace as the list endpoint returns it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Trace {
+    /// The trace id.
+    pub id: String,
+    /// Usually the agent's name.
+    pub name: String,
+    /// OK or ERROR.
+    pub status: Status,
+    /// When the run started.
+    pub start_time: Timestamp,
+    /// When the run ended; null while running.
+    pub end_time: Option<Timestamp>,
+    /// `end_time - start_time`; null while running.
+    pub duration_ms: Option<i64>,
+    /// Exact sum of span costs, rendered as a plain decimal string.
+    #[serde(serialize_with = "serialize_decimal")]
+    pub total_cost: Decimal,
+    /// Sum of span `totalTokens`.
+    pub total_tokens: u64,
+    /// Tags attached to the trace.
+    pub tags: Vec<String>,
+    /// The metadata object set at ingest.
+    pub metadata: Metadata,
+    /// Spans of the trace.
+    pub span_count: u32,
+    /// Scores of the trace.
+    pub score_count: u32,
+    /// When the store first saw the trace.
+    pub created_at: Timestamp,
+}
+
+/// A stored span.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Span {
+    /// The span id.
+    pub id: String,
+    /// The span's name.
+    pub name: Option<String>,
+    /// When the call started.
+    pub start_time: Option<Timestamp>,
+    /// When the call ended.
+    pub end_time: Option<Timestamp>,
+    /// The model called.
+    pub model: Option<String>,
+    /// Prompt tokens.
+    pub input_tokens: Option<u64>,
+    /// Completion tokens.
+    pub output_tokens: Option<u64>,
+    /// Total tokens (input + output when not given).
+    pub total_tokens: u64,
+    /// Exact USD cost.
+    #[serde(serialize_with = "serialize_opt_decimal")]
+    pub cost: Option<Decimal>,
+}
+
+/// A stored score.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Score {
+    /// The score id.
+    pub id: String,
+    /// What was scored.
+    pub name: String,
+    /// A number or a string.
+    pub value: ScoreValue,
+    /// An optional comment.
+    pub comment: Option<String>,
+}
+
+/// A trace with its spans and scores, as `GET /api/v1/traces/{id}` returns it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct TraceDetail {
+    /// The trace as the list endpoint returns it.
+    #[serde(flatten)]
+    pub trace: Trace,
+    /// Its spans, by startTime then id.
+    pub spans: Vec<Span>,
+    /// Its scores, by id.
+    pub scores: Vec<Score>,
+}
+
+/// One page of a query: exactly the `data` object of the endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Page {
+    /// The page's traces, in query order.
+    pub traces: Vec<Trace>,
+    /// Null exactly when no further trace matches.
+    pub next_cursor: Option<String>,
+}
+
+/// What an ingest batch did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct IngestSummary {
+    /// Traces that did not exist before.
+    pub created: usize,
+    /// Traces that existed and were updated.
+    pub updated: usize,
+    /// Spans written (added or replaced).
+    pub spans: usize,
+    /// Scores written (added or replaced).
+    pub scores: usize,
+}
