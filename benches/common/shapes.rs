@@ -1,0 +1,253 @@
+//! The query shapes Q1–Q10: the engine-independent [`Filter`], the shapes themselves, and
+//! preparing and running a shape on either engine.
+
+use super::load::Loaded;
+use super::{PAGE, PROJECT};
+use std::hint::black_box;
+use tracestore::demo::{BUSY_NAME, RARE_NAME, TAGS};
+use tracestore::{QueryRequest, Status, Timestamp};
+
+/// A query's filters, independent of the engine.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Filter {
+    pub status: Option<Status>,
+    pub name: Option<String>,
+    pub tags: Vec<String>,
+    pub start: Option<Timestamp>,
+    pub end: Option<Timestamp>,
+}
+
+impl Filter {
+    /// The tracestore request for this filter (first page, `limit` rows).
+    pub fn request(&self, limit: usize) -> QueryRequest {
+        let mut params: Vec<(&str, String)> = vec![("limit", limit.to_string())];
+        if let Some(s) = self.status {
+            params.push(("status", s.as_str().to_string()));
+        }
+        if let Some(n) = &self.name {
+            params.push(("name", n.clone()));
+        }
+        if !self.tags.is_empty() {
+            params.push(("tags", self.tags.join(",")));
+        }
+        if let Some(s) = self.start {
+            params.push(("startDate", s.to_string()));
+        }
+        if let Some(e) = self.end {
+            params.push(("endDate", e.to_string()));
+        }
+        QueryRequest::from_params(params.iter().map(|(k, v)| (*k, v.as_str())))
+            .expect("valid request")
+    }
+}
+
+/// What a shape runs.
+#[derive(Clone, Debug)]
+pub enum ShapeKind {
+    /// A first page of `filter`.
+    List(Filter),
+    /// Page `page` (1-based) of `filter`, reached by walking real cursors.
+    Page(Filter, usize),
+    /// `get_trace` of a random existing id.
+    GetById,
+}
+
+/// One benchmark shape.
+#[derive(Clone, Debug)]
+pub struct Shape {
+    /// Short key, e.g. `Q6`, `Q9p100`.
+    pub key: String,
+    /// Human label.
+    pub label: String,
+    pub kind: ShapeKind,
+}
+
+/// The substring of the rare name used by Q4 and Q7 (`pdf-ocr`).
+pub fn rare_needle() -> String {
+    RARE_NAME.trim_start_matches("tool-").to_string()
+}
+
+/// The substring of the busy name used by Q3 and Q6 (`support`).
+pub fn busy_needle() -> String {
+    BUSY_NAME.split('-').next().unwrap().to_string()
+}
+
+/// Every shape of the issue, Q1–Q10 (Q9 at pages 1, 10, 100 and 1000).
+pub fn shapes() -> Vec<Shape> {
+    let err = || Filter {
+        status: Some(Status::Error),
+        ..Default::default()
+    };
+    let tags2 = || vec![TAGS[0].to_string(), TAGS[1].to_string()]; // production, v2
+    let rare_tags = || vec![TAGS[18].to_string(), TAGS[19].to_string()]; // load-test, legacy
+    let day = Timestamp::parse("2026-03-01T00:00:00Z").unwrap();
+    let next_day = Timestamp::parse("2026-03-02T00:00:00Z").unwrap();
+    let mut v = vec![
+        Shape {
+            key: "Q1".into(),
+            label: "no filter".into(),
+            kind: ShapeKind::List(Filter::default()),
+        },
+        Shape {
+            key: "Q2".into(),
+            label: "status=ERROR".into(),
+            kind: ShapeKind::List(err()),
+        },
+        Shape {
+            key: "Q3".into(),
+            label: format!("name~{} (busy)", busy_needle()),
+            kind: ShapeKind::List(Filter {
+                name: Some(busy_needle()),
+                ..Default::default()
+            }),
+        },
+        Shape {
+            key: "Q4".into(),
+            label: format!("name~{} (rare)", rare_needle()),
+            kind: ShapeKind::List(Filter {
+                name: Some(rare_needle()),
+                ..Default::default()
+            }),
+        },
+        Shape {
+            key: "Q5".into(),
+            label: format!("tags={}", tags2().join(",")),
+            kind: ShapeKind::List(Filter {
+                tags: tags2(),
+                ..Default::default()
+            }),
+        },
+        Shape {
+            key: "Q6".into(),
+            label: format!(
+                "ERROR + tags={} + name~{}",
+                tags2().join(","),
+                busy_needle()
+            ),
+            kind: ShapeKind::List(Filter {
+                tags: tags2(),
+                name: Some(busy_needle()),
+                ..err()
+            }),
+        },
+        Shape {
+            key: "Q7".into(),
+            label: format!(
+                "ERROR + name~{} + tags={}",
+                rare_needle(),
+                rare_tags().join(",")
+            ),
+            kind: ShapeKind::List(Filter {
+                tags: rare_tags(),
+                name: Some(rare_needle()),
+                ..err()
+            }),
+        },
+        Shape {
+            key: "Q8".into(),
+            label: "one day 2026-03-01".into(),
+            kind: ShapeKind::List(Filter {
+                start: Some(day),
+                end: Some(next_day),
+                ..Default::default()
+            }),
+        },
+    ];
+    for page in [1, 10, 100, 1000] {
+        v.push(Shape {
+            key: format!("Q9p{page}"),
+            label: format!("status=ERROR page {page}"),
+            kind: ShapeKind::Page(err(), page),
+        });
+    }
+    v.push(Shape {
+        key: "Q10".into(),
+        label: "get by id (random)".into(),
+        kind: ShapeKind::GetById,
+    });
+    v
+}
+
+/// A shape made ready to run: requests and keyset positions precomputed.
+#[allow(clippy::large_enum_variant)] // built once per shape
+pub enum Prepared {
+    List {
+        filter: Filter,
+        req: QueryRequest,
+        after: Option<(i64, String)>,
+    },
+    Get {
+        ids: Vec<String>,
+    },
+}
+
+/// Precomputes a shape's requests; for a page shape, walks the pages before it with real
+/// cursors (tracestore) and the equivalent keyset positions (SQLite). None when the page does
+/// not exist at this data size. Errors describe a cross-engine mismatch met on the walk.
+pub fn prepare(l: &Loaded, shape: &Shape) -> Result<Option<Prepared>, String> {
+    match &shape.kind {
+        ShapeKind::List(f) => Ok(Some(Prepared::List {
+            filter: f.clone(),
+            req: f.request(PAGE),
+            after: None,
+        })),
+        ShapeKind::GetById => Ok(Some(Prepared::Get {
+            ids: l.sample_ids.clone(),
+        })),
+        ShapeKind::Page(f, page) => {
+            let mut req = f.request(PAGE);
+            let mut after: Option<(i64, String)> = None;
+            for p in 1..*page {
+                let ts = l.store.query(PROJECT, &req).map_err(|e| e.to_string())?;
+                let Some(c) = ts.next_cursor else {
+                    return Ok(None);
+                };
+                let last = ts.traces.last().unwrap();
+                let sq = l.sqlite.query(PROJECT, f, after.as_ref(), PAGE + 1);
+                let sq_ids: Vec<&str> = sq.iter().take(PAGE).map(|t| t.id.as_str()).collect();
+                let ts_ids: Vec<&str> = ts.traces.iter().map(|t| t.id.as_str()).collect();
+                if sq_ids != ts_ids {
+                    return Err(format!("{}: page {p} differs on the walk", shape.key));
+                }
+                after = Some((last.start_time.as_millis(), last.id.clone()));
+                req = QueryRequest::builder()
+                    .cursor(&c)
+                    .limit(PAGE as u32)
+                    .build()
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(Some(Prepared::List {
+                filter: f.clone(),
+                req,
+                after,
+            }))
+        }
+    }
+}
+
+/// Runs the tracestore side once (`i` selects the id for get-by-id); returns rows returned.
+pub fn run_tracestore(l: &Loaded, p: &Prepared, i: usize) -> usize {
+    match p {
+        Prepared::List { req, .. } => black_box(l.store.query(PROJECT, req).unwrap()).traces.len(),
+        Prepared::Get { ids } => {
+            let d = l.store.get_trace(PROJECT, &ids[i % ids.len()]).unwrap();
+            black_box(d).spans.len()
+        }
+    }
+}
+
+/// Runs the SQLite side once; returns rows returned.
+pub fn run_sqlite(l: &Loaded, p: &Prepared, i: usize) -> usize {
+    match p {
+        Prepared::List { filter, after, .. } => {
+            black_box(l.sqlite.query(PROJECT, filter, after.as_ref(), PAGE + 1))
+                .len()
+                .min(PAGE)
+        }
+        Prepared::Get { ids } => {
+            black_box(l.sqlite.get_trace(PROJECT, &ids[i % ids.len()]).unwrap())
+                .spans
+                .len()
+        }
+    }
+}
