@@ -1,5 +1,6 @@
 //! The one public error type. It is opaque: a struct around a private kind, with a stable
-//! machine-readable [`ErrorCode`] that the HTTP server maps to a status.
+//! machine-readable [`ErrorCode`]. Adapters map codes to their protocol (the HTTP server maps
+//! them to statuses); the library knows nothing of HTTP.
 
 use std::fmt;
 
@@ -7,7 +8,7 @@ use std::fmt;
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorCode {
-    /// Bad input: a query parameter, a cursor or an ingest item. HTTP 400.
+    /// Bad input: a query parameter, a cursor or an ingest item (HTTP 400 in the server).
     Validation,
     /// Missing, malformed, unknown or revoked API key. HTTP 401.
     Unauthorized,
@@ -35,17 +36,6 @@ impl ErrorCode {
         }
     }
 
-    /// The HTTP status this code maps to.
-    pub fn http_status(self) -> u16 {
-        match self {
-            ErrorCode::Validation => 400,
-            ErrorCode::Unauthorized => 401,
-            ErrorCode::NotFound => 404,
-            ErrorCode::PayloadTooLarge => 413,
-            ErrorCode::RateLimited => 429,
-            ErrorCode::Internal => 500,
-        }
-    }
 }
 
 impl fmt::Display for ErrorCode {
