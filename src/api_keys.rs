@@ -26,19 +26,28 @@ pub const MAX_API_KEY_BYTES: usize = 128;
 
 /// A newly created key. `key` is the only copy of the plaintext.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct NewApiKey {
+    /// The plaintext key: shown once, never stored.
     pub key: String,
+    /// The key's public prefix, by which it is listed and revoked.
     pub prefix: String,
+    /// The project the key belongs to.
     pub project: String,
 }
 
 /// What `list_api_keys` shows of a key: never the key itself.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct ApiKeyInfo {
+    /// The key's public prefix.
     pub prefix: String,
+    /// The project the key belongs to.
     pub project: String,
+    /// When the key was created.
     pub created_at: Timestamp,
+    /// When it was revoked; null while it is valid.
     pub revoked_at: Option<Timestamp>,
 }
 

@@ -28,6 +28,7 @@ pub enum PlanKind {
 
 /// One index input of a plan, with its live row count.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct ExplainInput {
     /// e.g. `status=ERROR`, `tag=v2`, `name~support (3 names)`.
     pub term: String,
@@ -38,7 +39,9 @@ pub struct ExplainInput {
 /// The chosen plan and the estimates behind the choice.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Explain {
+    /// The executor that runs (or would run) the query.
     pub plan: PlanKind,
     /// Whether the plan was forced by the caller instead of chosen.
     pub forced: bool,
