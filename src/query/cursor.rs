@@ -15,11 +15,13 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-/// Version 2 added the order and made the resume state the engine's (version 1 carried redb
-/// row numbers itself); a version-1 cursor is refused like any unknown version.
-pub(crate) const CURSOR_VERSION: u8 = 2;
+/// The envelope's version byte. The payload layout changed once (the order and the engine's
+/// resume bytes replaced redb row numbers in the envelope) without a new version byte, since
+/// cursors are not stored: the MAC's domain changed with it, so a cursor from an older build
+/// fails verification like any foreign cursor (a 400 on `cursor`, never a misread).
+pub(crate) const CURSOR_VERSION: u8 = 1;
 const MAC_BYTES: usize = 16;
-const DOMAIN: &[u8] = b"tracestore.cursor.v2\0";
+const DOMAIN: &[u8] = b"tracestore.cursor.v1.engine\0";
 
 /// What a cursor carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
