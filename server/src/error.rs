@@ -1,6 +1,7 @@
 //! The HTTP error envelope. Every failure leaves the server as
 //! `{"data": null, "error": {"code", "message", "details": [{field, message}]}}`, with the
-//! status taken from the library's [`ErrorCode`]: one error type maps to HTTP in one place.
+//! status chosen here from the library's [`ErrorCode`] by [`status_for`]: HTTP belongs to the
+//! server, so the one mapping from error code to status lives in this module.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -62,7 +63,7 @@ impl ApiError {
     }
 
     pub fn status(&self) -> StatusCode {
-        StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        status_for(self.code)
     }
 
     /// The failure envelope, `{"data": null, "error": {"code", "message", "details"}}`, as
@@ -83,6 +84,20 @@ impl ApiError {
         } else {
             serde_json::to_string(&env).unwrap_or_default()
         }
+    }
+}
+
+/// The HTTP status of a library error code. [`ErrorCode`] is `#[non_exhaustive]`, so a code
+/// added to the library later answers 500 until it is given a status here.
+pub fn status_for(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::Validation => StatusCode::BAD_REQUEST,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -169,4 +184,47 @@ fn json_response(status: StatusCode, body: String) -> Response {
         HeaderValue::from_static("application/json"),
     );
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_code_maps_to_its_status() {
+        let cases = [
+            (ErrorCode::Validation, "VALIDATION_ERROR", 400),
+            (ErrorCode::Unauthorized, "UNAUTHORIZED", 401),
+            (ErrorCode::NotFound, "NOT_FOUND", 404),
+            (ErrorCode::PayloadTooLarge, "PAYLOAD_TOO_LARGE", 413),
+            (ErrorCode::RateLimited, "RATE_LIMITED", 429),
+            (ErrorCode::Internal, "INTERNAL_ERROR", 500),
+        ];
+        for (code, wire, status) in cases {
+            assert_eq!(code.as_str(), wire);
+            assert_eq!(status_for(code).as_u16(), status, "{wire}");
+            assert_eq!(ApiError::new(code, "m").status().as_u16(), status, "{wire}");
+        }
+    }
+
+    #[test]
+    fn a_validation_error_is_400() {
+        let e = ApiError::field("limit", "must be between 1 and 100");
+        assert_eq!(e.code(), ErrorCode::Validation);
+        assert_eq!(e.code().as_str(), "VALIDATION_ERROR");
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(e.into_response().status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn library_errors_keep_their_status() {
+        let payload: ApiError = tracestore::Error::payload_too_large(10).into();
+        assert_eq!(payload.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let unauthorized: ApiError = tracestore::Error::unauthorized("no key").into();
+        assert_eq!(unauthorized.status(), StatusCode::UNAUTHORIZED);
+        let limited: ApiError = tracestore::Error::rate_limited().into();
+        assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+        let internal: ApiError = tracestore::Error::internal("worker died").into();
+        assert_eq!(internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }
