@@ -2,11 +2,11 @@
 //! walk never repeats a trace, its order is strict, and every trace that exists when the walk
 //! starts and is untouched until its page is read appears exactly once.
 
-mod common;
+mod support;
 
-use common::*;
 use proptest::prelude::*;
 use std::collections::{HashMap, HashSet};
+use support::simple::*;
 use tracestore::{PlanKind, QueryRequest, Status, Store};
 
 #[derive(Clone, Debug)]

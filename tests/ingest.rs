@@ -1,11 +1,11 @@
 //! Ingest: atomic batches, idempotent retries, upserts, derived fields, exact money, deletes and
 //! retention.
 
-mod common;
+mod support;
 
-use common::*;
 use rust_decimal::Decimal;
 use std::str::FromStr;
+use support::simple::*;
 use tracestore::{
     ErrorCode, QueryRequest, ScoreInput, ScoreValue, SpanInput, Status, Store, Timestamp,
     TraceInput,

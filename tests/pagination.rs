@@ -1,11 +1,11 @@
 //! Pagination properties against a naive model: concatenated pages equal the model's answer, no
 //! trace appears twice, nextCursor is null exactly at the end, and a cursor alone continues.
 
-mod common;
+mod support;
 
-use common::*;
 use proptest::prelude::*;
 use std::collections::HashSet;
+use support::simple::*;
 use tracestore::{QueryRequest, Status, Store};
 
 const PROJECTS: [&str; 3] = ["alpha", "beta", "gamma"];

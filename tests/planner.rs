@@ -1,10 +1,10 @@
 //! Planner equivalence: forcing the scan plan and the bitmap plan gives identical pages, and
 //! `explain()` shows the plan the data calls for.
 
-mod common;
+mod support;
 
-use common::*;
 use proptest::prelude::*;
+use support::simple::*;
 use tracestore::{PlanKind, QueryRequest, Status, Store};
 
 fn dataset(n: usize, seed: u64) -> (Store, Model) {

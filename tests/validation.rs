@@ -1,11 +1,11 @@
 //! Every 400 rule of the contract, as a table: each case lists the parameters and the fields the
 //! error must name. Then every way to tamper with a cursor.
 
-mod common;
+mod support;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::*;
+use support::simple::*;
 use tracestore::{ErrorCode, QueryRequest, Status, Store};
 
 type Params<'a> = Vec<(&'a str, &'a str)>;

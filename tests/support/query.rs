@@ -1,6 +1,6 @@
 //! The query half of the naive model: what a query is, which traces it matches, and the order of
-//! its answer. `tests/support` (and through it the fuzz targets) and `tests/common` both use this
-//! one copy, each with its own trace type.
+//! its answer. The full model (`model.rs`, and through it the fuzz targets) and the simple model
+//! (`simple.rs`) both use this one copy, each with its own trace type.
 
 use tracestore::{Status, Timestamp};
 

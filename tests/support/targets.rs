@@ -3,7 +3,7 @@
 
 use super::*;
 use std::sync::OnceLock;
-use tracestore::{Error, ErrorCode};
+use tracestore::{Error, ErrorCode, Page, QueryRequest, Status, Store, TraceInput};
 
 /// Splits bytes into query-string pairs: `&` separates pairs, the first `=` splits a pair.
 /// Not percent-decoded: the library receives decoded strings, and any string is fair.

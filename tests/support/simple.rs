@@ -1,13 +1,12 @@
-//! Shared test helpers: a naive in-memory model of the contract, and walkers over the public API.
-#![allow(dead_code, unused_imports)]
+//! The simple model used by the query tests (pagination, planner, validation, ingest and the
+//! concurrent walk): traces only, no spans or scores, plus a walker over every page of a query.
+//! Test files reach it as `use support::simple::*;` (its names overlap the full model's).
 
 use std::collections::BTreeMap;
 use tracestore::{Page, QueryRequest, Status, Store, Timestamp, TraceInput};
 
-#[path = "../support/query.rs"]
-#[macro_use]
-mod query;
-pub use query::{ts, MQuery, ModelTrace, BASE_MS};
+pub use super::checks::{assert_verified, params_ref};
+pub use super::query::{ts, MQuery, ModelTrace, BASE_MS};
 
 /// One trace as the model sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,10 +61,6 @@ pub fn input(t: &MTrace) -> TraceInput {
     }
 }
 
-pub fn params_ref(p: &[(String, String)]) -> Vec<(&str, &str)> {
-    p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-}
-
 /// Walks every page of a query. `limits` gives the page size of each page (cycled); pages after
 /// the first carry only the cursor and a limit. Checks that nextCursor is null exactly at the end
 /// (a cursor never leads to an empty page). Returns the ids in order.
@@ -93,9 +88,4 @@ pub fn walk(store: &Store, project: &str, q: &MQuery, limits: &[u32]) -> Vec<Str
         assert!(i < 100_000, "walk does not end");
     }
     out
-}
-
-pub fn assert_verified(store: &Store) {
-    let v = store.verify().expect("verify runs");
-    assert!(v.is_empty(), "verify found violations: {v:?}");
 }
