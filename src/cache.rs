@@ -246,11 +246,7 @@ impl<'a> ProjectView<'a> {
         }
         let k = TermKind::Name.code();
         let mut out = Vec::new();
-        for e in self
-            .t
-            .terms()?
-            .range(kind_terms_range(self.p, k))?
-        {
+        for e in self.t.terms()?.range(kind_terms_range(self.p, k))? {
             let (key, v) = e?;
             let rec = decode_term(v.value())?;
             out.push(NameEntry {

@@ -35,7 +35,6 @@ impl ErrorCode {
             ErrorCode::Internal => "INTERNAL_ERROR",
         }
     }
-
 }
 
 impl fmt::Display for ErrorCode {

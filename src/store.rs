@@ -302,10 +302,9 @@ impl Store {
             order,
             limit: req.limit,
         };
-        let resume = resume.as_ref().map(|(position, state)| Resume {
-            position,
-            state,
-        });
+        let resume = resume
+            .as_ref()
+            .map(|(position, state)| Resume { position, state });
         let out = self.engine.query(project, q, resume, force)?;
         let mut page = out.page;
         page.next_cursor = out.next.map(|(position, resume)| {

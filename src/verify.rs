@@ -1,11 +1,11 @@
 //! `verify()`: walks one snapshot and checks every invariant between rows and indexes.
 
-use crate::pending::distinct;
-use crate::write::Totals;
 use crate::error::Result;
+use crate::pending::distinct;
 use crate::schema::*;
-use redb::ReadableTable;
 use crate::validate::ends_before_start;
+use crate::write::Totals;
+use redb::ReadableTable;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
@@ -233,10 +233,7 @@ fn verify_project(
 
     // Every bitmap bit has a row carrying that term; cardinalities equal the term counts.
     let mut bits: HashMap<(u8, u32), u64> = HashMap::new();
-    for e in t
-        .bitmaps()?
-        .range(bitmaps_range(p))?
-    {
+    for e in t.bitmaps()?.range(bitmaps_range(p))? {
         let (k, v) = e?;
         let (_, kind, term, chunk) = k.value();
         let bm = match decode_bitmap(v.value()) {
@@ -332,7 +329,13 @@ fn verify_pending(
 
 /// Invariant 7: a body's aggregates equal the sums over its children, computed by the writer's
 /// own aggregation.
-fn check_aggregates(what: &str, b: &TraceBody, spans: &[SpanRecord], scores: usize, r: &mut Report) {
+fn check_aggregates(
+    what: &str,
+    b: &TraceBody,
+    spans: &[SpanRecord],
+    scores: usize,
+    r: &mut Report,
+) {
     match Totals::of_children(spans, scores) {
         Ok(Ok(sum)) => {
             if Totals::of_body(b).ok() != Some(sum) {

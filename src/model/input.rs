@@ -183,7 +183,8 @@ fn exact_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::
         Int(i64),
         Float(f64),
     }
-    let bad = || serde::de::Error::custom("must be a decimal string such as \"0.0034\" or a number");
+    let bad =
+        || serde::de::Error::custom("must be a decimal string such as \"0.0034\" or a number");
     match Option::<Raw>::deserialize(d).map_err(|_| bad())? {
         None => Ok(None),
         Some(Raw::Text(s)) => parse_decimal(&s).map(Some).ok_or_else(bad),
@@ -202,4 +203,3 @@ pub(crate) fn parse_decimal(s: &str) -> Option<Decimal> {
         .ok()
         .or_else(|| Decimal::from_scientific(s).ok())
 }
-

@@ -159,7 +159,10 @@ mod tests {
                 let mut m = raw.clone();
                 m[i] ^= 1 << bit;
                 let t = URL_SAFE_NO_PAD.encode(&m);
-                assert!(decode(&secret, "redb", "p1", &t).is_err(), "byte {i} bit {bit}");
+                assert!(
+                    decode(&secret, "redb", "p1", &t).is_err(),
+                    "byte {i} bit {bit}"
+                );
             }
         }
     }

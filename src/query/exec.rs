@@ -132,7 +132,10 @@ impl TopK {
         }
     }
     fn offer(&mut self, start: i64, id: &Arc<str>) {
-        let k = Key { start_ms: start, id };
+        let k = Key {
+            start_ms: start,
+            id,
+        };
         if self.full() {
             let last = self.items.last().expect("full");
             if ORDER.cmp(k, key(last)).is_ge() {

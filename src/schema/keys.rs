@@ -9,8 +9,6 @@ pub(crate) fn pending_range(p: u32) -> std::ops::Range<(u32, &'static str)> {
     (p, "")..(p.saturating_add(1), "")
 }
 
-
-
 /// Maps an i64 to a u64 whose big-endian byte order equals the i64's numeric order.
 fn order_i64(v: i64) -> [u8; 8] {
     ((v as u64) ^ (1 << 63)).to_be_bytes()

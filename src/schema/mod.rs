@@ -17,8 +17,8 @@ mod tables;
 
 pub(crate) use keys::*;
 pub(crate) use migrate::*;
-pub(crate) use records::*;
 pub use records::fuzz_decode_any;
+pub(crate) use records::*;
 pub(crate) use tables::*;
 
 /// The on-disk format version, stored under `META["format_version"]`. A store written with

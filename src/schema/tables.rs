@@ -94,7 +94,6 @@ impl<'t> BufferTables<'t> {
     }
 }
 
-
 type BitmapTable = ReadOnlyTable<(u32, u8, u32, u32), &'static [u8]>;
 type TermTable = ReadOnlyTable<(u32, u8, u32), &'static [u8]>;
 type TermIdTable = ReadOnlyTable<(u32, u8, &'static str), &'static [u8]>;

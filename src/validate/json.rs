@@ -97,8 +97,7 @@ fn children<T: DeserializeOwned>(
             let mut out = Vec::with_capacity(a.len().min(max + 1));
             for (j, c) in a.into_iter().enumerate().take(max + 1) {
                 let mut ce = e.child(format!("{field}[{j}]"));
-                if let Some(x) = object::<T>(c, &mut ce, &[], &[]).and_then(|m| typed(m, &mut ce))
-                {
+                if let Some(x) = object::<T>(c, &mut ce, &[], &[]).and_then(|m| typed(m, &mut ce)) {
                     out.push(x);
                 }
             }
@@ -162,7 +161,10 @@ fn typed<T: DeserializeOwned>(m: Map<String, Value>, e: &mut Errs<'_>) -> Option
         Ok(t) => Some(t),
         Err(err) => {
             let msg = err.to_string();
-            match msg.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
+            match msg
+                .strip_prefix("missing field `")
+                .and_then(|r| r.strip_suffix('`'))
+            {
                 Some(field) => e.push(field, "is required"),
                 None => e.push("", describe(&err)),
             }
@@ -270,6 +272,9 @@ mod tests {
     fn field_names_come_from_the_derive() {
         assert!(fields_of::<TraceInput>().contains(&"startTime"));
         assert!(fields_of::<SpanInput>().contains(&"inputTokens"));
-        assert_eq!(fields_of::<ScoreInput>(), ["id", "name", "value", "comment"]);
+        assert_eq!(
+            fields_of::<ScoreInput>(),
+            ["id", "name", "value", "comment"]
+        );
     }
 }

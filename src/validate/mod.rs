@@ -208,7 +208,10 @@ fn validate_trace(t: TraceInput, e: &mut Errs<'_>) -> Option<ValidTrace> {
         }
         s
     });
-    if ends_before_start(t.start_time.map(Timestamp::as_millis), t.end_time.map(Timestamp::as_millis)) {
+    if ends_before_start(
+        t.start_time.map(Timestamp::as_millis),
+        t.end_time.map(Timestamp::as_millis),
+    ) {
         e.push("endTime", END_BEFORE_START);
     }
     if t.spans.len() > MAX_SPANS_PER_ITEM {
@@ -264,7 +267,10 @@ fn validate_span(s: SpanInput, e: &mut Errs<'_>) -> Option<(String, SpanRecord)>
             e.push("model", msg);
         }
     }
-    if ends_before_start(s.start_time.map(Timestamp::as_millis), s.end_time.map(Timestamp::as_millis)) {
+    if ends_before_start(
+        s.start_time.map(Timestamp::as_millis),
+        s.end_time.map(Timestamp::as_millis),
+    ) {
         e.push("endTime", END_BEFORE_START);
     }
     for (f, v) in [
@@ -349,4 +355,3 @@ fn validate_score(s: ScoreInput, e: &mut Errs<'_>) -> Option<(String, ScoreRecor
         },
     ))
 }
-

@@ -17,7 +17,10 @@ pub(crate) struct Totals {
 }
 
 fn span_cost(s: &SpanRecord) -> Result<Decimal> {
-    Ok(s.cost.map(Money::to_decimal).transpose()?.unwrap_or_default())
+    Ok(s.cost
+        .map(Money::to_decimal)
+        .transpose()?
+        .unwrap_or_default())
 }
 
 impl Totals {

@@ -58,7 +58,11 @@ pub(crate) fn merge(
     let (old_status, old_start, mut body) = match stored {
         Some(s) => (s.status, Some(s.start_ms), s.body),
         // check_merged guarantees a name and a start time for a new trace.
-        None => (None, None, new_body(v.name.as_deref().unwrap_or_default(), now_ms)),
+        None => (
+            None,
+            None,
+            new_body(v.name.as_deref().unwrap_or_default(), now_ms),
+        ),
     };
     let status = v.status.or(old_status).unwrap_or(Status::Ok);
     let start_ms = v

@@ -52,7 +52,6 @@ pub(crate) enum Upserted {
     Updated,
 }
 
-
 impl<'t> Writer<'t> {
     pub(crate) fn open(txn: &'t WriteTransaction) -> Result<Self> {
         Ok(Writer {

@@ -129,7 +129,10 @@ impl Engine for RedbEngine {
             let mut out = Vec::new();
             for e in table.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
                 let (k, v) = e?;
-                out.push((decode_child_key(k.value())?.2.to_string(), v.value().to_vec()));
+                out.push((
+                    decode_child_key(k.value())?.2.to_string(),
+                    v.value().to_vec(),
+                ));
             }
             Ok::<_, Error>(out)
         };
