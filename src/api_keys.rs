@@ -2,22 +2,13 @@
 //! the plaintext is returned once, at creation.
 
 use crate::error::{Error, Result};
+use crate::schema::ApiKeyRecord;
 use crate::store::Store;
 use crate::time::Timestamp;
 use crate::validate::check_project;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-
-/// What is stored of a key, under the hex SHA-256 of the key: never the key itself.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct ApiKeyRecord {
-    pub prefix: String,
-    pub project: String,
-    pub created_ms: i64,
-    pub revoked_ms: Option<i64>,
-}
 
 /// The key format: `ts_` + 8 hex prefix chars + `_` + 43 base64url secret chars.
 const KEY_PREFIX: &str = "ts_";

@@ -14,7 +14,6 @@
 
 use crate::error::{Error, Result};
 use crate::limits::{BITMAP_CACHE_BYTES, BLOCK_ROWS, PENDING_CACHE_BYTES, ROW_CACHE_BLOCKS};
-use crate::query::order::{Key, Order};
 use crate::schema::*;
 use roaring::RoaringBitmap;
 use std::collections::HashMap;
@@ -105,13 +104,14 @@ pub(crate) struct Caches {
 
 impl Caches {
     /// The pending traces of project `p` in snapshot `t`, whose state has `next_row` and
-    /// `indexed_rows`.
+    /// `indexed_rows`, put in query order by `sort` when read (the order is the query layer's).
     pub(crate) fn pending(
         &self,
         t: &ReadTables,
         p: u32,
         next_row: u32,
         indexed_rows: u32,
+        sort: impl FnOnce(&mut Vec<(Arc<str>, Arc<PendingHead>)>),
     ) -> Result<PendingList> {
         let tag = (next_row, indexed_rows);
         if let Some(e) = self.pending.read().expect("cache lock").projects.get(&p) {
@@ -129,10 +129,7 @@ impl Caches {
                 Arc::new(decode_pending_head(v.value())?),
             ));
         }
-        Order::StartTimeDesc.sort(&mut list, |(id, h)| Key {
-            start_ms: h.start_ms,
-            id,
-        });
+        sort(&mut list);
         let list = Arc::new(list);
         let mut cache = self.pending.write().expect("cache lock");
         // Both parts of the tag only grow, so a larger tag is a newer snapshot: keep the newest.

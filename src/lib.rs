@@ -64,13 +64,14 @@ mod verify;
 mod write;
 
 pub use api_keys::{ApiKeyInfo, NewApiKey, MAX_API_KEY_BYTES};
+pub use engine::TableUsage;
 pub use error::{Error, ErrorCode, FieldError, Result};
 pub use model::{
     IngestSummary, Metadata, Page, Score, ScoreInput, ScoreValue, Span, SpanInput, Status, Trace,
     TraceDetail, TraceInput,
 };
 pub use query::{Explain, ExplainInput, PlanKind, QueryBuilder, QueryRequest, KNOWN_PARAMS};
-pub use store::{Durability, Store, StoreBuilder, TableUsage};
+pub use store::{Durability, Store, StoreBuilder};
 pub use time::Timestamp;
 pub use verify::Violation;
 

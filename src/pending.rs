@@ -6,7 +6,7 @@
 //!
 //! Pending traces are part of every answer from the moment they commit:
 //! - list queries test each pending trace of the project against the filters and merge the
-//!   matches with the executor's hits (`query::run`);
+//!   matches with the executor's hits (`engine::redb::run`);
 //! - `get_trace` falls back to the pending record (`detail`).
 //!
 //! The first write of the project that is not buffered (a larger batch, an update, a delete,

@@ -2,7 +2,7 @@
 //! operations to its engine. It holds no storage logic of its own.
 
 use crate::engine::redb::{RedbEngine, Sync};
-use crate::engine::{Engine, Query, Resume};
+use crate::engine::{Engine, Query, Resume, TableUsage};
 use crate::error::{Error, FieldError, Result};
 use crate::limits::{MAX_ID_BYTES, MAX_PENDING_TRACES};
 use crate::model::*;
@@ -105,6 +105,9 @@ impl StoreBuilder {
         Ok(Store::over(Box::new(engine)))
     }
 }
+
+/// A cursor's position and the engine's resume bytes.
+type Resumed = (Position, Vec<u8>);
 
 /// An embedded trace store. Cheap to share across threads (`&Store` is `Sync`): reads run
 /// concurrently on MVCC snapshots, writes are serialized.
@@ -274,7 +277,7 @@ impl Store {
         &self,
         project: &str,
         req: &QueryRequest,
-    ) -> Result<(Filters, Order, Option<(Position, Vec<u8>)>)> {
+    ) -> Result<(Filters, Order, Option<Resumed>)> {
         let Some(token) = &req.cursor else {
             return Ok((req.filters.clone(), req.order, None));
         };
@@ -339,19 +342,4 @@ impl Store {
     pub fn compact(&mut self) -> Result<bool> {
         self.engine.compact()
     }
-}
-
-/// Space used by one table.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-#[non_exhaustive]
-pub struct TableUsage {
-    /// The table's name.
-    pub table: &'static str,
-    /// Bytes of keys and values.
-    pub entries_bytes: u64,
-    /// Bytes of page headers and B-tree structure.
-    pub metadata_bytes: u64,
-    /// Unused bytes inside allocated pages.
-    pub fragmented_bytes: u64,
 }

@@ -9,11 +9,10 @@
 
 pub(crate) mod redb;
 
-use crate::api_keys::ApiKeyRecord;
 use crate::error::Result;
 use crate::model::{IngestSummary, Page, TraceDetail};
 use crate::query::{Explain, Filters, Order, PlanKind, Position};
-use crate::store::TableUsage;
+use crate::schema::ApiKeyRecord;
 use crate::validate::ValidTrace;
 use crate::verify::Violation;
 
@@ -97,4 +96,19 @@ pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
     fn api_keys(&self) -> Result<Vec<ApiKeyRecord>>;
     /// Marks every unrevoked key with this prefix revoked at `now_ms`; returns how many.
     fn revoke_api_keys(&self, prefix: &str, now_ms: i64) -> Result<usize>;
+}
+
+/// Space used by one table.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct TableUsage {
+    /// The table's name.
+    pub table: &'static str,
+    /// Bytes of keys and values.
+    pub entries_bytes: u64,
+    /// Bytes of page headers and B-tree structure.
+    pub metadata_bytes: u64,
+    /// Unused bytes inside allocated pages.
+    pub fragmented_bytes: u64,
 }

@@ -6,10 +6,9 @@
 //! - `order` is the sort order and a position in it;
 //! - `cursor` is the signed envelope of a continuation.
 //!
-//! The redb engine's executor:
+//! The redb engine's executor (run by `engine::redb::run`):
 //! - `plan` resolves the filters in one snapshot and chooses an executor;
-//! - `exec` runs the chosen plan and returns one page of hits;
-//! - `run` prepares, executes, merges pending traces and builds the page.
+//! - `exec` runs the chosen plan and returns one page of hits.
 
 pub(crate) mod cursor;
 pub(crate) mod exec;
@@ -17,7 +16,6 @@ pub(crate) mod filter;
 pub(crate) mod order;
 pub(crate) mod parse;
 pub(crate) mod plan;
-pub(crate) mod run;
 
 pub(crate) use filter::Filters;
 pub(crate) use order::{Order, Position};

@@ -3,7 +3,6 @@
 
 use super::keys::{decode_child_key, decode_trace_key};
 use super::RECORD_V1;
-use crate::api_keys::ApiKeyRecord;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -301,7 +300,15 @@ pub(crate) fn decode_score(b: &[u8]) -> Result<ScoreRecord> {
     decode(b, "score record")
 }
 
-/// API key record (the struct belongs to `api_keys`, which every engine shares).
+/// What is stored of an API key, under the hex SHA-256 of the key: never the key itself. Every
+/// engine stores this record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ApiKeyRecord {
+    pub prefix: String,
+    pub project: String,
+    pub created_ms: i64,
+    pub revoked_ms: Option<i64>,
+}
 pub(crate) fn encode_api_key(r: &ApiKeyRecord) -> Vec<u8> {
     encode(r)
 }

@@ -235,8 +235,6 @@ impl Writer<'_> {
         })
     }
 
-    /// Applies one validated trace. Problems that need the stored state (a new trace without a
-
     /// Indexes a merged trace: a new trace gets a row (the `reserved` one when folding), a
     /// trace whose start time changed moves to a new row with its children, and a trace that
     /// stays on its row moves only the index entries that changed. Returns the row and terms.

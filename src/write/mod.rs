@@ -187,6 +187,7 @@ impl<'t> Writer<'t> {
         Ok(())
     }
 
+    /// Applies one validated trace. Problems that need the stored state (a new trace without a
     /// name) are pushed to `errors` under `path`, and the caller aborts the transaction.
     pub(crate) fn upsert(
         &mut self,

@@ -4,9 +4,10 @@
 //! This file holds opening, the transaction boundaries of every operation and the failure rule
 //! (a failed commit poisons the engine until it is reopened); `ops` implements the `Engine`
 //! trait on top of them. The rooms it uses: `schema` (what is stored), `write` (the writer),
-//! `pending` (the write buffer), `query::{plan, exec, run}` (the executor), `cache`, `verify`.
+//! `pending` (the write buffer), `run` with `query::{plan, exec}` (the executor), `cache`, `verify`.
 
 mod ops;
+mod run;
 
 use crate::error::{Error, Result};
 use crate::schema::*;

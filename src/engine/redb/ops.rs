@@ -1,16 +1,16 @@
 //! The `Engine` operations of the redb engine, each in its own transaction.
 
-use super::RedbEngine;
-use crate::api_keys::ApiKeyRecord;
+use super::{run, RedbEngine};
 use crate::convert::{detail, trace_of_record};
+use crate::engine::TableUsage;
 use crate::engine::{Engine, EnginePage, Query, Resume};
 use crate::error::{Error, FieldError, Result};
 use crate::limits::RETENTION_BATCH;
 use crate::model::{IngestSummary, TraceDetail};
 use crate::pending;
-use crate::query::{run, Explain, PlanKind};
+use crate::query::{Explain, PlanKind};
+use crate::schema::ApiKeyRecord;
 use crate::schema::*;
-use crate::store::TableUsage;
 use crate::time::Timestamp;
 use crate::validate::ValidTrace;
 use crate::verify::Violation;

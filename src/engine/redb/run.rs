@@ -7,15 +7,15 @@
 //! limit (rows allocated after the walk began are not part of it, so no trace appears twice)
 //! and the bitmap executor's block hint.
 
-use super::exec::{self, BlockHint, Hit};
-use super::filter::Filters;
-use super::order::{Key, Position};
-use super::plan::{self, Explain, PlanKind};
 use crate::cache::{Caches, PendingList, ProjectView};
 use crate::convert::{trace_of_body, trace_of_record};
 use crate::engine::{EnginePage, Query, Resume};
 use crate::error::{Error, Result};
 use crate::model::Page;
+use crate::query::exec::{self, BlockHint, Hit};
+use crate::query::filter::Filters;
+use crate::query::order::{Key, Order, Position};
+use crate::query::plan::{self, Explain, PlanKind};
 use crate::schema::*;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -130,7 +130,12 @@ pub(crate) fn run(
         need,
     )?;
     let pending = if st.indexed_rows < row_limit {
-        let list = caches.pending(&tables, p, st.next_row, st.indexed_rows)?;
+        let list = caches.pending(&tables, p, st.next_row, st.indexed_rows, |list| {
+            PENDING_ORDER.sort(list, |(id, h)| Key {
+                start_ms: h.start_ms,
+                id,
+            })
+        })?;
         pending_matches(&list, q.filters, row_limit, after, need)
     } else {
         Vec::new()
@@ -185,6 +190,9 @@ impl Item {
     }
 }
 
+/// The order of the cached pending list: the executors' order.
+const PENDING_ORDER: Order = Order::StartTimeDesc;
+
 /// Up to `need` pending traces from `list` (in query order) that match `f`, with a reserved
 /// row below `row_limit` and a position after `after`.
 fn pending_matches(
@@ -194,7 +202,7 @@ fn pending_matches(
     after: Option<&Position>,
     need: usize,
 ) -> Vec<Item> {
-    let order = super::order::Order::StartTimeDesc;
+    let order = PENDING_ORDER;
     list.iter()
         .filter(|(id, h)| {
             h.row < row_limit
