@@ -19,7 +19,7 @@ use crate::limits::{MAX_PENDING_RECORD_BYTES, MAX_PENDING_TRACES, MAX_ROWS_PER_P
 use crate::model::IngestSummary;
 use crate::schema::*;
 use crate::validate::ValidTrace;
-use crate::write::Totals;
+use crate::write::{merge, Totals};
 use redb::ReadableTable;
 use std::collections::HashSet;
 
@@ -27,7 +27,7 @@ use std::collections::HashSet;
 /// name or startTime, repeats a child id, ends before it starts or overflows a total). Such a
 /// trace takes the indexed path, which reports its errors.
 fn pending_record(v: &ValidTrace, now_ms: i64, row: u32) -> Option<(PendingHead, PendingChildren)> {
-    let merged = crate::write::merge(None, v, now_ms).ok()?;
+    let merged = merge(None, v, now_ms).ok()?;
     if !distinct(v.spans.iter().map(|(id, _)| id.as_str()))
         || !distinct(v.scores.iter().map(|(id, _)| id.as_str()))
     {

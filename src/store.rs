@@ -309,8 +309,7 @@ impl Store {
             .as_ref()
             .map(|(position, state)| Resume { position, state });
         let out = self.engine.query(project, q, resume, force)?;
-        let mut page = out.page;
-        page.next_cursor = out.next.map(|(position, resume)| {
+        let next_cursor = out.next.map(|(position, resume)| {
             let state = CursorState {
                 filters: filters.clone(),
                 order,
@@ -319,7 +318,10 @@ impl Store {
             };
             cursor::encode(&self.cursor_key, self.engine.name(), project, &state)
         });
-        Ok(page)
+        Ok(Page {
+            traces: out.traces,
+            next_cursor,
+        })
     }
 
     /// Checks every invariant of the store and returns the violations found (empty when sound).

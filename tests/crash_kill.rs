@@ -8,13 +8,13 @@
 //!
 //! 50 cycles by default; `TRACESTORE_CRASH_CYCLES=1000` for a long run.
 
+mod support;
+
 use rust_decimal::Decimal;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tracestore::{
-    Durability, QueryRequest, ScoreInput, ScoreValue, SpanInput, Store, Timestamp, TraceInput,
-};
+use tracestore::{Durability, ScoreInput, ScoreValue, SpanInput, Store, Timestamp, TraceInput};
 
 const CHILD_ENV: &str = "TRACESTORE_CRASH_CHILD";
 const PATH_ENV: &str = "TRACESTORE_CRASH_PATH";
@@ -114,22 +114,7 @@ fn check(path: &std::path::Path, acked: u64, cycle: u64) -> u64 {
     );
     let v = store.verify().expect("verify runs");
     assert!(v.is_empty(), "cycle {cycle}: verify: {v:?}");
-    let mut traces = Vec::new();
-    let mut req = QueryRequest::builder().limit(100).build().expect("query");
-    loop {
-        let page = store.query("crash", &req).expect("query");
-        traces.extend(page.traces);
-        match page.next_cursor {
-            Some(c) => {
-                req = QueryRequest::builder()
-                    .cursor(&c)
-                    .limit(100)
-                    .build()
-                    .expect("cursor")
-            }
-            None => break,
-        }
-    }
+    let traces = support::all_traces(&store, "crash").expect("query");
     assert_eq!(
         traces.len() as u64 % TRACES_PER_BATCH,
         0,

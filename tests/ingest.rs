@@ -7,8 +7,7 @@ use rust_decimal::Decimal;
 use std::str::FromStr;
 use support::simple::*;
 use tracestore::{
-    ErrorCode, QueryRequest, ScoreInput, ScoreValue, SpanInput, Status, Store, Timestamp,
-    TraceInput,
+    ErrorCode, ScoreInput, ScoreValue, SpanInput, Status, Store, Timestamp, TraceInput,
 };
 
 fn span(id: &str, cost: &str, tokens: u64) -> SpanInput {
@@ -24,22 +23,7 @@ fn span(id: &str, cost: &str, tokens: u64) -> SpanInput {
 }
 
 fn all(store: &Store, project: &str) -> Vec<tracestore::Trace> {
-    let mut out = Vec::new();
-    let mut req = QueryRequest::builder().limit(100).build().unwrap();
-    loop {
-        let page = store.query(project, &req).unwrap();
-        out.extend(page.traces);
-        match page.next_cursor {
-            Some(c) => {
-                req = QueryRequest::builder()
-                    .cursor(&c)
-                    .limit(100)
-                    .build()
-                    .unwrap()
-            }
-            None => return out,
-        }
-    }
+    support::all_traces(store, project).unwrap()
 }
 
 fn batch() -> Vec<TraceInput> {

@@ -10,7 +10,7 @@
 pub(crate) mod redb;
 
 use crate::error::Result;
-use crate::model::{IngestSummary, Page, TraceDetail};
+use crate::model::{IngestSummary, Trace, TraceDetail};
 use crate::query::{Explain, Filters, Order, PlanKind, Position};
 use crate::schema::ApiKeyRecord;
 use crate::validate::ValidTrace;
@@ -36,7 +36,7 @@ pub(crate) struct Resume<'a> {
 /// starts (the position of the page's last trace and the engine's resume state).
 #[derive(Debug)]
 pub(crate) struct EnginePage {
-    pub page: Page,
+    pub traces: Vec<Trace>,
     pub next: Option<(Position, Vec<u8>)>,
 }
 

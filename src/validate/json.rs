@@ -145,7 +145,7 @@ fn object<T: DeserializeOwned>(
         match T::deserialize(Value::Object(one)) {
             // Checked alone, a field cannot supply the others; only its own errors count.
             Err(err) if !err.to_string().starts_with("missing field") => {
-                e.push(k, describe(&err));
+                e.push(k, err.to_string());
                 false
             }
             _ => true,
@@ -166,20 +166,11 @@ fn typed<T: DeserializeOwned>(m: Map<String, Value>, e: &mut Errs<'_>) -> Option
                 .and_then(|r| r.strip_suffix('`'))
             {
                 Some(field) => e.push(field, "is required"),
-                None => e.push("", describe(&err)),
+                // Not expected once every field passed alone; named on the item itself.
+                None => e.out.push(FieldError::new(e.path.clone(), msg)),
             }
             None
         }
-    }
-}
-
-/// serde's message for a bad field, without the position suffix (there is none for values).
-fn describe(err: &serde_json::Error) -> String {
-    let m = err.to_string();
-    if m.is_empty() {
-        "is not valid".to_string()
-    } else {
-        m
     }
 }
 

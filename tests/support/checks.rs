@@ -117,32 +117,29 @@ pub fn check_walk(
     }
 }
 
+/// Every trace of `project` in query order, walked through cursors in pages of 100.
+pub fn all_traces(
+    store: &Store,
+    project: &str,
+) -> Result<Vec<tracestore::Trace>, tracestore::Error> {
+    let mut out = Vec::new();
+    let mut req = QueryRequest::builder().limit(100).build()?;
+    loop {
+        let page = store.query(project, &req)?;
+        out.extend(page.traces);
+        match page.next_cursor {
+            Some(c) => req = QueryRequest::builder().cursor(&c).limit(100).build()?,
+            None => return Ok(out),
+        }
+    }
+}
+
 /// Compares everything the store holds for the model's projects with the model. Returns a
 /// description of the first difference.
 pub fn store_matches(store: &Store, model: &Model) -> Result<(), String> {
     for project in PROJECTS {
         let expected = model.answer(project, &MQuery::default());
-        let mut got: Vec<tracestore::Trace> = Vec::new();
-        let mut req = QueryRequest::builder()
-            .limit(100)
-            .build()
-            .map_err(|e| e.to_string())?;
-        loop {
-            let page = store
-                .query(project, &req)
-                .map_err(|e| format!("query: {e}"))?;
-            got.extend(page.traces);
-            match page.next_cursor {
-                Some(c) => {
-                    req = QueryRequest::builder()
-                        .cursor(&c)
-                        .limit(100)
-                        .build()
-                        .map_err(|e| e.to_string())?
-                }
-                None => break,
-            }
-        }
+        let got = all_traces(store, project).map_err(|e| format!("query: {e}"))?;
         let ids: Vec<&str> = got.iter().map(|t| t.id.as_str()).collect();
         let want: Vec<&str> = expected.iter().map(|t| t.id.as_str()).collect();
         if ids != want {

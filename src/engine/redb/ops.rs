@@ -120,30 +120,11 @@ impl Engine for RedbEngine {
         let rec = t
             .traces()?
             .get(trace_key(p, idr.start_ms, id).as_slice())?
-            .ok_or_else(|| Error::corrupted("id index points at a missing trace"))?
-            .value()
-            .to_vec();
-        let trace = trace_of_record(idr.start_ms, id, &rec)?;
+            .ok_or_else(|| Error::corrupted("id index points at a missing trace"))?;
+        let trace = trace_of_record(idr.start_ms, id, rec.value())?;
         let (lo, hi) = child_range(p, idr.row);
-        let children = |table: &redb::ReadOnlyTable<&'static [u8], &'static [u8]>| {
-            let mut out = Vec::new();
-            for e in table.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
-                let (k, v) = e?;
-                out.push((
-                    decode_child_key(k.value())?.2.to_string(),
-                    v.value().to_vec(),
-                ));
-            }
-            Ok::<_, Error>(out)
-        };
-        let spans = children(t.spans()?)?
-            .into_iter()
-            .map(|(sid, v)| Ok((sid, decode_span(&v)?)))
-            .collect::<Result<Vec<_>>>()?;
-        let scores = children(t.scores()?)?
-            .into_iter()
-            .map(|(sid, v)| Ok((sid, decode_score(&v)?)))
-            .collect::<Result<Vec<_>>>()?;
+        let spans = children(t.spans()?, &lo, &hi, decode_span)?;
+        let scores = children(t.scores()?, &lo, &hi, decode_score)?;
         Ok(Some(detail(trace, spans, scores)?))
     }
 
@@ -226,4 +207,22 @@ impl Engine for RedbEngine {
             Ok(hits.len())
         })
     }
+}
+
+/// One trace's children in key order (child id byte order), each decoded in place.
+fn children<R>(
+    table: &redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    lo: &[u8],
+    hi: &[u8],
+    decode: impl Fn(&[u8]) -> Result<R>,
+) -> Result<Vec<(String, R)>> {
+    let mut out = Vec::new();
+    for e in table.range::<&[u8]>(lo..hi)? {
+        let (k, v) = e?;
+        out.push((
+            decode_child_key(k.value())?.2.to_string(),
+            decode(v.value())?,
+        ));
+    }
+    Ok(out)
 }

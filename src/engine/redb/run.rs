@@ -11,7 +11,6 @@ use crate::cache::{Caches, PendingList, ProjectView};
 use crate::convert::{trace_of_body, trace_of_record};
 use crate::engine::{EnginePage, Query, Resume};
 use crate::error::{Error, Result};
-use crate::model::Page;
 use crate::query::exec::{self, BlockHint, Hit};
 use crate::query::filter::Filters;
 use crate::query::order::{Key, Order, Position};
@@ -107,10 +106,7 @@ pub(crate) fn run(
     } = prepare(tables, caches, project, q, force)?;
     let Some((p, st)) = pstate else {
         return Ok(EnginePage {
-            page: Page {
-                traces: Vec::new(),
-                next_cursor: None,
-            },
+            traces: Vec::new(),
             next: None,
         });
     };
@@ -153,13 +149,7 @@ pub(crate) fn run(
         let last = Position::of(items[q.limit as usize - 1].key());
         (last, RedbResume { row_limit, hint }.encode())
     });
-    Ok(EnginePage {
-        page: Page {
-            traces,
-            next_cursor: None,
-        },
-        next,
-    })
+    Ok(EnginePage { traces, next })
 }
 
 pub(crate) fn project_id(t: &ReadTables, name: &str) -> Result<Option<u32>> {
