@@ -74,7 +74,7 @@ const DERIVED_FIELDS: &[&str] = &[
 
 fn json_trace(v: Value, e: &mut Errs<'_>) -> Option<TraceInput> {
     // Children are read one by one, so that each bad child is named by its index.
-    let mut m = object::<TraceInput>(v, e, DERIVED_FIELDS, &["spans", "scores"])?;
+    let mut m = object::<TraceInput>(v, e, DERIVED_FIELDS)?;
     let spans = children::<SpanInput>(m.remove("spans"), "spans", MAX_SPANS_PER_ITEM, e);
     let scores = children::<ScoreInput>(m.remove("scores"), "scores", MAX_SCORES_PER_ITEM, e);
     let mut t: TraceInput = typed(m, e)?;
@@ -97,7 +97,7 @@ fn children<T: DeserializeOwned>(
             let mut out = Vec::with_capacity(a.len().min(max + 1));
             for (j, c) in a.into_iter().enumerate().take(max + 1) {
                 let mut ce = e.child(format!("{field}[{j}]"));
-                if let Some(x) = object::<T>(c, &mut ce, &[], &[]).and_then(|m| typed(m, &mut ce)) {
+                if let Some(x) = object::<T>(c, &mut ce, &[]).and_then(|m| typed(m, &mut ce)) {
                     out.push(x);
                 }
             }
@@ -110,14 +110,11 @@ fn children<T: DeserializeOwned>(
     }
 }
 
-/// The object's fields that `T` knows, each checked alone against `T`'s derive so that every
-/// bad field is named (and dropped, so that the rules still run on the rest); unknown fields are
-/// errors, `ignored` ones are dropped, `nested` ones are left for the caller to read.
+/// The object's fields that `T` knows; unknown fields are errors, `ignored` ones are dropped.
 fn object<T: DeserializeOwned>(
     v: Value,
     e: &mut Errs<'_>,
     ignored: &[&str],
-    nested: &[&str],
 ) -> Option<Map<String, Value>> {
     let Value::Object(mut m) = v else {
         e.out
@@ -137,10 +134,21 @@ fn object<T: DeserializeOwned>(
         }
         false
     });
+    Some(m)
+}
+
+/// The object as `T`. A well-formed object is deserialized once. Otherwise each field is checked
+/// alone against `T`'s derive, so that every bad field is named, and dropped, so that the rules
+/// still run on the rest; a required field that is absent is named too.
+fn typed<T: DeserializeOwned>(m: Map<String, Value>, e: &mut Errs<'_>) -> Option<T> {
+    let v = Value::Object(m);
+    if let Ok(t) = T::deserialize(&v) {
+        return Some(t);
+    }
+    let Value::Object(mut m) = v else {
+        unreachable!("built as an object above")
+    };
     m.retain(|k, v| {
-        if nested.contains(&k.as_str()) {
-            return true;
-        }
         let one = Map::from_iter([(k.clone(), v.clone())]);
         match T::deserialize(Value::Object(one)) {
             // Checked alone, a field cannot supply the others; only its own errors count.
@@ -151,12 +159,6 @@ fn object<T: DeserializeOwned>(
             _ => true,
         }
     });
-    Some(m)
-}
-
-/// The whole object as `T`, every field already checked alone; what can still fail is a
-/// required field that is absent.
-fn typed<T: DeserializeOwned>(m: Map<String, Value>, e: &mut Errs<'_>) -> Option<T> {
     match T::deserialize(Value::Object(m)) {
         Ok(t) => Some(t),
         Err(err) => {
