@@ -23,8 +23,20 @@ pub struct NewApiKey {
     pub key: String,
     /// The key's public prefix, by which it is listed and revoked.
     pub prefix: String,
-    /// The project the key belongs to.
+    /// The project the key belongs to; empty for an admin key.
     pub project: String,
+    /// An admin key: it manages keys and belongs to no project.
+    pub admin: bool,
+}
+
+/// Who a key speaks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Principal {
+    /// A project key: every read and write it makes is in this project.
+    Project(String),
+    /// An admin key: key management, no project data.
+    Admin,
 }
 
 /// What `list_api_keys` shows of a key: never the key itself.
@@ -34,8 +46,10 @@ pub struct NewApiKey {
 pub struct ApiKeyInfo {
     /// The key's public prefix.
     pub prefix: String,
-    /// The project the key belongs to.
+    /// The project the key belongs to; empty for an admin key.
     pub project: String,
+    /// An admin key.
+    pub admin: bool,
     /// When the key was created.
     pub created_at: Timestamp,
     /// When it was revoked; null while it is valid.
@@ -52,10 +66,28 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Admin keys are stored with this (otherwise invalid, since a project name has at least one
+/// byte) project, so the key record needs no new field.
+const ADMIN_PROJECT: &str = "";
+
+/// The prefix as `list_api_keys` prints it, accepted with or without the `ts_` of the key.
+fn normal_prefix(prefix: &str) -> &str {
+    prefix.strip_prefix(KEY_PREFIX).unwrap_or(prefix)
+}
+
 impl Store {
     /// Creates a key for `project` and returns its plaintext, once.
     pub fn create_api_key(&self, project: &str) -> Result<NewApiKey> {
         check_project(project)?;
+        self.new_key(project)
+    }
+
+    /// Creates an admin key (key management, no project) and returns its plaintext, once.
+    pub fn create_admin_key(&self) -> Result<NewApiKey> {
+        self.new_key(ADMIN_PROJECT)
+    }
+
+    fn new_key(&self, project: &str) -> Result<NewApiKey> {
         let mut raw = [0u8; 36];
         getrandom::fill(&mut raw).map_err(|e| Error::storage(e.to_string()))?;
         let prefix: String = raw[..4].iter().map(|b| format!("{b:02x}")).collect();
@@ -71,11 +103,22 @@ impl Store {
             key,
             prefix,
             project: project.to_string(),
+            admin: project == ADMIN_PROJECT,
         })
     }
 
-    /// The project a key belongs to, or `UNAUTHORIZED` for a malformed, unknown or revoked key.
+    /// The project a key belongs to: `UNAUTHORIZED` for a malformed, unknown or revoked key,
+    /// `FORBIDDEN` for an admin key (it reaches no project's data).
     pub fn authenticate(&self, key: &str) -> Result<String> {
+        match self.authenticate_principal(key)? {
+            Principal::Project(p) => Ok(p),
+            Principal::Admin => Err(Error::forbidden("an admin key reaches no project's data")),
+        }
+    }
+
+    /// Who a key speaks for, or `UNAUTHORIZED` for a malformed, unknown or revoked key. Each
+    /// call reads the store, so a key revoked a moment ago is refused at once.
+    pub fn authenticate_principal(&self, key: &str) -> Result<Principal> {
         if key.len() > MAX_API_KEY_BYTES || !key.starts_with(KEY_PREFIX) {
             return Err(Error::unauthorized("invalid API key"));
         }
@@ -93,7 +136,11 @@ impl Store {
         if rec.revoked_ms.is_some() {
             return Err(Error::unauthorized("invalid API key"));
         }
-        Ok(rec.project)
+        Ok(if rec.project == ADMIN_PROJECT {
+            Principal::Admin
+        } else {
+            Principal::Project(rec.project)
+        })
     }
 
     /// Every key's prefix, project and dates.
@@ -102,6 +149,7 @@ impl Store {
         for r in self.engine().api_keys()? {
             out.push(ApiKeyInfo {
                 prefix: r.prefix,
+                admin: r.project == ADMIN_PROJECT,
                 project: r.project,
                 created_at: Timestamp::from_millis_unchecked(r.created_ms),
                 revoked_at: r.revoked_ms.map(Timestamp::from_millis_unchecked),
@@ -111,9 +159,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Revokes every key with this prefix; returns how many were revoked.
+    /// Revokes every key with this prefix (as listed, with or without `ts_`); returns how many
+    /// were revoked.
     pub fn revoke_api_key(&self, prefix: &str) -> Result<usize> {
         self.engine()
-            .revoke_api_keys(prefix, Timestamp::now().as_millis())
+            .revoke_api_keys(normal_prefix(prefix), Timestamp::now().as_millis())
     }
 }

@@ -20,11 +20,22 @@ pub enum ErrorCode {
     RateLimited,
     /// Storage failure or a broken invariant. HTTP 500.
     Internal,
+    /// A valid key that may not do this (a project key on an admin operation). HTTP 403.
+    Forbidden,
+    /// A known route with a method it does not take. HTTP 405.
+    MethodNotAllowed,
+    /// The client stalled while sending its request. HTTP 408.
+    RequestTimeout,
+    /// A request body of a content type the operation does not take. HTTP 415.
+    UnsupportedMediaType,
+    /// A write to a store opened read-only.
+    ReadOnly,
 }
 
 impl ErrorCode {
     /// The wire form: `VALIDATION_ERROR`, `UNAUTHORIZED`, `NOT_FOUND`, `PAYLOAD_TOO_LARGE`,
-    /// `RATE_LIMITED` or `INTERNAL_ERROR`.
+    /// `RATE_LIMITED`, `INTERNAL_ERROR`, `FORBIDDEN`, `METHOD_NOT_ALLOWED`, `REQUEST_TIMEOUT`,
+    /// `UNSUPPORTED_MEDIA_TYPE` or `READ_ONLY`.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::Validation => "VALIDATION_ERROR",
@@ -33,6 +44,11 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Internal => "INTERNAL_ERROR",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ErrorCode::RequestTimeout => "REQUEST_TIMEOUT",
+            ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            ErrorCode::ReadOnly => "READ_ONLY",
         }
     }
 }
@@ -80,6 +96,9 @@ enum Kind {
     },
     Unauthorized(String),
     RateLimited,
+    /// An adapter-level refusal with a public message: forbidden, method not allowed, request
+    /// timeout, unsupported media type, read-only store.
+    Refused(ErrorCode, String),
     Storage(Box<dyn std::error::Error + Send + Sync>),
     Corrupted(String),
     Internal(String),
@@ -153,6 +172,52 @@ impl Error {
         }
     }
 
+    /// A valid key that may not do this (a project key on an admin operation, an admin key on a
+    /// project operation).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::refused(ErrorCode::Forbidden, message)
+    }
+    /// A known route with a method it does not take, for adapters; `allowed` lists the methods.
+    pub fn method_not_allowed(allowed: &str) -> Self {
+        Self::refused(
+            ErrorCode::MethodNotAllowed,
+            format!("method not allowed; allowed: {allowed}"),
+        )
+    }
+    /// The client stalled while sending its request, for adapters.
+    pub fn request_timeout() -> Self {
+        Self::refused(
+            ErrorCode::RequestTimeout,
+            "the request body did not arrive in time",
+        )
+    }
+    /// A body of a content type the operation does not take, for adapters.
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::refused(ErrorCode::UnsupportedMediaType, message)
+    }
+    pub(crate) fn read_only() -> Self {
+        Self::refused(
+            ErrorCode::ReadOnly,
+            "the store is open read-only; open it read-write to change it",
+        )
+    }
+    fn refused(code: ErrorCode, message: impl Into<String>) -> Self {
+        Error {
+            kind: Box::new(Kind::Refused(code, message.into())),
+        }
+    }
+
+    /// True when opening failed because another process (or another handle in this one) holds
+    /// the database file open: the one case where "is a server using it?" is the right hint.
+    pub fn is_database_in_use(&self) -> bool {
+        match &*self.kind {
+            Kind::Storage(e) => e
+                .downcast_ref::<redb::DatabaseError>()
+                .is_some_and(|d| matches!(d, redb::DatabaseError::DatabaseAlreadyOpen)),
+            _ => false,
+        }
+    }
+
     /// The stable machine-readable code.
     pub fn code(&self) -> ErrorCode {
         match &*self.kind {
@@ -161,6 +226,7 @@ impl Error {
             Kind::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Kind::Unauthorized(_) => ErrorCode::Unauthorized,
             Kind::RateLimited => ErrorCode::RateLimited,
+            Kind::Refused(code, _) => *code,
             Kind::Storage(_) | Kind::Corrupted(_) | Kind::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -212,6 +278,7 @@ impl fmt::Display for Error {
             }
             Kind::Unauthorized(m) => write!(f, "unauthorized: {m}"),
             Kind::RateLimited => f.write_str("rate limit exceeded"),
+            Kind::Refused(_, m) => f.write_str(m),
             Kind::Storage(e) => write!(f, "storage error: {e}"),
             Kind::Corrupted(w) => write!(f, "corrupted record: {w}"),
             Kind::Internal(w) => write!(f, "internal error: {w}"),

@@ -63,7 +63,7 @@ mod validate;
 mod verify;
 mod write;
 
-pub use api_keys::{ApiKeyInfo, NewApiKey, MAX_API_KEY_BYTES};
+pub use api_keys::{ApiKeyInfo, NewApiKey, Principal, MAX_API_KEY_BYTES};
 pub use engine::TableUsage;
 pub use error::{Error, ErrorCode, FieldError, Result};
 pub use model::{

@@ -76,6 +76,15 @@ impl StoreBuilder {
         let db = self.redb_builder().create(path)?;
         self.engine(db)
     }
+    /// Opens an existing store at `path` for reading only: it is never created, formatted,
+    /// upgraded or written, so a file you cannot write can still be inspected, and a command
+    /// that only reads cannot damage a file that is not a store. Every write fails with
+    /// `READ_ONLY`. Another process may not hold the file open for writing at the same time.
+    pub fn open_read_only(self, path: impl AsRef<Path>) -> Result<Store> {
+        self.check()?;
+        let db = self.redb_builder().open_read_only(path)?;
+        Ok(Store::over(Box::new(RedbEngine::open_read_only(db)?)))
+    }
     /// A store in memory, for tests and examples.
     pub fn in_memory(self) -> Result<Store> {
         self.check()?;

@@ -102,6 +102,7 @@ type TermIdTable = ReadOnlyTable<(u32, u8, &'static str), &'static [u8]>;
 /// opens only the tables its plan touches.
 pub(crate) struct ReadTables {
     txn: ReadTransaction,
+    meta: OnceCell<ReadOnlyTable<&'static str, &'static [u8]>>,
     projects: OnceCell<ReadOnlyTable<&'static str, &'static [u8]>>,
     project_state: OnceCell<ReadOnlyTable<u32, &'static [u8]>>,
     traces: OnceCell<ReadOnlyTable<&'static [u8], &'static [u8]>>,
@@ -133,6 +134,7 @@ impl ReadTables {
     pub(crate) fn new(txn: ReadTransaction) -> Self {
         ReadTables {
             txn,
+            meta: OnceCell::new(),
             projects: OnceCell::new(),
             project_state: OnceCell::new(),
             traces: OnceCell::new(),
@@ -148,6 +150,7 @@ impl ReadTables {
             pending: OnceCell::new(),
         }
     }
+    lazy_table!(meta, META, &'static str, &'static [u8]);
     lazy_table!(projects, PROJECTS, &'static str, &'static [u8]);
     lazy_table!(project_state, PROJECT_STATE, u32, &'static [u8]);
     lazy_table!(traces, TRACES, &'static [u8], &'static [u8]);

@@ -26,9 +26,17 @@ pub(crate) enum Sync {
     Deferred,
 }
 
+/// The file, opened for writing or only for reading.
+enum Db {
+    ReadWrite(redb::Database),
+    /// Opened with redb's `ReadOnlyDatabase`: nothing is ever written, not even the format
+    /// version or the cursor secret, so an unwritable or foreign file is never changed.
+    ReadOnly(redb::ReadOnlyDatabase),
+}
+
 /// The redb engine.
 pub(crate) struct RedbEngine {
-    db: redb::Database,
+    db: Db,
     secret: Vec<u8>,
     sync: Sync,
     /// Most pending traces per project (`StoreBuilder::write_buffer_traces`).
@@ -60,13 +68,51 @@ impl RedbEngine {
         };
         txn.commit()?;
         Ok(RedbEngine {
-            db,
+            db: Db::ReadWrite(db),
             secret,
             sync,
             write_buffer_traces,
             caches: Caches::default(),
             poisoned: AtomicBool::new(false),
         })
+    }
+
+    /// Opens an existing file for reading only. Its format must be the current one (an older
+    /// format needs one read-write open to be upgraded) and it must hold a cursor secret (else it
+    /// is not a tracestore file).
+    pub(crate) fn open_read_only(db: redb::ReadOnlyDatabase) -> Result<Self> {
+        let t = ReadTables::new(db.begin_read()?);
+        let version = t
+            .meta()?
+            .get(META_FORMAT_VERSION)?
+            .map(|v| v.value().to_vec());
+        if version.as_deref() != Some([FORMAT_VERSION].as_slice()) {
+            return Err(Error::storage(format!(
+                "format version {version:?} cannot be read read-only (this build reads \
+                 {FORMAT_VERSION}; an older format is upgraded by one read-write open)"
+            )));
+        }
+        let secret = match t.meta()?.get(META_CURSOR_SECRET)? {
+            Some(v) if v.value().len() == 32 => v.value().to_vec(),
+            _ => return Err(Error::corrupted("no cursor secret: not a tracestore file")),
+        };
+        drop(t);
+        Ok(RedbEngine {
+            db: Db::ReadOnly(db),
+            secret,
+            sync: Sync::Deferred,
+            write_buffer_traces: 0,
+            caches: Caches::default(),
+            poisoned: AtomicBool::new(false),
+        })
+    }
+
+    /// The read-write database, or `READ_ONLY`.
+    fn writable(&mut self) -> Result<&mut redb::Database> {
+        match &mut self.db {
+            Db::ReadWrite(db) => Ok(db),
+            Db::ReadOnly(_) => Err(Error::read_only()),
+        }
     }
 
     /// Runs `f` in one write transaction; commits if it returns Ok, aborts otherwise.
@@ -87,8 +133,11 @@ impl RedbEngine {
         f: impl FnOnce(&redb::WriteTransaction) -> Result<Option<T>>,
     ) -> Result<Option<T>> {
         self.check_poisoned()?;
+        let Db::ReadWrite(db) = &self.db else {
+            return Err(Error::read_only());
+        };
         let result: Result<Option<T>> = (|| {
-            let mut txn = self.db.begin_write()?;
+            let mut txn = db.begin_write()?;
             txn.set_durability(match self.sync {
                 Sync::Immediate => redb::Durability::Immediate,
                 Sync::Deferred => redb::Durability::None,
@@ -125,7 +174,11 @@ impl RedbEngine {
 
     fn read(&self) -> Result<ReadTables> {
         self.check_poisoned()?;
-        Ok(ReadTables::new(self.db.begin_read()?))
+        let txn = match &self.db {
+            Db::ReadWrite(db) => db.begin_read()?,
+            Db::ReadOnly(db) => db.begin_read()?,
+        };
+        Ok(ReadTables::new(txn))
     }
 }
 

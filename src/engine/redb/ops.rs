@@ -160,11 +160,11 @@ impl Engine for RedbEngine {
     }
 
     fn check_integrity(&mut self) -> Result<bool> {
-        Ok(self.db.check_integrity()?)
+        Ok(self.writable()?.check_integrity()?)
     }
 
     fn compact(&mut self) -> Result<bool> {
-        Ok(self.db.compact()?)
+        Ok(self.writable()?.compact()?)
     }
 
     fn put_api_key(&self, hash: &str, rec: &ApiKeyRecord) -> Result<()> {
