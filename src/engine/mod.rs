@@ -43,7 +43,7 @@ pub(crate) struct EnginePage {
 /// What a storage engine provides. Every method is one atomic operation of the engine: a write
 /// commits whole or not at all, and a read answers from one consistent snapshot.
 pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
-    /// A short stable name, bound into every cursor's MAC so that a cursor of one engine is
+    /// A short stable name, bound into every cursor (its associated data) so that a cursor of one engine is
     /// refused by another.
     fn name(&self) -> &'static str;
     /// The secret cursors are signed with; created with the database and kept in it.

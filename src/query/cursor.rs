@@ -1,27 +1,33 @@
 //! The cursor envelope, shared by every engine. A cursor carries the query's normalized filters
 //! and order, the position (the last returned sort key), and whatever the engine needs to
-//! resume, which is opaque here. It is URL-safe base64 of
-//! `version u8 | postcard(CursorState) | mac[16]`, where the MAC is HMAC-SHA256 keyed by the
-//! store's secret over the engine's name, the project name, the version and the payload. Any
-//! change to any byte, another project's or another engine's cursor, or an unknown version is
-//! rejected.
+//! resume, which is opaque here.
+//!
+//! It is URL-safe base64 of `version u8 | nonce[24] | XChaCha20-Poly1305(postcard(CursorState))`
+//! with the tag at the end. The encryption key and a nonce key are derived from the store's
+//! secret with HMAC-SHA256 under distinct labels. The nonce is synthetic (HMAC of the associated
+//! data and the plaintext under the nonce key), so the same page always gets the same cursor and
+//! no random source is needed per page; distinct payloads get distinct nonces. The associated
+//! data binds the version, the engine's name and the project, so a holder can read neither the
+//! filters nor the position, and any changed byte, another project's or another engine's
+//! cursor, or an unknown version is rejected.
 
 use super::filter::Filters;
 use super::order::{Order, Position};
 use crate::limits::MAX_CURSOR_CHARS;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, KeyInit, Mac};
+use chacha20poly1305::aead::{Aead, Payload};
+use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-/// The envelope's version byte. The payload layout changed once (the order and the engine's
-/// resume bytes replaced redb row numbers in the envelope) without a new version byte, since
-/// cursors are not stored: the MAC's domain changed with it, so a cursor from an older build
-/// fails verification like any foreign cursor (a 400 on `cursor`, never a misread).
-pub(crate) const CURSOR_VERSION: u8 = 1;
-const MAC_BYTES: usize = 16;
-const DOMAIN: &[u8] = b"tracestore.cursor.v1.engine\0";
+/// Version 3 encrypts the payload (1 signed it in the clear; 2 was never released). A cursor of
+/// another version is refused with "unsupported version".
+pub(crate) const CURSOR_VERSION: u8 = 3;
+const NONCE_BYTES: usize = 24;
+const TAG_BYTES: usize = 16;
+const DOMAIN: &[u8] = b"tracestore.cursor.v3\0";
 
 /// What a cursor carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,16 +40,29 @@ pub(crate) struct CursorState {
     pub resume: Vec<u8>,
 }
 
-/// The store's cursor secret, keyed once: HMAC's key setup (two SHA-256 blocks) is done at open,
-/// not on every page.
+/// The keys derived from the store's cursor secret, set up once at open rather than per page.
 #[derive(Clone)]
-pub(crate) struct CursorKey(Hmac<Sha256>);
+pub(crate) struct CursorKey {
+    aead: XChaCha20Poly1305,
+    nonce: Hmac<Sha256>,
+}
+
+fn derive(secret: &[u8], label: &[u8]) -> [u8; 32] {
+    let mut m =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
+    m.update(label);
+    m.finalize().into_bytes().into()
+}
 
 impl CursorKey {
     pub(crate) fn new(secret: &[u8]) -> Self {
-        CursorKey(
-            <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length"),
-        )
+        let enc = derive(secret, b"tracestore.cursor.encryption-key");
+        let iv = derive(secret, b"tracestore.cursor.nonce-key");
+        CursorKey {
+            aead: XChaCha20Poly1305::new(&enc.into()),
+            nonce: <Hmac<Sha256> as KeyInit>::new_from_slice(&iv)
+                .expect("HMAC takes any key length"),
+        }
     }
 }
 
@@ -53,23 +72,41 @@ impl std::fmt::Debug for CursorKey {
     }
 }
 
-fn mac(key: &CursorKey, engine: &str, project: &str, signed: &[u8]) -> Hmac<Sha256> {
-    let mut m = key.0.clone();
-    m.update(DOMAIN);
-    m.update(&(engine.len() as u32).to_be_bytes());
-    m.update(engine.as_bytes());
-    m.update(&(project.len() as u32).to_be_bytes());
-    m.update(project.as_bytes());
-    m.update(signed);
-    m
+/// The associated data: what a cursor is bound to without carrying it.
+fn aad(engine: &str, project: &str) -> Vec<u8> {
+    let mut a = Vec::with_capacity(DOMAIN.len() + 9 + engine.len() + project.len());
+    a.extend_from_slice(DOMAIN);
+    a.push(CURSOR_VERSION);
+    a.extend_from_slice(&(engine.len() as u32).to_be_bytes());
+    a.extend_from_slice(engine.as_bytes());
+    a.extend_from_slice(&(project.len() as u32).to_be_bytes());
+    a.extend_from_slice(project.as_bytes());
+    a
 }
 
-/// Signs `state` for `project` of `engine`.
+/// Encrypts `state` for `project` of `engine`.
 pub(crate) fn encode(key: &CursorKey, engine: &str, project: &str, state: &CursorState) -> String {
-    let mut bytes = vec![CURSOR_VERSION];
-    bytes.extend(postcard::to_allocvec(state).expect("postcard encodes cursor state"));
-    let tag = mac(key, engine, project, &bytes).finalize().into_bytes();
-    bytes.extend_from_slice(&tag[..MAC_BYTES]);
+    let plain = postcard::to_allocvec(state).expect("postcard encodes cursor state");
+    let aad = aad(engine, project);
+    let mut n = key.nonce.clone();
+    n.update(&aad);
+    n.update(&plain);
+    let digest = n.finalize().into_bytes();
+    let nonce = XNonce::try_from(&digest[..NONCE_BYTES]).expect("24 of 32 digest bytes");
+    let sealed = key
+        .aead
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: &plain,
+                aad: &aad,
+            },
+        )
+        .expect("encryption of a small buffer cannot fail");
+    let mut bytes = Vec::with_capacity(1 + NONCE_BYTES + sealed.len());
+    bytes.push(CURSOR_VERSION);
+    bytes.extend_from_slice(&nonce);
+    bytes.extend_from_slice(&sealed);
     let s = URL_SAFE_NO_PAD.encode(bytes);
     debug_assert!(s.len() <= MAX_CURSOR_CHARS);
     s
@@ -86,7 +123,7 @@ pub(crate) fn check_shape(token: &str) -> Result<Vec<u8>, String> {
     let bytes = URL_SAFE_NO_PAD
         .decode(token)
         .map_err(|_| "is not a cursor issued by this store (bad encoding)".to_string())?;
-    if bytes.len() < 1 + MAC_BYTES + 1 {
+    if bytes.len() < 1 + NONCE_BYTES + TAG_BYTES + 1 {
         return Err("is not a cursor issued by this store (truncated)".into());
     }
     if bytes[0] != CURSOR_VERSION {
@@ -95,7 +132,7 @@ pub(crate) fn check_shape(token: &str) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// Verifies and decodes a cursor for `project` of `engine`.
+/// Decrypts and decodes a cursor for `project` of `engine`.
 pub(crate) fn decode(
     key: &CursorKey,
     engine: &str,
@@ -103,11 +140,20 @@ pub(crate) fn decode(
     token: &str,
 ) -> Result<CursorState, String> {
     let bytes = check_shape(token)?;
-    let (signed, tag) = bytes.split_at(bytes.len() - MAC_BYTES);
-    mac(key, engine, project, signed)
-        .verify_truncated_left(tag)
+    let (nonce, sealed) = bytes[1..].split_at(NONCE_BYTES);
+    let nonce = XNonce::try_from(nonce).map_err(|_| "is not a valid cursor".to_string())?;
+    let aad = aad(engine, project);
+    let plain = key
+        .aead
+        .decrypt(
+            &nonce,
+            Payload {
+                msg: sealed,
+                aad: &aad,
+            },
+        )
         .map_err(|_| "is not a cursor issued by this store for this project".to_string())?;
-    let (state, rest) = postcard::take_from_bytes::<CursorState>(&signed[1..])
+    let (state, rest) = postcard::take_from_bytes::<CursorState>(&plain)
         .map_err(|_| "is not a valid cursor".to_string())?;
     if !rest.is_empty() {
         return Err("is not a valid cursor".into());
@@ -147,6 +193,23 @@ mod tests {
         assert!(decode(&CursorKey::new(&[8u8; 32]), "redb", "p1", &c).is_err());
         assert!(decode(&secret, "redb", "p1", &c[..c.len() - 1]).is_err());
         assert!(decode(&secret, "redb", "p1", "%%%").is_err());
+    }
+
+    #[test]
+    fn opaque_and_deterministic() {
+        let secret = CursorKey::new(&[7u8; 32]);
+        let mut st = state();
+        st.filters.name = Some("support-agent".into());
+        let c = encode(&secret, "redb", "p1", &st);
+        assert_eq!(c, encode(&secret, "redb", "p1", &st));
+        let raw = URL_SAFE_NO_PAD.decode(&c).unwrap();
+        for needle in [&b"support"[..], b"trace-abc"] {
+            assert!(!raw.windows(needle.len()).any(|w| w == needle));
+        }
+        let mut other = st.clone();
+        other.position.id = "trace-abd".into();
+        let d = encode(&secret, "redb", "p1", &other);
+        assert_ne!(c[..40], d[..40], "distinct payloads get distinct nonces");
     }
 
     #[test]
