@@ -182,7 +182,10 @@ impl Store {
             self.engine.check_usable()?;
             return Ok(IngestSummary::default());
         }
-        self.engine.ingest(project, valid)
+        let ids = valid.iter().map(|v| v.id.clone()).collect();
+        let mut summary = self.engine.ingest(project, valid)?;
+        summary.ids = ids;
+        Ok(summary)
     }
 
     /// Deletes a trace with its spans, scores and index entries. `NOT_FOUND` when absent.

@@ -146,7 +146,7 @@ pub struct Page {
 }
 
 /// What an ingest batch did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct IngestSummary {
@@ -158,4 +158,7 @@ pub struct IngestSummary {
     pub spans: usize,
     /// Scores written (added or replaced).
     pub scores: usize,
+    /// The id of every trace the batch wrote, in input order: the client's, or the one the store
+    /// derived from the trace's content when it sent none.
+    pub ids: Vec<String>,
 }

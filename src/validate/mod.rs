@@ -108,17 +108,33 @@ pub(crate) fn check_tag(t: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// The given id, checked (a problem is pushed to `e`), or a new UUIDv7 when absent.
-fn id_or_new(id: Option<String>, e: &mut Errs<'_>) -> String {
-    match id {
-        Some(id) => {
-            if let Err(m) = check_id(&id, MAX_ID_BYTES) {
-                e.push("id", m);
-            }
-            id
+/// The given id, checked (a problem is pushed to `e`); None when the client sent none.
+fn given_id(id: Option<String>, e: &mut Errs<'_>) -> Option<String> {
+    if let Some(id) = &id {
+        if let Err(m) = check_id(id, MAX_ID_BYTES) {
+            e.push("id", m);
         }
-        None => uuid::Uuid::now_v7().to_string(),
     }
+    id
+}
+
+/// The id of an item the client sent without one: derived from its content (every field it
+/// carries, encoded with postcard) under its kind and its parent's id, never from a clock or a
+/// random source, so a retried delivery addresses the same items. 128 bits of SHA-256, as 32
+/// lowercase hex characters.
+fn derived_id(kind: &str, parent: &str, content: &impl serde::Serialize) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"tracestore.id.v1\0");
+    h.update(kind.as_bytes());
+    h.update([0]);
+    h.update((parent.len() as u32).to_be_bytes());
+    h.update(parent.as_bytes());
+    h.update(postcard::to_allocvec(content).expect("postcard encodes validated items"));
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 pub(super) struct Errs<'a> {
@@ -175,7 +191,7 @@ pub(super) fn validate_items(
 
 fn validate_trace(t: TraceInput, e: &mut Errs<'_>) -> Option<ValidTrace> {
     let before = e.out.len();
-    let id = id_or_new(t.id, e);
+    let id = given_id(t.id, e);
     if let Some(n) = &t.name {
         if let Err(m) = check_text(n, MAX_NAME_CHARS, false) {
             e.push("name", m);
@@ -241,12 +257,30 @@ fn validate_trace(t: TraceInput, e: &mut Errs<'_>) -> Option<ValidTrace> {
     if e.out.len() > before {
         return None;
     }
+    let start_ms = t.start_time.map(Timestamp::as_millis);
+    let end_ms = t.end_time.map(Timestamp::as_millis);
+    let id = id.unwrap_or_else(|| {
+        let content = (
+            &t.name, t.status, start_ms, end_ms, &tags, &metadata, &spans, &scores,
+        );
+        derived_id("trace", "", &content)
+    });
+    // Children without an id are named under the trace's id, so two id-less spans with the same
+    // content are one span.
+    let spans = spans
+        .into_iter()
+        .map(|(sid, r)| (sid.unwrap_or_else(|| derived_id("span", &id, &r)), r))
+        .collect();
+    let scores = scores
+        .into_iter()
+        .map(|(sid, r)| (sid.unwrap_or_else(|| derived_id("score", &id, &r)), r))
+        .collect();
     Some(ValidTrace {
         id,
         name: t.name,
         status: t.status,
-        start_ms: t.start_time.map(Timestamp::as_millis),
-        end_ms: t.end_time.map(Timestamp::as_millis),
+        start_ms,
+        end_ms,
         tags,
         metadata,
         spans,
@@ -254,9 +288,9 @@ fn validate_trace(t: TraceInput, e: &mut Errs<'_>) -> Option<ValidTrace> {
     })
 }
 
-fn validate_span(s: SpanInput, e: &mut Errs<'_>) -> Option<(String, SpanRecord)> {
+fn validate_span(s: SpanInput, e: &mut Errs<'_>) -> Option<(Option<String>, SpanRecord)> {
     let before = e.out.len();
-    let id = id_or_new(s.id, e);
+    let id = given_id(s.id, e);
     if let Some(n) = &s.name {
         if let Err(m) = check_text(n, MAX_NAME_CHARS, false) {
             e.push("name", m);
@@ -315,9 +349,9 @@ fn validate_span(s: SpanInput, e: &mut Errs<'_>) -> Option<(String, SpanRecord)>
     ))
 }
 
-fn validate_score(s: ScoreInput, e: &mut Errs<'_>) -> Option<(String, ScoreRecord)> {
+fn validate_score(s: ScoreInput, e: &mut Errs<'_>) -> Option<(Option<String>, ScoreRecord)> {
     let before = e.out.len();
-    let id = id_or_new(s.id, e);
+    let id = given_id(s.id, e);
     if let Err(m) = check_text(&s.name, MAX_NAME_CHARS, false) {
         e.push("name", m);
     }
