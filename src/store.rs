@@ -9,7 +9,9 @@ use crate::model::*;
 use crate::query::cursor::{self, CursorKey, CursorState};
 use crate::query::{Explain, Filters, Order, PlanKind, Position, QueryRequest};
 use crate::time::Timestamp;
-use crate::validate::{check_id, check_project, validate_batch, validate_json_batch, ValidTrace};
+use crate::validate::{
+    check_id, check_project, validate_batch, validate_json_batch, Checked, ValidTrace,
+};
 use std::path::Path;
 
 /// How a commit reaches the disk.
@@ -176,7 +178,19 @@ impl Store {
         self.apply(project, valid)
     }
 
-    fn apply(&self, project: &str, valid: Vec<ValidTrace>) -> Result<IngestSummary> {
+    /// Writes a checked batch, or refuses it with every problem in one answer: those found
+    /// without storage, and those that need the stored traces (a new trace needs a name and a
+    /// start time), checked by the engine in the transaction that would have written the batch.
+    fn apply(&self, project: &str, checked: Checked) -> Result<IngestSummary> {
+        let valid = match checked.into_valid() {
+            Ok(valid) => valid,
+            Err(checked) => {
+                let items: Vec<(usize, &ValidTrace)> =
+                    checked.items.iter().map(|i| (i.index, &i.trace)).collect();
+                let stored = self.engine.check_stored(project, &items)?;
+                return Err(checked.into_error(stored));
+            }
+        };
         if valid.is_empty() {
             // Nothing to write: no transaction, and no project is created.
             self.engine.check_usable()?;

@@ -344,3 +344,60 @@ fn a_file_store_survives_reopen_with_its_cursor_secret() {
     assert_eq!(page.traces[0].id, "tr-39");
     assert_verified(&s);
 }
+
+/// The check against the stored state ("required for a new trace") runs in the same answer as
+/// the shape checks, so a batch's every problem is listed at once.
+#[test]
+fn shape_and_stored_state_errors_come_in_one_answer() {
+    let store = Store::in_memory().unwrap();
+    let body = br#"{"traces":[
+        {"id":"a","name":"x","status":"MAYBE","startTime":"2026-03-14T10:00:00Z"},
+        {"id":"b","name":"y"},
+        {"id":"c","startTime":"nope"}
+    ]}"#;
+    let e = store.ingest_json("p", body).unwrap_err();
+    let mut fields: Vec<&str> = e.details().iter().map(|d| d.field()).collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "traces[0].status",
+            "traces[1].startTime",
+            "traces[2].name",
+            "traces[2].startTime"
+        ],
+        "{e}"
+    );
+    // A stored trace needs neither field again, even while it is still in the write buffer.
+    let t = Timestamp::parse("2026-03-14T10:00:00Z").unwrap();
+    store
+        .ingest("p", vec![TraceInput::new("seed", "x", t)])
+        .unwrap();
+    store
+        .ingest("p", vec![TraceInput::new("b", "y", t)])
+        .unwrap();
+    let e = store
+        .ingest(
+            "p",
+            vec![
+                TraceInput {
+                    id: Some("b".into()),
+                    tags: Some(vec!["has,comma".into()]),
+                    ..Default::default()
+                },
+                TraceInput {
+                    id: Some("new".into()),
+                    ..Default::default()
+                },
+            ],
+        )
+        .unwrap_err();
+    let mut fields: Vec<&str> = e.details().iter().map(|d| d.field()).collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["traces[0].tags[0]", "traces[1].name", "traces[1].startTime"],
+        "{e}"
+    );
+    assert!(store.verify().unwrap().is_empty());
+}

@@ -54,6 +54,15 @@ pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
     /// Upserts a validated, non-empty batch atomically. Checks that need the stored state (a new
     /// trace must have a name and a start time) fail the whole batch with every problem listed.
     fn ingest(&self, project: &str, batch: Vec<ValidTrace>) -> Result<IngestSummary>;
+    /// The problems of a batch that need the stored traces (`validate::check_merged` against
+    /// each item's stored trace, or none), for a batch refused for other problems too: checked
+    /// in the snapshot the batch would have been written in, writing nothing. Field paths are
+    /// `traces[INDEX].FIELD`.
+    fn check_stored(
+        &self,
+        project: &str,
+        items: &[(usize, &ValidTrace)],
+    ) -> Result<Vec<crate::error::FieldError>>;
     /// Deletes one trace with its children and index entries; false when it did not exist.
     fn delete_trace(&self, project: &str, id: &str) -> Result<bool>;
     /// Deletes every trace that started before `cutoff_ms`, in bounded transactions, reporting

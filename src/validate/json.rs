@@ -3,7 +3,7 @@
 //! field names are the derives' own (read from them by `fields_of`), so the JSON contract is
 //! written once, on the input types; the rules themselves are the parent module's.
 
-use super::{validate_items, Errs, ValidTrace};
+use super::{validate_items, Checked, Errs};
 use crate::error::{Error, FieldError, Result};
 use crate::limits::*;
 use crate::model::{ScoreInput, SpanInput, TraceInput};
@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 /// Parses and validates an ingest body `{"traces": [...]}`, reporting every malformed field.
-pub(crate) fn validate_json_batch(body: &[u8]) -> Result<Vec<ValidTrace>> {
+pub(crate) fn validate_json_batch(body: &[u8]) -> Result<Checked> {
     if body.len() > MAX_BATCH_BYTES {
         return Err(Error::payload_too_large(MAX_BATCH_BYTES));
     }
@@ -229,7 +229,11 @@ mod tests {
             {"id":"has space","name":"","startTime":"nope","tags":["a,b"],"bogus":1},
             {"name":"b","startTime":"2026-03-14T10:00:00Z","spans":[{"cost":"-1"},{"cost":"x"}]}
         ]}"#;
-        let err = validate_json_batch(body).unwrap_err();
+        let err = validate_json_batch(body)
+            .unwrap()
+            .into_valid()
+            .unwrap_err()
+            .into_error(Vec::new());
         let fields: Vec<&str> = err.details().iter().map(|d| d.field()).collect();
         for f in [
             "traces[1].id",

@@ -156,7 +156,7 @@ impl Errs<'_> {
 }
 
 /// Validates typed inputs. Every bad item and field is reported, then nothing is written.
-pub(crate) fn validate_batch(items: Vec<TraceInput>) -> Result<Vec<ValidTrace>> {
+pub(crate) fn validate_batch(items: Vec<TraceInput>) -> Result<Checked> {
     if items.len() > MAX_BATCH_TRACES {
         return Err(Error::field(
             "traces",
@@ -166,31 +166,66 @@ pub(crate) fn validate_batch(items: Vec<TraceInput>) -> Result<Vec<ValidTrace>> 
     validate_items(items.into_iter().enumerate().collect(), Vec::new())
 }
 
-/// Validates items tagged with their batch index, adding to `errors` found earlier (by the JSON
-/// parser), so that one error lists every problem of the batch.
-pub(super) fn validate_items(
-    items: Vec<(usize, TraceInput)>,
-    mut errors: Vec<FieldError>,
-) -> Result<Vec<ValidTrace>> {
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items {
-        let mut e = Errs {
-            path: format!("traces[{i}]"),
-            out: &mut errors,
-        };
-        if let Some(v) = validate_trace(item, &mut e) {
-            out.push(v);
+/// A batch after every check that needs no storage.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    /// Every item that could be read, with its batch index, in input order. An item with errors
+    /// is kept (without its bad parts) so that the rules needing the stored trace can be checked
+    /// for it in the same answer; it is never written.
+    pub items: Vec<Item>,
+    /// Every problem found, by index and field.
+    pub errors: Vec<FieldError>,
+}
+
+/// One item of a checked batch.
+#[derive(Debug)]
+pub(crate) struct Item {
+    pub index: usize,
+    pub trace: ValidTrace,
+}
+
+impl Checked {
+    /// The items, when the batch passed every check.
+    pub(crate) fn into_valid(self) -> std::result::Result<Vec<ValidTrace>, Checked> {
+        if self.errors.is_empty() {
+            Ok(self.items.into_iter().map(|i| i.trace).collect())
+        } else {
+            Err(self)
         }
     }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(Error::validation(errors))
+    /// Adds the problems found against the stored state, skipping a field already named (a
+    /// `startTime` that did not parse is not also "required").
+    pub(crate) fn into_error(mut self, stored: Vec<FieldError>) -> Error {
+        for e in stored {
+            if !self.errors.iter().any(|x| x.field() == e.field()) {
+                self.errors.push(e);
+            }
+        }
+        Error::validation(self.errors)
     }
 }
 
-fn validate_trace(t: TraceInput, e: &mut Errs<'_>) -> Option<ValidTrace> {
-    let before = e.out.len();
+/// Validates items tagged with their batch index, adding to `errors` found earlier (by the JSON
+/// parser), so that one answer lists every problem of the batch.
+pub(super) fn validate_items(
+    items: Vec<(usize, TraceInput)>,
+    mut errors: Vec<FieldError>,
+) -> Result<Checked> {
+    let mut out = Vec::with_capacity(items.len());
+    for (index, item) in items {
+        let mut e = Errs {
+            path: format!("traces[{index}]"),
+            out: &mut errors,
+        };
+        let trace = validate_trace(item, &mut e);
+        out.push(Item { index, trace });
+    }
+    Ok(Checked { items: out, errors })
+}
+
+/// Checks one item, pushing every problem to `e`, and returns what passed: bad children and a
+/// bad metadata object are left out (the batch is refused when anything was pushed).
+fn validate_trace(t: TraceInput, e: &mut Errs<'_>) -> ValidTrace {
     let id = given_id(t.id, e);
     if let Some(n) = &t.name {
         if let Err(m) = check_text(n, MAX_NAME_CHARS, false) {
@@ -254,9 +289,6 @@ fn validate_trace(t: TraceInput, e: &mut Errs<'_>) -> Option<ValidTrace> {
             scores.push(v);
         }
     }
-    if e.out.len() > before {
-        return None;
-    }
     let start_ms = t.start_time.map(Timestamp::as_millis);
     let end_ms = t.end_time.map(Timestamp::as_millis);
     let id = id.unwrap_or_else(|| {
@@ -275,7 +307,7 @@ fn validate_trace(t: TraceInput, e: &mut Errs<'_>) -> Option<ValidTrace> {
         .into_iter()
         .map(|(sid, r)| (sid.unwrap_or_else(|| derived_id("score", &id, &r)), r))
         .collect();
-    Some(ValidTrace {
+    ValidTrace {
         id,
         name: t.name,
         status: t.status,
@@ -285,7 +317,7 @@ fn validate_trace(t: TraceInput, e: &mut Errs<'_>) -> Option<ValidTrace> {
         metadata,
         spans,
         scores,
-    })
+    }
 }
 
 fn validate_span(s: SpanInput, e: &mut Errs<'_>) -> Option<(Option<String>, SpanRecord)> {

@@ -228,10 +228,7 @@ impl<'t> Writer<'t> {
         let mut m = match merge(stored, &v, now_ms) {
             Ok(m) => m,
             Err(es) => {
-                errors.extend(
-                    es.into_iter()
-                        .map(|e| FieldError::new(format!("{path}.{}", e.field()), e.message())),
-                );
+                errors.extend(prefixed(path, es));
                 return Ok(outcome);
             }
         };
@@ -283,6 +280,31 @@ impl<'t> Writer<'t> {
             .as_slice(),
         )?;
         Ok(outcome)
+    }
+
+    /// The problems `v` has against its stored trace in project `p` (None: a project that does
+    /// not exist yet), without writing anything: the merge's rules, under `path`.
+    pub(crate) fn check(
+        &mut self,
+        p: Option<u32>,
+        v: &ValidTrace,
+        path: &str,
+    ) -> Result<Vec<FieldError>> {
+        let old = match p {
+            Some(p) if crate::validate::check_id(&v.id, crate::limits::MAX_ID_BYTES).is_ok() => {
+                self.load(p, &v.id)?
+            }
+            _ => None,
+        };
+        let stored = old.map(|(idr, h, b)| Stored {
+            start_ms: idr.start_ms,
+            status: Status::from_code(h.status),
+            body: b,
+        });
+        Ok(match merge(stored, v, 0) {
+            Ok(_) => Vec::new(),
+            Err(es) => prefixed(path, es),
+        })
     }
 
     /// The stored trace with this id: its id record, header and body.
@@ -405,4 +427,11 @@ fn take_prefix(
         out.push((k.value()[prefix.len()..].to_vec(), v.value().to_vec()));
     }
     Ok(out)
+}
+
+/// Item-relative field errors under the item's path.
+fn prefixed(path: &str, es: Vec<FieldError>) -> Vec<FieldError> {
+    es.into_iter()
+        .map(|e| FieldError::new(format!("{path}.{}", e.field()), e.message()))
+        .collect()
 }

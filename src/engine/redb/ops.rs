@@ -61,6 +61,28 @@ impl Engine for RedbEngine {
         })
     }
 
+    fn check_stored(
+        &self,
+        project: &str,
+        items: &[(usize, &ValidTrace)],
+    ) -> Result<Vec<FieldError>> {
+        let mut errors = Vec::new();
+        // A write transaction, aborted: pending traces are folded first, exactly as the write
+        // would have folded them, so a pending trace counts as stored.
+        self.transact(|txn| {
+            let mut w = crate::write::Writer::open(txn)?;
+            let p = w.existing_project_id(project)?;
+            if let Some(p) = p {
+                w.fold_pending(p)?;
+            }
+            for (i, v) in items {
+                errors.extend(w.check(p, v, &format!("traces[{i}]"))?);
+            }
+            Ok(None::<()>)
+        })?;
+        Ok(errors)
+    }
+
     fn delete_trace(&self, project: &str, id: &str) -> Result<bool> {
         self.write(|w| match w.existing_project_id(project)? {
             Some(p) => w.delete(p, id),
