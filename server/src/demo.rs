@@ -1,8 +1,10 @@
 //! The demo dataset behind `serve --demo`: the library's deterministic generator, loaded in
 //! batches, and the seed document's three curl examples made runnable against it.
 
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 use tracestore::demo::{DemoConfig, Generator};
-use tracestore::{Result, Store};
+use tracestore::{ErrorCode, Result, Store};
 
 /// The project the demo key belongs to.
 pub const DEMO_PROJECT: &str = "demo";
@@ -59,6 +61,118 @@ pub fn load_demo(store: &Store, traces: usize, mut progress: impl FnMut(u64)) ->
             }
         }
         progress(loaded);
+    }
+}
+
+/// What [`load_demo_resumable`] did.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct DemoLoad {
+    /// Traces of the dataset that belong to [`DEMO_PROJECT`].
+    pub in_demo: u64,
+    /// Traces written by this call.
+    pub written: u64,
+    /// Traces skipped because an earlier, interrupted load had already written them.
+    pub skipped: u64,
+}
+
+/// Loads the demo dataset like [`load_demo`], but completes an interrupted load instead of
+/// starting over: the generator is deterministic, and each group of a batch is one atomic
+/// ingest, so a group whose last trace is already in the store was written whole by an earlier
+/// run and is skipped. Calls `progress(traces_done_so_far)` after each batch.
+pub fn load_demo_resumable(
+    store: &Store,
+    traces: usize,
+    mut progress: impl FnMut(u64),
+) -> Result<DemoLoad> {
+    let mut gen = Generator::new(demo_config(traces));
+    let mut done = 0u64;
+    let mut load = DemoLoad::default();
+    loop {
+        let groups = gen.next_batch(DEMO_BATCH_TRACES);
+        if groups.is_empty() {
+            return Ok(load);
+        }
+        for (project, batch) in groups {
+            let n = batch.len() as u64;
+            let last = batch.last().and_then(|t| t.id.clone());
+            let written_before = match last {
+                Some(id) => match store.get_trace(&project, &id) {
+                    Ok(_) => true,
+                    Err(e) if e.code() == ErrorCode::NotFound => false,
+                    Err(e) => return Err(e),
+                },
+                None => false,
+            };
+            if written_before {
+                load.skipped += n;
+            } else {
+                store.ingest(&project, batch)?;
+                load.written += n;
+            }
+            done += n;
+            if project == DEMO_PROJECT {
+                load.in_demo += n;
+            }
+        }
+        progress(done);
+    }
+}
+
+/// What `serve --demo` keeps next to the database ([`demo_state_path`]): the demo key's
+/// plaintext, so that every restart shows the same key, and whether the dataset was loaded in
+/// full, so that an interrupted load is completed by the next start.
+///
+/// The file is written with mode 0600 (it holds a working key), through a temporary file and a
+/// rename, so it is never half-written. It is written before the load starts (`complete:
+/// false`) and again when the load is done (`complete: true`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DemoState {
+    /// The demo key, as `keys create` printed it.
+    pub key: String,
+    /// Its prefix, as `keys list` shows it.
+    pub prefix: String,
+    /// How many traces the dataset has (`--demo-traces` of the first start).
+    pub traces: usize,
+    /// True once every trace of the dataset was written.
+    pub complete: bool,
+}
+
+/// The demo state file of the database at `db`: `<db>.demo.json` in the same directory.
+pub fn demo_state_path(db: &Path) -> PathBuf {
+    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".demo.json");
+    db.with_file_name(name)
+}
+
+impl DemoState {
+    /// Reads the state file; `Ok(None)` when there is none.
+    pub fn read(path: &Path) -> std::io::Result<Option<DemoState>> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes the state file atomically, readable by its owner only.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let mut tmp = path.as_os_str().to_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let _ = std::fs::remove_file(&tmp);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp)?;
+        let text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        std::io::Write::write_all(&mut file, &text)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)
     }
 }
 

@@ -1,7 +1,10 @@
-//! The `tracestore` command line: `serve`, `keys`, `import` and `query`.
+//! The `tracestore` command line: `serve`, `keys`, `import`, `query` and `retention`.
 
 mod import;
+mod keys;
 mod query;
+mod remote;
+mod retention;
 mod serve;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -20,9 +23,10 @@ pub const DEFAULT_DB: &str = "./tracestore.redb";
     about = "An embedded store for LLM-agent traces, with an HTTP API"
 )]
 struct Cli {
-    /// The database file (created by `serve`, `import` and `keys create` when absent).
-    #[arg(long, global = true, value_name = "PATH", default_value = DEFAULT_DB)]
-    db: PathBuf,
+    /// The database file [default: ./tracestore.redb]. `serve`, `import` and `keys create`
+    /// create it when absent; `query` and `keys list` only read it and never create it.
+    #[arg(long, global = true, value_name = "PATH")]
+    db: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -31,32 +35,15 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API (GET/POST /api/v1/traces, GET/DELETE /api/v1/traces/{id}, ...).
     Serve(serve::ServeArgs),
-    /// Create, list and revoke API keys.
-    Keys {
-        #[command(subcommand)]
-        command: KeysCommand,
-    },
+    /// Create, list and revoke API keys, in a database file or on a running server.
+    Keys(keys::KeysArgs),
     /// Import traces from a JSON ({"traces": [...]} or an array) or JSON Lines file.
     Import(ImportArgs),
     /// Query a project's traces with the parameters of GET /api/v1/traces.
     Query(query::QueryArgs),
-}
-
-#[derive(Debug, Subcommand)]
-enum KeysCommand {
-    /// Create a key for a project and print it (it is shown only this once).
-    Create {
-        /// The project the key gives access to.
-        #[arg(long)]
-        project: String,
-    },
-    /// List every key: prefix, project, creation date, revocation date.
-    List,
-    /// Revoke the key(s) with this prefix (the 8 hex characters after `ts_`).
-    Revoke {
-        /// The key prefix as `keys list` shows it.
-        prefix: String,
-    },
+    /// Delete a project's traces that started before an instant, in a database file or on a
+    /// running server.
+    Retention(retention::RetentionArgs),
 }
 
 #[derive(Debug, Args)]
@@ -148,78 +135,80 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
+    let db = Db(cli.db);
     match cli.command {
-        Command::Serve(args) => serve::run(&cli.db, args),
-        Command::Keys { command } => keys(&cli.db, command),
-        Command::Import(args) => import::run(&cli.db, &args.file, &args.project, args.format),
-        Command::Query(args) => query::run(&cli.db, args),
+        Command::Serve(args) => serve::run(db.path(), args),
+        Command::Keys(args) => keys::run(&db, args),
+        Command::Import(args) => import::run(db.path(), &args.file, &args.project, args.format),
+        Command::Query(args) => query::run(db.path(), args),
+        Command::Retention(args) => retention::run(&db, args),
     }
 }
 
-/// Opens the store; `create` says whether a missing file may be created.
+/// The `--db` flag: commands that can also work on a server refuse it together with
+/// `--server`, so that a command is never quietly run on the default file instead.
+struct Db(Option<PathBuf>);
+
+impl Db {
+    fn path(&self) -> &Path {
+        self.0.as_deref().unwrap_or(Path::new(DEFAULT_DB))
+    }
+    /// Fails when `--db` was given alongside `--server`.
+    fn check_remote(&self) -> Result<(), CliError> {
+        match &self.0 {
+            Some(p) => Err(CliError::new(format!(
+                "--db {} and --server cannot be used together: pass one of them",
+                p.display()
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Opens the store for writing; `create` says whether a missing file may be created.
 fn open_store(db: &Path, create: bool) -> Result<Store, CliError> {
     if !create && !db.exists() {
-        return Err(CliError::new(format!(
-            "no database at {} (create one with `tracestore import`, `keys create` or `serve`, or pass --db PATH)",
-            db.display()
-        )));
+        return Err(no_database(db));
     }
-    Store::open(db).map_err(|e| {
-        CliError::new(format!(
-            "cannot open the database at {}: {e} (is a server or another command using it?)",
-            db.display()
-        ))
-    })
+    Store::open(db).map_err(|e| open_error(db, e))
 }
 
-fn keys(db: &Path, command: KeysCommand) -> Result<(), CliError> {
-    match command {
-        KeysCommand::Create { project } => {
-            let store = open_store(db, true)?;
-            let k = store.create_api_key(&project)?;
-            eprintln!(
-                "Created API key {} for project \"{}\". It is shown only once; store it now:",
-                k.prefix, k.project
-            );
-            println!("{}", k.key);
+/// Opens an existing store for reading only: a missing file is not created, and a file that is
+/// not a store (an empty one included) is left exactly as it is.
+fn open_read_only(db: &Path) -> Result<Store, CliError> {
+    match std::fs::metadata(db) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(no_database(db)),
+        Ok(m) if m.is_file() && m.len() == 0 => {
+            return Err(CliError::new(format!(
+                "{} is an empty file, not a tracestore database (it was left as it is; \
+                 pass --db PATH to read another file)",
+                db.display()
+            )))
         }
-        KeysCommand::List => {
-            let store = open_store(db, false)?;
-            let keys = store.list_api_keys()?;
-            if keys.is_empty() {
-                eprintln!("no API keys (create one with `tracestore keys create --project NAME`)");
-                return Ok(());
-            }
-            let rows: Vec<Vec<String>> = keys
-                .iter()
-                .map(|k| {
-                    vec![
-                        k.prefix.clone(),
-                        k.project.clone(),
-                        k.created_at.to_string(),
-                        k.revoked_at
-                            .map_or_else(|| "-".to_string(), |t| t.to_string()),
-                    ]
-                })
-                .collect();
-            print!(
-                "{}",
-                table(&["PREFIX", "PROJECT", "CREATED", "REVOKED"], &rows, &[])
-            );
-        }
-        KeysCommand::Revoke { prefix } => {
-            let store = open_store(db, false)?;
-            match store.revoke_api_key(&prefix)? {
-                0 => {
-                    return Err(CliError::new(format!(
-                        "no active API key with prefix {prefix:?} (see `tracestore keys list`)"
-                    )))
-                }
-                n => println!("revoked {n} key(s) with prefix {prefix}"),
-            }
-        }
+        _ => {}
     }
-    Ok(())
+    Store::builder()
+        .open_read_only(db)
+        .map_err(|e| open_error(db, e))
+}
+
+fn no_database(db: &Path) -> CliError {
+    CliError::new(format!(
+        "no database at {} (create one with `tracestore import`, `keys create` or `serve`, or pass --db PATH)",
+        db.display()
+    ))
+}
+
+fn open_error(db: &Path, e: tracestore::Error) -> CliError {
+    let hint = if e.is_database_in_use() {
+        " (is a server or another command using it?)"
+    } else {
+        ""
+    };
+    CliError::new(format!(
+        "cannot open the database at {}: {e}{hint}",
+        db.display()
+    ))
 }
 
 /// A plain text table: a header row, then rows, columns padded to their widest cell. Columns

@@ -1,6 +1,6 @@
 //! `tracestore query`: the endpoint's parameters as flags, through the library's one parser.
 
-use super::{open_store, table, CliError};
+use super::{open_read_only, table, CliError};
 use clap::Args;
 use std::path::Path;
 use tracestore::{Page, Trace};
@@ -69,7 +69,7 @@ impl QueryArgs {
 }
 
 pub(super) fn run(db: &Path, args: QueryArgs) -> Result<(), CliError> {
-    let store = open_store(db, false)?;
+    let store = open_read_only(db)?;
     let result = store.query_params(&args.project, args.pairs());
     if args.json {
         // The exact envelope the endpoint would send, errors included.

@@ -4,17 +4,24 @@ use super::{open_store, CliError};
 use crate::api::{
     ServerConfig, DEFAULT_RATE_LIMIT, DEFAULT_RATE_WINDOW_SECS, DEFAULT_REQUEST_TIMEOUT_SECS,
 };
-use crate::demo::{self, DEMO_PROJECT, DEMO_TRACES};
+use crate::demo::{self, DemoState, DEMO_PROJECT, DEMO_TRACES};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracestore::{ErrorCode, Principal, Store};
 
-/// How long shutdown waits for blocking store calls still running (such as timed-out ones).
-const SHUTDOWN_GRACE_SECS: u64 = 10;
+/// How long shutdown may take after the first SIGTERM or Ctrl-C: in-flight requests (and the
+/// blocking store calls behind them) get this long to finish, then the process exits anyway. A
+/// second signal exits at once. A request cut off this way loses nothing committed: every
+/// write is one atomic transaction.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+/// After the deadline, how long the runtime waits for blocking store calls while it drops the
+/// connections, so that the store can still be closed cleanly when they are done.
+const FORCED_CLOSE_GRACE: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Args)]
 pub(super) struct ServeArgs {
@@ -33,8 +40,8 @@ pub(super) struct ServeArgs {
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=3_600))]
     request_timeout_secs: u64,
-    /// Load the demo dataset (when the "demo" project is empty), create a demo API key and
-    /// print working curl commands.
+    /// Load the demo dataset (completing an interrupted load), keep one demo API key in
+    /// `<db>.demo.json` (mode 0600) across restarts, and print working curl commands.
     #[arg(long)]
     demo: bool,
     /// Traces the demo generates (about 90% go to the "demo" project).
@@ -44,10 +51,20 @@ pub(super) struct ServeArgs {
 
 pub(super) fn run(db: &Path, args: ServeArgs) -> Result<(), CliError> {
     init_logging();
+    // Bind first: a busy port fails before the store is opened, demo data loaded or a key made.
+    let listener = std::net::TcpListener::bind(args.addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| CliError::new(format!("cannot listen on {}: {e}", args.addr)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| CliError::new(format!("cannot read the bound address: {e}")))?;
+
     let store = Arc::new(open_store(db, true)?);
     tracing::info!(db = %db.display(), "store opened");
-    let demo_key = if args.demo {
-        Some(prepare_demo(&store, args.demo_traces)?)
+    // Until the signal handlers are installed below, SIGTERM and Ctrl-C end the process at
+    // once, which is safe: the demo load is resumable.
+    let demo = if args.demo {
+        Some(prepare_demo(db, &store, args.demo_traces)?)
     } else {
         None
     };
@@ -61,75 +78,288 @@ pub(super) fn run(db: &Path, args: ServeArgs) -> Result<(), CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
-    let served = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.addr)
-            .await
-            .map_err(|e| CliError::new(format!("cannot listen on {}: {e}", args.addr)))?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| CliError::new(format!("cannot read the bound address: {e}")))?;
-        if let Some(key) = &demo_key {
-            print_demo(&store, local, key)?;
+    let stopped = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| CliError::new(format!("cannot listen on {local}: {e}")))?;
+        let signals = Signals::new()
+            .map_err(|e| CliError::new(format!("cannot install the signal handlers: {e}")))?;
+        if let Some((state, path)) = &demo {
+            print_demo(&store, local, state, path)?;
         }
+        // On stdout whatever RUST_LOG says, for scripts and for anyone who turned logs off.
+        println!("listening on http://{local}");
         tracing::info!(
             addr = %local,
             rate_limit = config.rate_limit,
             rate_window_secs = config.rate_window.as_secs(),
             "listening on http://{local}"
         );
-        crate::api::serve(listener, Arc::clone(&store), config, shutdown_signal())
-            .await
-            .map_err(|e| CliError::new(format!("server error: {e}")))
-    });
-    runtime.shutdown_timeout(Duration::from_secs(SHUTDOWN_GRACE_SECS));
-    served?;
+        Ok::<_, CliError>(serve_until_signals(listener, Arc::clone(&store), config, signals).await)
+    })?;
+    match stopped {
+        Stopped::Finished(served, deadline) => {
+            // Blocking store calls still running (such as timed-out ones) get the rest of the
+            // deadline.
+            runtime.shutdown_timeout(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            served.map_err(|e| CliError::new(format!("server error: {e}")))?;
+        }
+        Stopped::Deadline => {
+            tracing::warn!(
+                deadline_secs = SHUTDOWN_DEADLINE.as_secs_f64(),
+                "shutdown deadline passed; dropping the requests still in flight"
+            );
+            runtime.shutdown_timeout(FORCED_CLOSE_GRACE);
+        }
+        Stopped::Again(signal) => {
+            tracing::warn!("{signal} received again; exiting without waiting for in-flight requests");
+            runtime.shutdown_background();
+            return Err(CliError::new(format!(
+                "{signal} received twice: exited without waiting for in-flight requests"
+            )));
+        }
+    }
     match Arc::try_unwrap(store) {
         Ok(store) => {
             drop(store);
             tracing::info!("store closed; shut down cleanly");
         }
-        Err(_) => tracing::warn!("store still in use by a blocking call at exit"),
+        Err(_) => tracing::warn!(
+            "store still in use by a blocking call at exit; committed writes are kept, the \
+             call in progress is not"
+        ),
     }
     Ok(())
 }
 
+/// How [`serve_until_signals`] ended.
+enum Stopped {
+    /// The server stopped by itself (an error) or after the first signal, with the instant
+    /// by which the rest of shutdown must be done.
+    Finished(std::io::Result<()>, tokio::time::Instant),
+    /// In-flight requests were still running at the deadline.
+    Deadline,
+    /// A second signal, named, arrived during shutdown.
+    Again(&'static str),
+}
+
+/// Serves until the first signal, then shuts down gracefully within [`SHUTDOWN_DEADLINE`], or
+/// at once on a second signal.
+async fn serve_until_signals(
+    listener: tokio::net::TcpListener,
+    store: Arc<Store>,
+    config: ServerConfig,
+    mut signals: Signals,
+) -> Stopped {
+    let (stop, stopping) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(crate::api::serve(listener, store, config, async move {
+        let _ = stopping.await;
+    }));
+    let joined = |r: Result<std::io::Result<()>, tokio::task::JoinError>| {
+        r.unwrap_or_else(|e| Err(std::io::Error::other(format!("server task failed: {e}"))))
+    };
+    let first = tokio::select! {
+        r = &mut server => {
+            let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
+            return Stopped::Finished(joined(r), deadline);
+        }
+        s = signals.recv() => s,
+    };
+    tracing::info!(
+        deadline_secs = SHUTDOWN_DEADLINE.as_secs_f64(),
+        "{first} received; finishing in-flight requests"
+    );
+    let _ = stop.send(());
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
+    tokio::select! {
+        r = &mut server => Stopped::Finished(joined(r), deadline),
+        () = tokio::time::sleep_until(deadline) => Stopped::Deadline,
+        s = signals.recv() => Stopped::Again(s),
+    }
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM.
+struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// The next signal's name.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                Some(()) = self.interrupt.recv() => "SIGINT",
+                Some(()) = self.terminate.recv() => "SIGTERM",
+                else => std::future::pending().await,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            match tokio::signal::ctrl_c().await {
+                Ok(()) => "Ctrl-C",
+                Err(_) => std::future::pending().await,
+            }
+        }
+    }
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` with `EnvFilter`'s full syntax (such as
+/// `info,tracestore_server=debug`); `info` when it is unset or empty.
 fn init_logging() {
-    let level = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|v| v.parse::<tracing::Level>().ok())
-        .unwrap_or(tracing::Level::INFO);
+    use tracing_subscriber::EnvFilter;
+    let (filter, bad) = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => match EnvFilter::try_new(&v) {
+            Ok(f) => (f, None),
+            Err(e) => (EnvFilter::new("info"), Some(format!("{v:?}: {e}"))),
+        },
+        _ => (EnvFilter::new("info"), None),
+    };
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_max_level(level)
+        .with_env_filter(filter)
         .try_init();
-}
-
-/// Loads the demo dataset when the demo project is empty, then creates a demo key.
-fn prepare_demo(store: &tracestore::Store, traces: usize) -> Result<String, CliError> {
-    if demo::demo_is_empty(store)? {
-        let started = Instant::now();
-        let bar = ProgressBar::new(traces as u64);
-        bar.set_style(
-            ProgressStyle::with_template("loading demo data [{bar:40}] {pos}/{len} traces ({eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        let in_demo = demo::load_demo(store, traces, |n| bar.set_position(n))?;
-        bar.finish_and_clear();
-        tracing::info!(
-            traces,
-            in_demo_project = in_demo,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "demo data loaded"
-        );
-    } else {
-        tracing::info!("demo project already has data; not loading it again");
+    if let Some(bad) = bad {
+        tracing::warn!("ignoring RUST_LOG {bad}; logging at info");
     }
-    Ok(store.create_api_key(DEMO_PROJECT)?.key)
 }
 
-fn print_demo(store: &tracestore::Store, local: SocketAddr, key: &str) -> Result<(), CliError> {
+/// Gets the demo ready: its key, and its dataset loaded in full.
+///
+/// One demo key is kept across restarts: its plaintext is stored in a [`DemoState`] file next
+/// to the database (`<db>.demo.json`, mode 0600), and each start shows that same key again as
+/// long as it still works in this database. A key the user revoked is replaced by a new one
+/// (saved in the same file); a state file whose key this database does not know (the database
+/// was replaced) is ignored and rewritten.
+///
+/// The load is resumable: the state file is written with `complete: false` before the first
+/// batch and `complete: true` after the last, and a start that finds `complete: false` runs
+/// [`demo::load_demo_resumable`], which skips what the interrupted run already committed. A
+/// store whose demo project has data but which has no state file (not loaded by `--demo`) is
+/// not loaded over.
+fn prepare_demo(
+    db: &Path,
+    store: &Store,
+    traces: usize,
+) -> Result<(DemoState, PathBuf), CliError> {
+    let path = demo::demo_state_path(db);
+    let file_error = |e: std::io::Error| {
+        CliError::new(format!(
+            "cannot use the demo state file {}: {e} (delete it to start the demo over)",
+            path.display()
+        ))
+    };
+    let saved = DemoState::read(&path).map_err(file_error)?;
+    let mut state = match saved {
+        Some(mut s) => match store.authenticate_principal(&s.key) {
+            Ok(Principal::Project(p)) if p == DEMO_PROJECT => Some(s),
+            Err(e) if e.code() == ErrorCode::Unauthorized && known_prefix(store, &s.prefix)? => {
+                let k = store.create_api_key(DEMO_PROJECT)?;
+                tracing::info!(old = %s.prefix, new = %k.prefix, "the demo key was revoked; made a new one");
+                s.key = k.key;
+                s.prefix = k.prefix;
+                s.write(&path).map_err(file_error)?;
+                Some(s)
+            }
+            Err(e) if e.code() != ErrorCode::Unauthorized => return Err(e.into()),
+            _ => {
+                tracing::info!(file = %path.display(), "the demo state file is for another database; starting over");
+                None
+            }
+        },
+        None => None,
+    };
+    let state = match state.take() {
+        Some(s) => s,
+        None => {
+            let fresh = demo::demo_is_empty(store)?;
+            let k = store.create_api_key(DEMO_PROJECT)?;
+            let s = DemoState {
+                key: k.key,
+                prefix: k.prefix,
+                traces,
+                complete: !fresh,
+            };
+            s.write(&path).map_err(file_error)?;
+            if !fresh {
+                tracing::info!("demo project already has data; not loading it again");
+            }
+            s
+        }
+    };
+    if state.complete {
+        tracing::info!(key = %state.prefix, "demo data already loaded");
+        return Ok((state, path));
+    }
+    if state.traces != traces {
+        tracing::info!(
+            traces = state.traces,
+            "completing the interrupted demo load of {} traces (--demo-traces applies to a new database)",
+            state.traces
+        );
+    }
+    let started = Instant::now();
+    let bar = ProgressBar::new(state.traces as u64);
+    bar.set_style(
+        ProgressStyle::with_template("loading demo data [{bar:40}] {pos}/{len} traces ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let total = state.traces;
+    let load = demo::load_demo_resumable(store, total, |n| {
+        bar.set_position(n);
+        tracing::debug!(done = n, total, "demo batch loaded");
+    })?;
+    bar.finish_and_clear();
+    tracing::info!(
+        traces = total,
+        in_demo_project = load.in_demo,
+        written = load.written,
+        already_there = load.skipped,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "{}",
+        if load.skipped > 0 {
+            "interrupted demo load completed"
+        } else {
+            "demo data loaded"
+        }
+    );
+    let state = DemoState {
+        complete: true,
+        ..state
+    };
+    state.write(&path).map_err(file_error)?;
+    Ok((state, path))
+}
+
+/// True when this database has (or had) a key with this prefix.
+fn known_prefix(store: &Store, prefix: &str) -> Result<bool, CliError> {
+    Ok(store.list_api_keys()?.iter().any(|k| k.prefix == prefix))
+}
+
+fn print_demo(
+    store: &Store,
+    local: SocketAddr,
+    state: &DemoState,
+    path: &Path,
+) -> Result<(), CliError> {
+    let key = &state.key;
     let host = if local.ip().is_unspecified() {
         SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port())
     } else {
@@ -138,7 +368,11 @@ fn print_demo(store: &tracestore::Store, local: SocketAddr, key: &str) -> Result
     let ex = demo::examples(store, &format!("http://{host}"), key)?;
     let [errors, next, dates] = &ex.commands;
     println!();
-    println!("Demo API key for project \"{DEMO_PROJECT}\" (shown once): {key}");
+    println!("Demo API key for project \"{DEMO_PROJECT}\": {key}");
+    println!(
+        "(kept in {} with mode 0600; every `serve --demo` on this database shows it again)",
+        path.display()
+    );
     println!();
     println!("# Get the last 20 error traces for a specific agent");
     println!("{errors}");
@@ -153,27 +387,4 @@ fn print_demo(store: &tracestore::Store, local: SocketAddr, key: &str) -> Result
     println!("{dates}");
     println!();
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT received; finishing in-flight requests"),
-        _ = terminate => tracing::info!("SIGTERM received; finishing in-flight requests"),
-    }
 }
