@@ -148,7 +148,7 @@ for _ in $(seq 1 1800); do
         cat "$work/server.log" >&2
         fail "the server exited during startup"
     }
-    key="$(sed -n 's/^Demo API key for project "demo" (shown once): \([^ ]*\)$/\1/p' "$work/server.out")"
+    key="$(sed -n 's/^Demo API key for project "demo"[^:]*: \([^ ]*\)$/\1/p' "$work/server.out")"
     port="$(grep -o 'http://127\.0\.0\.1:[0-9]*/' "$work/server.out" | head -1 | sed 's/.*:\([0-9]*\)\//\1/' || true)"
     [ -n "$key" ] && [ -n "$port" ] && break
     sleep 0.1
