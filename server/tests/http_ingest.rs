@@ -214,7 +214,11 @@ async fn openapi_lists_every_route_and_each_answers() {
         let url = server.url(&path.replace("{id}", "doc-1"));
         let req = match method {
             "get" => server.client.get(url),
-            "post" => server.client.post(url).body(ingest.clone()),
+            "post" => server
+                .client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(ingest.clone()),
             _ => server.client.delete(url),
         };
         let r = server.send(req.bearer_auth(&k)).await;
