@@ -3,7 +3,7 @@
 mod common;
 
 use common::{key, memory_store, trace_json, TestServer};
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[tokio::test]
 async fn a_batch_with_bad_items_writes_nothing_and_lists_them() {
