@@ -70,7 +70,7 @@ async fn ingest_get_retry_delete() {
     let r = server.post("/api/v1/traces", &k, body.clone()).await;
     assert_eq!(
         r.data(),
-        &json!({"created": 2, "updated": 0, "spans": 4, "scores": 2})
+        &json!({"created": 2, "updated": 0, "spans": 4, "scores": 2, "ids": ["t-1", "t-2"]})
     );
 
     let r = server.get("/api/v1/traces/t-1", Some(&k)).await;
@@ -105,7 +105,7 @@ async fn ingest_get_retry_delete() {
     let r = server.post("/api/v1/traces", &k, body).await;
     assert_eq!(
         r.data(),
-        &json!({"created": 0, "updated": 2, "spans": 4, "scores": 2})
+        &json!({"created": 0, "updated": 2, "spans": 4, "scores": 2, "ids": ["t-1", "t-2"]})
     );
     let again = server.get("/api/v1/traces/t-1", Some(&k)).await;
     assert_eq!(again.data()["totalCost"], "0.0034");
