@@ -329,7 +329,7 @@ async fn serve_demo_prints_working_commands_and_stops_on_sigint() {
         printed.push_str(&line);
     }
     let key = printed
-        .split("(shown once): ")
+        .split("Demo API key for project \"demo\": ")
         .nth(1)
         .and_then(|s| s.lines().next())
         .expect("a key")
