@@ -35,9 +35,11 @@ impl Remote {
                      loopback or private address, or reach it through a tunnel)",
                 ))
             }
-            other => return Err(CliError::new(format!(
+            other => {
+                return Err(CliError::new(format!(
                 "--server: unsupported scheme {other:?}; pass a URL such as http://127.0.0.1:8080"
-            ))),
+            )))
+            }
         }
         if base.cannot_be_a_base() || base.query().is_some() {
             return Err(CliError::new(format!(
