@@ -5,6 +5,7 @@
 //! never depends on an async runtime.
 //!
 //! - [`api`]: routes, authentication, rate-limit headers, timeouts, request logs.
+//! - `handlers`: the route handlers; `input`: query-string, content-type and body decoding.
 //! - [`error`]: the error envelope, mapped from `tracestore::ErrorCode`.
 //! - [`ratelimit`]: the per-key fixed-window limiter.
 //! - [`demo`]: the `serve --demo` dataset and its curl examples.
@@ -16,6 +17,7 @@ pub mod api;
 pub mod cli;
 pub mod demo;
 pub mod error;
+mod handlers;
 mod input;
 pub mod ratelimit;
 
