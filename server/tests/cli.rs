@@ -453,10 +453,17 @@ impl Drop for Served {
 
 /// One HTTP/1.1 request over a fresh connection: the status and the JSON body (Null when the
 /// body is not JSON).
-fn http(base: &str, method: &str, path: &str, key: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+fn http(
+    base: &str,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
     let addr = base.strip_prefix("http://").expect("an http URL");
     let mut conn = std::net::TcpStream::connect(addr).expect("connects");
-    conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(k) = key {
@@ -479,7 +486,10 @@ fn http(base: &str, method: &str, path: &str, key: Option<&str>, body: Option<&V
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("a status line: {raw}"));
     let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let text = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let text = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(rest)
     } else {
         rest.to_string()
@@ -542,9 +552,7 @@ fn expected_counts(traces: usize) -> BTreeMap<String, u64> {
     for p in ["demo", "other-team", "sandbox"] {
         out.insert(p.to_string(), 0);
     }
-    for (p, _) in
-        tracestore::demo::Generator::new(tracestore_server::demo::demo_config(traces))
-    {
+    for (p, _) in tracestore::demo::Generator::new(tracestore_server::demo::demo_config(traces)) {
         *out.get_mut(&p).unwrap() += 1;
     }
     out
@@ -571,7 +579,10 @@ async fn serve_demo_prints_working_commands_and_stops_on_sigint() {
         .map(|l| l.trim_end_matches("\" \\"))
         .collect();
     assert_eq!(urls.len(), 3, "{printed}");
-    assert!(urls.iter().all(|u| u.starts_with(&base)), "{base} {printed}");
+    assert!(
+        urls.iter().all(|u| u.starts_with(&base)),
+        "{base} {printed}"
+    );
     assert!(urls[0].ends_with("/api/v1/traces?limit=20&status=ERROR&name=support-agent"));
     assert!(urls[1].contains("/api/v1/traces?cursor="));
     assert!(urls[2].ends_with("/api/v1/traces?startDate=2026-03-01T00:00:00Z&endDate=2026-03-15T00:00:00Z&tags=production,v2"));
@@ -729,8 +740,14 @@ fn serve_demo_replaces_a_revoked_demo_key() {
     let (second, base) = Served::start(&db, &args, &[]);
     let new = demo_key(&second.out.text());
     assert_ne!(new, old);
-    assert_eq!(http(&base, "GET", "/api/v1/traces", Some(&old), None).0, 401);
-    assert_eq!(http(&base, "GET", "/api/v1/traces", Some(&new), None).0, 200);
+    assert_eq!(
+        http(&base, "GET", "/api/v1/traces", Some(&old), None).0,
+        401
+    );
+    assert_eq!(
+        http(&base, "GET", "/api/v1/traces", Some(&new), None).0,
+        200
+    );
     let logs = second.stop();
     assert!(logs.contains("demo data already loaded"), "{logs}");
     assert_eq!(demo_state(&db)["key"], new.as_str());
@@ -750,10 +767,16 @@ fn keys_create_admin_on_a_file() {
     assert!(key.starts_with("ts_"), "{key}");
     let list = ok(run(&db, &["keys", "list"]));
     let row: Vec<&str> = list.lines().nth(1).unwrap().split_whitespace().collect();
-    assert_eq!((row[0], row[1], row[3]), (&key[3..11], "(admin)", "-"), "{list}");
+    assert_eq!(
+        (row[0], row[1], row[3]),
+        (&key[3..11], "(admin)", "-"),
+        "{list}"
+    );
     // --project and --admin are exclusive, and one of them is needed.
     assert_eq!(
-        run(&db, &["keys", "create", "--admin", "--project", "p"]).status.code(),
+        run(&db, &["keys", "create", "--admin", "--project", "p"])
+            .status
+            .code(),
         Some(2)
     );
     assert_eq!(run(&db, &["keys", "create"]).status.code(), Some(2));
@@ -781,14 +804,21 @@ fn read_only_commands_create_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.redb");
     let empty = write(dir.path(), "empty.redb", "");
-    let junk = write(dir.path(), "junk.redb", "this is not a database, just some text\n");
+    let junk = write(
+        dir.path(),
+        "junk.redb",
+        "this is not a database, just some text\n",
+    );
     for args in [&["query", "--project", "p"][..], &["keys", "list"][..]] {
         let err = failed(run(&missing, args));
         assert!(err.contains("no database at"), "{err}");
         assert!(!missing.exists(), "{args:?} created the file");
 
         let err = failed(run(&empty, args));
-        assert!(err.contains("empty file, not a tracestore database"), "{err}");
+        assert!(
+            err.contains("empty file, not a tracestore database"),
+            "{err}"
+        );
         assert!(!err.contains("is a server"), "{err}");
         assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0, "{args:?}");
 
@@ -809,7 +839,10 @@ fn read_only_commands_create_nothing() {
     let before = std::fs::read(&db).unwrap();
     ok(run(&db, &["keys", "list"]));
     ok(run(&db, &["query", "--project", "p"]));
-    assert!(std::fs::read(&db).unwrap() == before, "a read changed the file");
+    assert!(
+        std::fs::read(&db).unwrap() == before,
+        "a read changed the file"
+    );
 }
 
 /// Traces a few days apart, to cut with `retention`.
@@ -818,7 +851,10 @@ fn import_days(db: &Path, dir: &Path, project: &str) {
         .map(|d| trace_line(&format!("t{d}"), "OK", &format!("2026-03-0{d}T12:00:00Z")))
         .collect();
     let file = write(dir, &format!("{project}.jsonl"), &lines.join("\n"));
-    ok(run(db, &["import", file.to_str().unwrap(), "--project", project]));
+    ok(run(
+        db,
+        &["import", file.to_str().unwrap(), "--project", project],
+    ));
 }
 
 fn ids(db: &Path, project: &str) -> Vec<String> {
@@ -847,7 +883,9 @@ fn retention_on_a_file() {
     let err = stderr(&o);
     let out = ok(o);
     assert!(
-        out.starts_with("deleted 2 trace(s) of project \"acme\" that started before 2026-03-03T00:00:00.000Z"),
+        out.starts_with(
+            "deleted 2 trace(s) of project \"acme\" that started before 2026-03-03T00:00:00.000Z"
+        ),
         "{out}"
     );
     assert!(err.contains("2 trace(s) deleted so far"), "{err}");
@@ -856,7 +894,13 @@ fn retention_on_a_file() {
     // RFC 3339 with an offset; nothing left before it the second time.
     let out = ok(run(
         &db,
-        &["retention", "--project", "acme", "--before", "2026-03-04T14:00:00+02:00"],
+        &[
+            "retention",
+            "--project",
+            "acme",
+            "--before",
+            "2026-03-04T14:00:00+02:00",
+        ],
     ));
     assert!(out.starts_with("deleted 1 trace(s)"), "{out}");
     let out = ok(run(
@@ -880,7 +924,13 @@ fn retention_on_a_file() {
     assert!(!missing.exists());
     // --project is for files: on a server the key decides the project.
     let o = run_bare(&[
-        "retention", "--project", "acme", "--before", "2026-03-04", "--server", "http://127.0.0.1:9",
+        "retention",
+        "--project",
+        "acme",
+        "--before",
+        "2026-03-04",
+        "--server",
+        "http://127.0.0.1:9",
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
@@ -891,7 +941,9 @@ fn retention_on_a_file() {
 fn keys_against_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.redb");
-    let admin = ok(run(&db, &["keys", "create", "--admin"])).trim().to_string();
+    let admin = ok(run(&db, &["keys", "create", "--admin"]))
+        .trim()
+        .to_string();
     let (server, base) = Served::start(&db, &[], &[]);
     let remote = |args: &[&str]| -> Output {
         let mut all: Vec<&str> = args.to_vec();
@@ -919,8 +971,15 @@ fn keys_against_a_running_server() {
         .collect();
     assert!(list.starts_with("PREFIX"), "{list}");
     assert_eq!(rows.len(), 3, "{list}");
-    assert!(rows.contains(&vec![&key[3..11], "acme", rows[1][2], "-"]), "{list}");
-    assert_eq!(rows.iter().filter(|r| r[1] == "(admin)").count(), 2, "{list}");
+    assert!(
+        rows.contains(&vec![&key[3..11], "acme", rows[1][2], "-"]),
+        "{list}"
+    );
+    assert_eq!(
+        rows.iter().filter(|r| r[1] == "(admin)").count(),
+        2,
+        "{list}"
+    );
     assert!(!list.contains(&key) && !list.contains(&admin));
     // The env var works as the flag does.
     let o = Command::new(BIN)
@@ -940,27 +999,52 @@ fn keys_against_a_running_server() {
     assert!(err.contains("no active API key"), "{err}");
     let list = ok(remote(&["keys", "list"]));
     let row = list.lines().find(|l| l.starts_with(&key[3..11])).unwrap();
-    assert!(row.split_whitespace().nth(3).unwrap().starts_with("20"), "{list}");
+    assert!(
+        row.split_whitespace().nth(3).unwrap().starts_with("20"),
+        "{list}"
+    );
 
     // A project key, a wrong key, no key: clear refusals.
-    let (_, p2) = (0, ok(remote(&["keys", "create", "--project", "p2"])).trim().to_string());
-    let err = failed(run_bare(&["keys", "list", "--server", &base, "--admin-key", &p2]));
+    let p2 = ok(remote(&["keys", "create", "--project", "p2"]))
+        .trim()
+        .to_string();
+    let err = failed(run_bare(&[
+        "keys",
+        "list",
+        "--server",
+        &base,
+        "--admin-key",
+        &p2,
+    ]));
     assert!(err.contains("403") && err.contains("FORBIDDEN"), "{err}");
     let err = failed(run_bare(&[
-        "keys", "list", "--server", &base, "--admin-key", "ts_00000000_nope",
+        "keys",
+        "list",
+        "--server",
+        &base,
+        "--admin-key",
+        "ts_00000000_nope",
     ]));
     assert!(err.contains("401") && err.contains("--admin-key"), "{err}");
     let err = failed(run_bare(&["keys", "list", "--server", &base]));
     assert!(err.contains("--admin-key"), "{err}");
     // --db with --server is refused rather than quietly ignored.
-    let err = failed(run(&db, &["keys", "list", "--server", &base, "--admin-key", &admin]));
+    let err = failed(run(
+        &db,
+        &["keys", "list", "--server", &base, "--admin-key", &admin],
+    ));
     assert!(err.contains("cannot be used together"), "{err}");
     server.stop();
     // The revocations are in the file.
     let list = ok(run(&db, &["keys", "list"]));
     assert_eq!(list.lines().count(), 5, "{list}");
     let err = failed(run_bare(&[
-        "keys", "list", "--server", &base, "--admin-key", &admin,
+        "keys",
+        "list",
+        "--server",
+        &base,
+        "--admin-key",
+        &admin,
     ]));
     assert!(err.contains("cannot reach the server"), "{err}");
 }
@@ -972,10 +1056,18 @@ fn retention_against_a_running_server() {
     let db = dir.path().join("t.redb");
     import_days(&db, dir.path(), "acme");
     import_days(&db, dir.path(), "other");
-    let key = ok(run(&db, &["keys", "create", "--project", "acme"])).trim().to_string();
+    let key = ok(run(&db, &["keys", "create", "--project", "acme"]))
+        .trim()
+        .to_string();
     let (server, base) = Served::start(&db, &[], &[]);
     let out = ok(run_bare(&[
-        "retention", "--before", "2026-03-03", "--server", &base, "--key", &key,
+        "retention",
+        "--before",
+        "2026-03-03",
+        "--server",
+        &base,
+        "--key",
+        &key,
     ]));
     assert!(out.starts_with("deleted 2 trace(s)"), "{out}");
     let (status, body) = http(&base, "GET", "/api/v1/traces", Some(&key), None);
@@ -989,18 +1081,36 @@ fn retention_against_a_running_server() {
     assert_eq!(left, ["t5", "t4", "t3"]);
     // The key from the environment.
     let o = Command::new(BIN)
-        .args(["retention", "--before", "2026-03-04T00:00:00Z", "--server", &base])
+        .args([
+            "retention",
+            "--before",
+            "2026-03-04T00:00:00Z",
+            "--server",
+            &base,
+        ])
         .env("TRACESTORE_KEY", &key)
         .output()
         .unwrap();
     assert!(ok(o).starts_with("deleted 1 trace(s)"));
     // The server's 400 names the parameter.
     let err = failed(run_bare(&[
-        "retention", "--before", "soon", "--server", &base, "--key", &key,
+        "retention",
+        "--before",
+        "soon",
+        "--server",
+        &base,
+        "--key",
+        &key,
     ]));
     assert!(err.contains("400") && err.contains("before"), "{err}");
     let err = failed(run_bare(&[
-        "retention", "--before", "2026-03-04", "--server", &base, "--key", "ts_00000000_x",
+        "retention",
+        "--before",
+        "2026-03-04",
+        "--server",
+        &base,
+        "--key",
+        "ts_00000000_x",
     ]));
     assert!(err.contains("401") && err.contains("--key"), "{err}");
     server.stop();
@@ -1028,7 +1138,9 @@ fn stalled_upload(base: &str, key: &str) -> std::net::TcpStream {
 fn sigterm_exits_within_the_deadline_despite_a_stalled_upload() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.redb");
-    let key = ok(run(&db, &["keys", "create", "--project", "p"])).trim().to_string();
+    let key = ok(run(&db, &["keys", "create", "--project", "p"]))
+        .trim()
+        .to_string();
     let (mut server, base) = Served::start(&db, &[], &[]);
     let _conn = stalled_upload(&base, &key);
     server.signal("TERM");
@@ -1050,11 +1162,15 @@ fn sigterm_exits_within_the_deadline_despite_a_stalled_upload() {
 fn a_second_signal_exits_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.redb");
-    let key = ok(run(&db, &["keys", "create", "--project", "p"])).trim().to_string();
+    let key = ok(run(&db, &["keys", "create", "--project", "p"]))
+        .trim()
+        .to_string();
     let (mut server, base) = Served::start(&db, &[], &[]);
     let _conn = stalled_upload(&base, &key);
     server.signal("TERM");
-    server.err.wait_for("SIGTERM received", Duration::from_secs(10));
+    server
+        .err
+        .wait_for("SIGTERM received", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(200));
     server.signal("INT");
     let (status, took) = server.wait_exit(Duration::from_secs(20));
@@ -1072,10 +1188,15 @@ fn a_second_signal_exits_at_once() {
 fn logging_follows_rust_log_and_the_address_is_always_printed() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.redb");
-    let key = ok(run(&db, &["keys", "create", "--project", "p"])).trim().to_string();
+    let key = ok(run(&db, &["keys", "create", "--project", "p"]))
+        .trim()
+        .to_string();
 
     let (server, base) = Served::start(&db, &[], &[("RUST_LOG", "off")]);
-    assert_eq!(http(&base, "GET", "/api/v1/traces", Some(&key), None).0, 200);
+    assert_eq!(
+        http(&base, "GET", "/api/v1/traces", Some(&key), None).0,
+        200
+    );
     let logs = server.stop();
     assert!(logs.is_empty(), "{logs}");
 
@@ -1085,13 +1206,22 @@ fn logging_follows_rust_log_and_the_address_is_always_printed() {
         &[],
         &[("RUST_LOG", "info,tracestore_server::api=warn")],
     );
-    assert_eq!(http(&base, "GET", "/api/v1/traces", Some(&key), None).0, 200);
+    assert_eq!(
+        http(&base, "GET", "/api/v1/traces", Some(&key), None).0,
+        200
+    );
     let logs = server.stop();
-    assert!(logs.contains("listening on") && !logs.contains("status=200"), "{logs}");
+    assert!(
+        logs.contains("listening on") && !logs.contains("status=200"),
+        "{logs}"
+    );
 
     // A bad filter falls back to info, with a warning.
     let (server, base) = Served::start(&db, &[], &[("RUST_LOG", "=[bad")]);
-    assert_eq!(http(&base, "GET", "/api/v1/traces", Some(&key), None).0, 200);
+    assert_eq!(
+        http(&base, "GET", "/api/v1/traces", Some(&key), None).0,
+        200
+    );
     let logs = server.stop();
     assert!(logs.contains("ignoring RUST_LOG"), "{logs}");
     assert!(logs.contains("status=200"), "{logs}");

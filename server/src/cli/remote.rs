@@ -37,8 +37,8 @@ impl Remote {
             }
             other => {
                 return Err(CliError::new(format!(
-                    "--server: unsupported scheme {other:?}; pass a URL such as http://127.0.0.1:8080"
-                )))
+                "--server: unsupported scheme {other:?}; pass a URL such as http://127.0.0.1:8080"
+            )))
             }
         }
         if base.cannot_be_a_base() || base.query().is_some() {

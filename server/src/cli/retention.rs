@@ -24,7 +24,12 @@ pub(super) struct RetentionArgs {
     #[arg(long, value_name = "URL")]
     server: Option<String>,
     /// The project's API key for --server.
-    #[arg(long, value_name = "KEY", env = "TRACESTORE_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "TRACESTORE_KEY",
+        hide_env_values = true
+    )]
     key: Option<String>,
 }
 

@@ -100,7 +100,8 @@ pub(super) fn run(db: &Path, args: ServeArgs) -> Result<(), CliError> {
         Stopped::Finished(served, deadline) => {
             // Blocking store calls still running (such as timed-out ones) get the rest of the
             // deadline.
-            runtime.shutdown_timeout(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            runtime
+                .shutdown_timeout(deadline.saturating_duration_since(tokio::time::Instant::now()));
             served.map_err(|e| CliError::new(format!("server error: {e}")))?;
         }
         Stopped::Deadline => {
@@ -263,11 +264,7 @@ fn init_logging() {
 /// [`demo::load_demo_resumable`], which skips what the interrupted run already committed. A
 /// store whose demo project has data but which has no state file (not loaded by `--demo`) is
 /// not loaded over.
-fn prepare_demo(
-    db: &Path,
-    store: &Store,
-    traces: usize,
-) -> Result<(DemoState, PathBuf), CliError> {
+fn prepare_demo(db: &Path, store: &Store, traces: usize) -> Result<(DemoState, PathBuf), CliError> {
     let path = demo::demo_state_path(db);
     let file_error = |e: std::io::Error| {
         CliError::new(format!(
