@@ -45,6 +45,26 @@ impl ApiError {
         tracestore::Error::payload_too_large(tracestore::limits::MAX_BATCH_BYTES).into()
     }
 
+    /// A validation error on several fields at once, listed in the given order, with the
+    /// library's message form (`invalid a, b`).
+    pub fn fields(details: Vec<Detail>) -> Self {
+        let names: Vec<&str> = details
+            .iter()
+            .map(|d| {
+                if d.field.is_empty() {
+                    "(empty parameter name)"
+                } else {
+                    d.field.as_str()
+                }
+            })
+            .collect();
+        ApiError {
+            code: ErrorCode::Validation,
+            message: format!("invalid {}", names.join(", ")),
+            details,
+        }
+    }
+
     /// A failure the client cannot act on; the message reveals nothing internal.
     pub fn internal(message: &str) -> Self {
         ApiError::new(ErrorCode::Internal, message)
@@ -97,6 +117,12 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        // A write to a read-only store is the server's own misconfiguration, never the client's.
+        ErrorCode::ReadOnly => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -158,9 +184,17 @@ impl std::fmt::Display for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = json_response(self.status(), self.envelope_json(false));
-        if self.code == ErrorCode::Unauthorized {
-            res.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match self.code {
+            ErrorCode::Unauthorized => {
+                res.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            // The rest of a stalled body may still arrive; the connection cannot be reused.
+            ErrorCode::RequestTimeout => {
+                res.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
         }
         res
     }
@@ -168,8 +202,17 @@ impl IntoResponse for ApiError {
 
 /// A success: `{"data": ..., "error": null}` with status 200.
 pub fn ok<T: Serialize>(data: &T) -> Response {
+    success(StatusCode::OK, data)
+}
+
+/// A success that made something: `{"data": ..., "error": null}` with status 201.
+pub fn created<T: Serialize>(data: &T) -> Response {
+    success(StatusCode::CREATED, data)
+}
+
+fn success<T: Serialize>(status: StatusCode, data: &T) -> Response {
     match success_json(data, false) {
-        Ok(body) => json_response(StatusCode::OK, body),
+        Ok(body) => json_response(status, body),
         Err(e) => {
             tracing::error!(error = %e, "response serialization failed");
             ApiError::internal("internal error").into_response()
@@ -199,6 +242,15 @@ mod tests {
             (ErrorCode::PayloadTooLarge, "PAYLOAD_TOO_LARGE", 413),
             (ErrorCode::RateLimited, "RATE_LIMITED", 429),
             (ErrorCode::Internal, "INTERNAL_ERROR", 500),
+            (ErrorCode::Forbidden, "FORBIDDEN", 403),
+            (ErrorCode::MethodNotAllowed, "METHOD_NOT_ALLOWED", 405),
+            (ErrorCode::RequestTimeout, "REQUEST_TIMEOUT", 408),
+            (
+                ErrorCode::UnsupportedMediaType,
+                "UNSUPPORTED_MEDIA_TYPE",
+                415,
+            ),
+            (ErrorCode::ReadOnly, "READ_ONLY", 500),
         ];
         for (code, wire, status) in cases {
             assert_eq!(code.as_str(), wire);
@@ -226,5 +278,53 @@ mod tests {
         assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
         let internal: ApiError = tracestore::Error::internal("worker died").into();
         assert_eq!(internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let forbidden: ApiError = tracestore::Error::forbidden("admin only").into();
+        assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+        assert_eq!(forbidden.message(), "admin only");
+        let method: ApiError = tracestore::Error::method_not_allowed("GET, POST").into();
+        assert_eq!(method.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert!(
+            method.message().contains("GET, POST"),
+            "{}",
+            method.message()
+        );
+        let media: ApiError = tracestore::Error::unsupported_media_type("send JSON").into();
+        assert_eq!(media.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+
+    #[test]
+    fn a_request_timeout_is_408_and_closes_the_connection() {
+        let e: ApiError = tracestore::Error::request_timeout().into();
+        assert_eq!(e.code().as_str(), "REQUEST_TIMEOUT");
+        let res = e.into_response();
+        assert_eq!(res.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(res.headers()[header::CONNECTION], "close");
+        assert!(!res.headers().contains_key(header::WWW_AUTHENTICATE));
+    }
+
+    #[test]
+    fn several_fields_are_listed_in_order() {
+        let e = ApiError::fields(vec![
+            Detail {
+                field: "name".into(),
+                message: "is not valid UTF-8".into(),
+            },
+            Detail {
+                field: String::new(),
+                message: "the parameter name is empty".into(),
+            },
+        ]);
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(e.message(), "invalid name, (empty parameter name)");
+        assert_eq!(e.details().len(), 2);
+        let env: serde_json::Value = serde_json::from_str(&e.envelope_json(false)).unwrap();
+        assert_eq!(env["error"]["details"][1]["field"], "");
+    }
+
+    #[test]
+    fn created_is_201_in_the_envelope() {
+        let res = created(&serde_json::json!({"k": 1}));
+        assert_eq!(res.status(), StatusCode::CREATED);
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
     }
 }

@@ -16,6 +16,7 @@ pub mod api;
 pub mod cli;
 pub mod demo;
 pub mod error;
+mod input;
 pub mod ratelimit;
 
 pub use api::{app, serve, AppState, ServerConfig};

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{key, memory_store, trace_json, TestServer};
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[tokio::test]
 async fn a_batch_with_bad_items_writes_nothing_and_lists_them() {
@@ -131,6 +131,8 @@ async fn ingest_get_retry_delete() {
 async fn openapi_lists_every_route_and_each_answers() {
     let store = memory_store();
     let k = key(&store, "acme");
+    let admin = store.create_admin_key().expect("admin key").key;
+    let revocable = store.create_api_key("acme").expect("key");
     let server = TestServer::start(store).await;
     let doc = server.get("/openapi.json", None).await;
     assert_eq!(doc.status, 200);
@@ -151,11 +153,15 @@ async fn openapi_lists_every_route_and_each_answers() {
     }
     listed.sort();
     let expected = [
+        ("delete", "/api/v1/admin/keys/{prefix}"),
+        ("delete", "/api/v1/traces"),
         ("delete", "/api/v1/traces/{id}"),
+        ("get", "/api/v1/admin/keys"),
         ("get", "/api/v1/traces"),
         ("get", "/api/v1/traces/{id}"),
         ("get", "/healthz"),
         ("get", "/openapi.json"),
+        ("post", "/api/v1/admin/keys"),
         ("post", "/api/v1/traces"),
     ];
     assert_eq!(
@@ -167,9 +173,12 @@ async fn openapi_lists_every_route_and_each_answers() {
     // Every operation documents the rate-limit headers on its responses.
     for (method, path) in &listed {
         let responses = doc["paths"][path][method]["responses"].as_object().unwrap();
-        assert!(responses.contains_key("200"), "{method} {path}");
+        assert!(
+            responses.contains_key("200") || responses.contains_key("201"),
+            "{method} {path}"
+        );
         if path.starts_with("/api/") {
-            for code in ["401", "429", "500"] {
+            for code in ["401", "403", "429", "500"] {
                 assert!(
                     responses.contains_key(code),
                     "{method} {path} documents {code}"
@@ -198,27 +207,51 @@ async fn openapi_lists_every_route_and_each_answers() {
         "the documented parameters are the library's"
     );
 
-    // Each listed operation answers (not 404/405) with a valid key, in an order that leaves a
-    // trace to get and delete.
+    // Each listed operation answers (not 404/405) with a valid key of its kind, in an order
+    // that leaves a trace to get and delete and a key to revoke.
     let ingest =
         json!({"traces": [trace_json("doc-1", "support-agent", "2026-03-14T10:00:00Z", &[])]})
             .to_string();
-    for (method, path) in [
-        ("post", "/api/v1/traces"),
-        ("get", "/api/v1/traces"),
-        ("get", "/api/v1/traces/{id}"),
-        ("delete", "/api/v1/traces/{id}"),
-        ("get", "/healthz"),
-        ("get", "/openapi.json"),
+    let mut answered = Vec::new();
+    for (method, path, body, status) in [
+        ("post", "/api/v1/traces", ingest.as_str(), 200),
+        ("get", "/api/v1/traces", "", 200),
+        ("get", "/api/v1/traces/{id}", "", 200),
+        ("delete", "/api/v1/traces/{id}", "", 200),
+        ("delete", "/api/v1/traces?before=2026-03-15", "", 200),
+        ("post", "/api/v1/admin/keys", r#"{"project": "acme"}"#, 201),
+        ("get", "/api/v1/admin/keys", "", 200),
+        ("delete", "/api/v1/admin/keys/{prefix}", "", 200),
+        ("get", "/healthz", "", 200),
+        ("get", "/openapi.json", "", 200),
     ] {
-        let url = server.url(&path.replace("{id}", "doc-1"));
+        let url = server.url(
+            &path
+                .replace("{id}", "doc-1")
+                .replace("{prefix}", &revocable.prefix),
+        );
         let req = match method {
             "get" => server.client.get(url),
-            "post" => server.client.post(url).body(ingest.clone()),
+            "post" => server
+                .client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body.to_string()),
             _ => server.client.delete(url),
         };
-        let r = server.send(req.bearer_auth(&k)).await;
-        assert_eq!(r.status, 200, "{method} {path}: {:#}", r.body);
-        assert!(r.body.is_object() && r.body != Value::Null);
+        let k = if path.starts_with("/api/v1/admin/") {
+            &admin
+        } else {
+            &k
+        };
+        let r = server.send(req.bearer_auth(k)).await;
+        assert_eq!(r.status, status, "{method} {path}: {:#}", r.body);
+        assert!(r.body.is_object() && r.body["error"].is_null());
+        answered.push((
+            method.to_string(),
+            path.split('?').next().unwrap().to_string(),
+        ));
     }
+    answered.sort();
+    assert_eq!(answered, listed, "every documented operation was tried");
 }

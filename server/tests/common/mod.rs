@@ -7,7 +7,7 @@ use serde_json::Value;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tracestore::{Durability, Store};
-use tracestore_server::ServerConfig;
+use tracestore_server::{AppState, ServerConfig};
 
 /// A store in memory with unsynced commits (tests need no durability).
 pub fn memory_store() -> Arc<Store> {
@@ -92,6 +92,7 @@ impl Resp {
 /// A running server; stops (gracefully) when dropped.
 pub struct TestServer {
     pub base: String,
+    pub addr: std::net::SocketAddr,
     pub client: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -102,13 +103,17 @@ impl TestServer {
     }
 
     pub async fn start_with(store: Arc<Store>, config: ServerConfig) -> TestServer {
+        Self::start_state(AppState::new(store, &config)).await
+    }
+
+    pub async fn start_state(state: AppState) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            tracestore_server::serve(listener, store, config, async {
+            tracestore_server::api::serve_state(listener, state, async {
                 let _ = rx.await;
             })
             .await
@@ -120,6 +125,7 @@ impl TestServer {
             .expect("client");
         TestServer {
             base: format!("http://{addr}"),
+            addr,
             client,
             stop: Some(tx),
         }
@@ -164,6 +170,89 @@ impl TestServer {
             .header("content-type", "application/json")
             .body(body);
         self.send(req).await
+    }
+}
+
+/// A response read off a raw connection: status, lower-cased headers and the body text.
+#[derive(Debug)]
+pub struct RawResp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+impl RawResp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Connects to `server`, sends `head` (the request line and headers, up to and including the
+/// blank line) and then `body_part`, and keeps the connection open without sending the rest.
+/// Plain blocking sockets: the test's tokio has no io-util.
+pub fn send_partial(server: &TestServer, head: &str, body_part: &[u8]) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(server.addr).expect("connect");
+    stream.write_all(head.as_bytes()).expect("write head");
+    stream.write_all(body_part).expect("write body");
+    stream.flush().expect("flush");
+    stream
+}
+
+/// Reads one HTTP/1.1 response (headers, then a Content-Length body) from `stream` on the
+/// blocking pool, within `within`.
+pub async fn read_raw_response(stream: std::net::TcpStream, within: Duration) -> RawResp {
+    tokio::task::spawn_blocking(move || read_raw_blocking(stream, within))
+        .await
+        .expect("reader")
+}
+
+fn read_raw_blocking(mut stream: std::net::TcpStream, within: Duration) -> RawResp {
+    use std::io::Read;
+    stream.set_read_timeout(Some(within)).expect("timeout");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut read = |buf: &mut Vec<u8>| {
+        let n = stream.read(&mut chunk).expect("a response in time");
+        assert!(
+            n > 0,
+            "connection closed early: {:?}",
+            String::from_utf8_lossy(buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let mut lines = head.split("\r\n");
+            let status: u16 = lines
+                .next()
+                .and_then(|l| l.split(' ').nth(1))
+                .and_then(|s| s.parse().ok())
+                .expect("a status line");
+            let headers: Vec<(String, String)> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                .collect();
+            let len: usize = headers
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            while buf.len() < end + 4 + len {
+                read(&mut buf);
+            }
+            let body = serde_json::from_slice(&buf[end + 4..end + 4 + len]).unwrap_or(Value::Null);
+            return RawResp {
+                status,
+                headers,
+                body,
+            };
+        }
+        read(&mut buf);
     }
 }
 
