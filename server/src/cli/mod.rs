@@ -202,6 +202,11 @@ fn no_database(db: &Path) -> CliError {
 fn open_error(db: &Path, e: tracestore::Error) -> CliError {
     let hint = if e.is_database_in_use() {
         " (is a server or another command using it?)"
+    } else if e.to_string().contains("repair aborted") {
+        // redb's words for a file that was not closed cleanly (a crash or a kill): a read-only
+        // open may not repair it. The library has no predicate for this case yet.
+        " (the file was not closed cleanly; a command that writes, such as `serve` or \
+         `keys create`, repairs it when it opens the file)"
     } else {
         ""
     };

@@ -115,12 +115,21 @@ pub(super) fn run(db: &Path, args: ServeArgs) -> Result<(), CliError> {
             tracing::warn!(
                 "{signal} received again; exiting without waiting for in-flight requests"
             );
-            runtime.shutdown_background();
+            // Dropping the connections takes no time; the store is closed if no blocking call
+            // holds it after FORCED_CLOSE_GRACE, so that the next open needs no repair.
+            runtime.shutdown_timeout(FORCED_CLOSE_GRACE);
+            close(store);
             return Err(CliError::new(format!(
                 "{signal} received twice: exited without waiting for in-flight requests"
             )));
         }
     }
+    close(store);
+    Ok(())
+}
+
+/// Closes the store when nothing else holds it.
+fn close(store: Arc<Store>) {
     match Arc::try_unwrap(store) {
         Ok(store) => {
             drop(store);
@@ -128,10 +137,9 @@ pub(super) fn run(db: &Path, args: ServeArgs) -> Result<(), CliError> {
         }
         Err(_) => tracing::warn!(
             "store still in use by a blocking call at exit; committed writes are kept, the \
-             call in progress is not"
+             call in progress is not (the next open repairs the file)"
         ),
     }
-    Ok(())
 }
 
 /// How [`serve_until_signals`] ended.
