@@ -273,6 +273,8 @@ impl Generator {
                 output_tokens: Some(output),
                 total_tokens: None,
                 cost: Some(cost),
+                kind: Some(crate::model::SpanKind::Llm),
+                ..Default::default()
             });
             t += dur;
         }
@@ -311,6 +313,7 @@ impl Generator {
             metadata: Some(metadata),
             spans,
             scores,
+            ..Default::default()
         };
         (project, trace)
     }

@@ -184,6 +184,10 @@ impl Error {
             format!("method not allowed; allowed: {allowed}"),
         )
     }
+    /// A request over a count limit (spans per OTLP request), with the limit in the message.
+    pub fn too_many(message: impl Into<String>) -> Self {
+        Self::refused(ErrorCode::PayloadTooLarge, message)
+    }
     /// The client stalled while sending its request, for adapters.
     pub fn request_timeout() -> Self {
         Self::refused(

@@ -54,6 +54,8 @@ mod engine;
 mod error;
 pub mod limits;
 mod model;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod pending;
 mod query;
 mod schema;
@@ -67,9 +69,11 @@ pub use api_keys::{ApiKeyInfo, NewApiKey, Principal, MAX_API_KEY_BYTES};
 pub use engine::TableUsage;
 pub use error::{Error, ErrorCode, FieldError, Result};
 pub use model::{
-    IngestSummary, Metadata, Page, Score, ScoreInput, ScoreValue, Span, SpanInput, Status, Trace,
+    IngestSummary, Metadata, Page, Score, ScoreInput, ScoreValue, Span, SpanInput, SpanKind, Status, Trace,
     TraceDetail, TraceInput,
 };
+#[cfg(feature = "otlp")]
+pub use otlp::{otlp_status_body, OtlpEncoding, OtlpOutcome, OtlpRequest};
 pub use query::{Explain, ExplainInput, PlanKind, QueryBuilder, QueryRequest, KNOWN_PARAMS};
 pub use store::{Durability, Store, StoreBuilder};
 pub use time::Timestamp;

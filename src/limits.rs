@@ -15,6 +15,23 @@ pub const MAX_TAGS_PER_TRACE: usize = 50;
 pub const MAX_TAG_CHARS: usize = 64;
 /// Largest metadata object, serialized as compact JSON, in bytes.
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// Longest `userId` or `sessionId`, in bytes.
+pub const MAX_USER_ID_BYTES: usize = 128;
+/// Largest `input` or `output` of a trace or span, serialized as compact JSON, in bytes.
+pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+/// Largest span `attributes` object, serialized as compact JSON, in bytes.
+pub const MAX_ATTRIBUTES_BYTES: usize = 64 * 1024;
+/// Longest span `statusMessage`, in bytes.
+pub const MAX_STATUS_MESSAGE_BYTES: usize = 4 * 1024;
+/// Payload text (an input, output or attributes) at least this long, in bytes, is stored
+/// zstd-compressed; shorter text is stored as is, where compression would save little.
+pub const COMPRESS_MIN_BYTES: usize = 1024;
+/// Longest JSON-text prefix kept in the marker that replaces an OTLP payload over its limit.
+pub const TRUNCATED_PREFIX_BYTES: usize = 4 * 1024;
+/// Largest OTLP request body, after decompression, in bytes.
+pub const MAX_OTLP_BYTES: usize = 5 * 1024 * 1024;
+/// Most spans in one OTLP request.
+pub const MAX_OTLP_SPANS: usize = 10_000;
 /// Longest span model name, in characters.
 pub const MAX_MODEL_CHARS: usize = 128;
 /// Longest score string value, in characters.

@@ -178,6 +178,32 @@ impl Store {
         self.apply(project, valid)
     }
 
+    /// Ingests one OTLP `ExportTraceServiceRequest` (feature `otlp`): each span becomes a span
+    /// of the trace its trace id names, by the mapping rules of the OTLP section of the API
+    /// document. Spans with a bad trace or span id are counted in `rejected_spans` and the rest
+    /// are stored, in one transaction. A span re-sent with the same ids replaces the earlier one.
+    #[cfg(feature = "otlp")]
+    pub fn ingest_otlp(
+        &self,
+        project: &str,
+        request: &crate::otlp::OtlpRequest,
+    ) -> Result<crate::otlp::OtlpOutcome> {
+        check_project(project)?;
+        let mapped = crate::otlp::map_request(&request.message);
+        let mut outcome = crate::otlp::OtlpOutcome {
+            rejected_spans: mapped.rejected_spans,
+            error_message: mapped.error_message.clone(),
+            ..Default::default()
+        };
+        if mapped.traces.is_empty() {
+            self.engine.check_usable()?;
+            return Ok(outcome);
+        }
+        outcome.trace_ids = mapped.traces.iter().map(|t| t.trace_id.clone()).collect();
+        outcome.accepted_spans = self.engine.ingest_otlp(project, mapped.traces)?;
+        Ok(outcome)
+    }
+
     /// Writes a checked batch, or refuses it with every problem in one answer: those found
     /// without storage, and those that need the stored traces (a new trace needs a name and a
     /// start time), checked by the engine in the transaction that would have written the batch.

@@ -54,6 +54,11 @@ pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
     /// Upserts a validated, non-empty batch atomically. Checks that need the stored state (a new
     /// trace must have a name and a start time) fail the whole batch with every problem listed.
     fn ingest(&self, project: &str, batch: Vec<ValidTrace>) -> Result<IngestSummary>;
+    /// Writes the mapped spans of one OTLP request in one transaction: each trace's spans are
+    /// combined with what is stored of it (`otlp::combine`) and upserted. Returns the spans
+    /// stored.
+    #[cfg(feature = "otlp")]
+    fn ingest_otlp(&self, project: &str, traces: Vec<crate::otlp::MappedTrace>) -> Result<u64>;
     /// The problems of a batch that need the stored traces (`validate::check_merged` against
     /// each item's stored trace, or none), for a batch refused for other problems too: checked
     /// in the snapshot the batch would have been written in, writing nothing. Field paths are

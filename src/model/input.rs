@@ -68,6 +68,98 @@ impl Serialize for Status {
     }
 }
 
+/// What a span does: the OpenInference span kinds.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SpanKind {
+    /// A call to a language model.
+    Llm,
+    /// A sequence of steps.
+    Chain,
+    /// A tool call.
+    Tool,
+    /// An agent's run.
+    Agent,
+    /// A retrieval.
+    Retriever,
+    /// An embedding call.
+    Embedding,
+    /// A reranking call.
+    Reranker,
+    /// A guardrail check.
+    Guardrail,
+    /// An evaluation.
+    Evaluator,
+    /// Anything else (the default).
+    Unknown,
+}
+
+impl SpanKind {
+    /// Every kind, in code order.
+    pub const ALL: [SpanKind; 10] = [
+        SpanKind::Llm,
+        SpanKind::Chain,
+        SpanKind::Tool,
+        SpanKind::Agent,
+        SpanKind::Retriever,
+        SpanKind::Embedding,
+        SpanKind::Reranker,
+        SpanKind::Guardrail,
+        SpanKind::Evaluator,
+        SpanKind::Unknown,
+    ];
+    /// The upper-case name (`LLM`, `TOOL`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpanKind::Llm => "LLM",
+            SpanKind::Chain => "CHAIN",
+            SpanKind::Tool => "TOOL",
+            SpanKind::Agent => "AGENT",
+            SpanKind::Retriever => "RETRIEVER",
+            SpanKind::Embedding => "EMBEDDING",
+            SpanKind::Reranker => "RERANKER",
+            SpanKind::Guardrail => "GUARDRAIL",
+            SpanKind::Evaluator => "EVALUATOR",
+            SpanKind::Unknown => "UNKNOWN",
+        }
+    }
+    /// Case-insensitive parse of a kind name.
+    pub fn parse(s: &str) -> Option<SpanKind> {
+        SpanKind::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s))
+    }
+    pub(crate) fn code(self) -> u8 {
+        self as u8
+    }
+    pub(crate) fn from_code(c: u8) -> Option<SpanKind> {
+        SpanKind::ALL.get(c as usize).copied()
+    }
+}
+
+impl fmt::Display for SpanKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for SpanKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        SpanKind::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(
+                "must be one of LLM, CHAIN, TOOL, AGENT, RETRIEVER, EMBEDDING, RERANKER, \
+                 GUARDRAIL, EVALUATOR, UNKNOWN",
+            )
+        })
+    }
+}
+
+impl Serialize for SpanKind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// One trace to ingest. On the first ingest of an id, `name` and `start_time` are required and
 /// `status` defaults to OK. On a re-send, every field that is `Some` replaces the stored value
 /// and every `None` keeps it; spans and scores are upserted by their ids.
@@ -88,6 +180,16 @@ pub struct TraceInput {
     pub tags: Option<Vec<String>>,
     /// A JSON object of at most 16 KiB, serialized.
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The end user the run served (1–128 printable bytes, no whitespace).
+    pub user_id: Option<String>,
+    /// The conversation or session the run belongs to (1–128 printable bytes, no whitespace).
+    pub session_id: Option<String>,
+    /// What the run was given: any JSON value of at most 1 MiB serialized. `null` (or absent)
+    /// keeps the stored value.
+    pub input: Option<serde_json::Value>,
+    /// What the run produced: any JSON value of at most 1 MiB serialized. `null` (or absent)
+    /// keeps the stored value.
+    pub output: Option<serde_json::Value>,
     /// Spans to add or replace.
     #[serde(deserialize_with = "null_as_empty")]
     pub spans: Vec<SpanInput>,
@@ -114,8 +216,17 @@ impl TraceInput {
 pub struct SpanInput {
     /// When given, re-sending the same span id replaces the span instead of adding one.
     pub id: Option<String>,
+    /// The id of the span this one runs under; absent for a root span. The parent may arrive
+    /// later, or never.
+    pub parent_id: Option<String>,
     /// 1–256 characters.
     pub name: Option<String>,
+    /// What the span does; `UNKNOWN` when absent.
+    pub kind: Option<SpanKind>,
+    /// OK or ERROR; OK when absent.
+    pub status: Option<Status>,
+    /// Why the span failed, at most 4 KiB.
+    pub status_message: Option<String>,
     /// When the call started.
     pub start_time: Option<Timestamp>,
     /// When the call ended.
@@ -132,6 +243,12 @@ pub struct SpanInput {
     /// through its shortest decimal form, never through binary arithmetic).
     #[serde(deserialize_with = "exact_decimal")]
     pub cost: Option<Decimal>,
+    /// What the call was given: any JSON value of at most 1 MiB serialized.
+    pub input: Option<serde_json::Value>,
+    /// What the call produced: any JSON value of at most 1 MiB serialized.
+    pub output: Option<serde_json::Value>,
+    /// Everything else known about the call: a JSON object of at most 64 KiB serialized.
+    pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A score's value: a number or a string.

@@ -5,5 +5,5 @@ mod output;
 
 #[cfg(test)]
 pub(crate) use input::parse_decimal;
-pub use input::{ScoreInput, ScoreValue, SpanInput, Status, TraceInput};
+pub use input::{ScoreInput, ScoreValue, SpanInput, SpanKind, Status, TraceInput};
 pub use output::{IngestSummary, Metadata, Page, Score, Span, Trace, TraceDetail};

@@ -87,6 +87,7 @@ impl Item {
                     comment: None,
                 })
                 .collect(),
+            ..Default::default()
         }
     }
 }

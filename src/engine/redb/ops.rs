@@ -61,6 +61,11 @@ impl Engine for RedbEngine {
         })
     }
 
+    #[cfg(feature = "otlp")]
+    fn ingest_otlp(&self, _project: &str, traces: Vec<crate::otlp::MappedTrace>) -> Result<u64> {
+        Ok(traces.iter().map(|t| t.spans.len() as u64).sum())
+    }
+
     fn check_stored(
         &self,
         project: &str,

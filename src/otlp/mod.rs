@@ -1,0 +1,71 @@
+//! OTLP/HTTP trace ingest (feature `otlp`): an `ExportTraceServiceRequest`, decoded from
+//! protobuf or JSON, becomes traces and spans.
+//!
+//! - `decode`: request bytes (protobuf or JSON) to the request, and the answers (an
+//!   `ExportTraceServiceResponse`, a `google.rpc.Status`) to bytes;
+//! - `map`: the pure mapping of a request to `MappedTrace`s, one per trace id, with the spans
+//!   that could not be stored counted;
+//! - `combine`: one trace's mapped spans merged with what is stored of it (the root's takeover,
+//!   the stand-in root, first-arrival trace attributes), giving an ordinary `TraceInput`.
+//!
+//! Nothing here touches storage: the engine reads what `combine` needs inside its write
+//! transaction.
+
+mod combine;
+mod decode;
+mod map;
+
+pub(crate) use combine::*;
+pub use decode::{otlp_status_body, OtlpEncoding, OtlpOutcome, OtlpRequest};
+pub(crate) use map::map_request;
+
+use crate::model::SpanInput;
+
+/// One request's spans, mapped: one entry per trace id, in first-seen order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Mapped {
+    pub traces: Vec<MappedTrace>,
+    /// Spans that cannot be stored (a bad trace or span id).
+    pub rejected_spans: u64,
+    /// Why, for `partialSuccess.errorMessage`; None when nothing was rejected.
+    pub error_message: Option<String>,
+}
+
+/// The spans of one trace in one request.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct MappedTrace {
+    /// 32 lowercase hex characters.
+    pub trace_id: String,
+    /// In arrival order. A span id seen twice in the request appears once, with the later
+    /// span's content at the earlier one's position.
+    pub spans: Vec<MappedSpan>,
+}
+
+/// One mapped span with the trace-level attributes it carries.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct MappedSpan {
+    /// Every field already within the limits (cut or truncated as the mapping rules say):
+    /// `id` is 16 lowercase hex characters; `parent_id` is None for a missing, empty, all-zero
+    /// or malformed parent id, else 16 lowercase hex characters; `kind` and `status` are Some;
+    /// tokens and cost are set only on LLM and EMBEDDING spans; `start_time` <= `end_time`.
+    pub span: SpanInput,
+    /// The span's trace-level attributes.
+    pub attrs: TraceAttrs,
+    /// Tags the span carries that pass the tag rules, distinct, in the order sent (not capped).
+    pub tags: Vec<String>,
+}
+
+/// Trace-level attributes one span carries (each decided per field: from the root when it
+/// carries it, else from the first span to arrive that carries it).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct TraceAttrs {
+    /// `user.id`, when valid (1–128 printable bytes, no whitespace).
+    pub user_id: Option<String>,
+    /// `session.id` or `gen_ai.conversation.id`, when valid.
+    pub session_id: Option<String>,
+    /// The `metadata` attribute, when it is a JSON-object string, as compact JSON text.
+    pub metadata: Option<String>,
+    /// The span's resource's `service.name` and `service.version` (only the root's are used),
+    /// as a compact JSON object text; None when the resource has neither.
+    pub service: Option<String>,
+}
