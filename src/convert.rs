@@ -2,7 +2,9 @@
 //! `Span` or a `Score`, for the list path, the detail path and pending traces alike.
 
 use crate::error::{Error, Result};
-use crate::model::{Metadata, Score, ScoreValue, Span, Status, Trace, TraceDetail};
+use crate::model::{
+    Metadata, Payload, Score, ScoreValue, Span, SpanKind, Status, Trace, TraceDetail,
+};
 use crate::schema::*;
 use crate::time::Timestamp;
 
@@ -33,13 +35,20 @@ pub(crate) fn trace_of_body(start_ms: i64, id: &str, status: u8, b: TraceBody) -
         span_count: b.span_count,
         score_count: b.score_count,
         created_at: ts(b.created_ms),
+        user_id: b.user_id,
+        session_id: b.session_id,
     })
 }
 
-pub(crate) fn span_of_record(id: String, r: SpanRecord) -> Result<Span> {
+/// A span from its record and, when payloads are read, its payload record.
+pub(crate) fn span_of_record(id: String, r: SpanRecord, p: Option<PayloadRecord>) -> Result<Span> {
+    let p = p.unwrap_or_default();
     Ok(Span {
         id,
+        parent_id: r.parent_id,
         name: r.name,
+        kind: SpanKind::from_code(r.kind).ok_or_else(|| Error::corrupted("span kind code"))?,
+        status: Status::from_code(r.status).ok_or_else(|| Error::corrupted("span status code"))?,
         start_time: r.start_ms.map(ts),
         end_time: r.end_ms.map(ts),
         model: r.model,
@@ -47,7 +56,16 @@ pub(crate) fn span_of_record(id: String, r: SpanRecord) -> Result<Span> {
         output_tokens: r.output_tokens,
         total_tokens: r.total_tokens,
         cost: r.cost.map(Money::to_decimal).transpose()?,
+        status_message: p.status_message,
+        input: payload(p.input)?,
+        output: payload(p.output)?,
+        attributes: payload(p.attributes)?,
     })
+}
+
+fn payload(b: Option<Blob>) -> Result<Option<Payload>> {
+    b.map(|b| b.text().map(Payload::from_json_unchecked))
+        .transpose()
 }
 
 pub(crate) fn score_of_record(id: String, r: ScoreRecord) -> Score {
@@ -63,14 +81,28 @@ pub(crate) fn score_of_record(id: String, r: ScoreRecord) -> Score {
 }
 
 /// A trace with its children in the detail order: spans by (startTime, id), scores by id.
+/// `payloads` holds the payload records by child id (the trace's under the empty id), or is
+/// None when the trace is read without payloads.
 pub(crate) fn detail(
     trace: Trace,
     spans: impl IntoIterator<Item = (String, SpanRecord)>,
     scores: impl IntoIterator<Item = (String, ScoreRecord)>,
+    payloads: Option<Vec<(String, PayloadRecord)>>,
 ) -> Result<TraceDetail> {
+    let with_payloads = payloads.is_some();
+    let mut by_id: std::collections::HashMap<String, PayloadRecord> =
+        payloads.unwrap_or_default().into_iter().collect();
+    let own = by_id.remove("").unwrap_or_default();
     let mut spans = spans
         .into_iter()
-        .map(|(id, r)| span_of_record(id, r))
+        .map(|(id, r)| {
+            let p = if with_payloads {
+                by_id.remove(&id)
+            } else {
+                None
+            };
+            span_of_record(id, r, p)
+        })
         .collect::<Result<Vec<_>>>()?;
     spans.sort_by(|a, b| (a.start_time, &a.id).cmp(&(b.start_time, &b.id)));
     let mut scores: Vec<Score> = scores
@@ -80,7 +112,10 @@ pub(crate) fn detail(
     scores.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(TraceDetail {
         trace,
+        input: payload(own.input)?,
+        output: payload(own.output)?,
         spans,
         scores,
+        payloads: with_payloads,
     })
 }

@@ -69,8 +69,8 @@ pub use api_keys::{ApiKeyInfo, NewApiKey, Principal, MAX_API_KEY_BYTES};
 pub use engine::TableUsage;
 pub use error::{Error, ErrorCode, FieldError, Result};
 pub use model::{
-    IngestSummary, Metadata, Page, Score, ScoreInput, ScoreValue, Span, SpanInput, SpanKind, Status, Trace,
-    TraceDetail, TraceInput,
+    IngestSummary, Metadata, Page, Payload, Score, ScoreInput, ScoreValue, Span, SpanInput,
+    SpanKind, Status, Trace, TraceDetail, TraceInput,
 };
 #[cfg(feature = "otlp")]
 pub use otlp::{otlp_status_body, OtlpEncoding, OtlpOutcome, OtlpRequest};

@@ -48,6 +48,7 @@ fn pending_record(v: &ValidTrace, now_ms: i64, row: u32) -> Option<(PendingHead,
     let children = PendingChildren {
         spans: v.spans.clone(),
         scores: v.scores.clone(),
+        payloads: v.payloads.clone(),
     };
     Some((head, children))
 }

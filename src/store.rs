@@ -251,14 +251,25 @@ impl Store {
             .delete_before(project, cutoff.as_millis(), &mut progress)
     }
 
-    /// One trace with its spans and scores. `NOT_FOUND` when this project has no such id.
+    /// One trace with its input and output, its spans (each with its payloads) and its scores.
+    /// `NOT_FOUND` when this project has no such id.
     pub fn get_trace(&self, project: &str, id: &str) -> Result<TraceDetail> {
+        self.read_trace(project, id, true)
+    }
+
+    /// One trace with its spans and scores but without any payload (no input, output,
+    /// attributes or status message is read): what a tree view needs.
+    pub fn get_trace_tree(&self, project: &str, id: &str) -> Result<TraceDetail> {
+        self.read_trace(project, id, false)
+    }
+
+    fn read_trace(&self, project: &str, id: &str, payloads: bool) -> Result<TraceDetail> {
         check_project(project)?;
         if check_id(id, MAX_ID_BYTES).is_err() {
             return Err(Error::not_found());
         }
         self.engine
-            .get_trace(project, id)?
+            .get_trace(project, id, payloads)?
             .ok_or_else(Error::not_found)
     }
 

@@ -81,6 +81,38 @@ pub(crate) fn verify(t: &ReadTables) -> Result<Vec<Violation>> {
             }
         }
     }
+    // Invariant 16: a payload belongs to a live trace (the empty id) or to one of its spans,
+    // and decodes, blobs included.
+    for e in t.payloads()?.iter()? {
+        let (k, v) = e?;
+        match decode_child_key(k.value()) {
+            Ok((p, row, cid)) => {
+                if !live_rows.contains(&(p, row)) {
+                    r.fail(format!(
+                        "payload {cid:?} of missing row {row} (project {p})"
+                    ));
+                } else if !cid.is_empty() && t.spans()?.get(k.value())?.is_none() {
+                    r.fail(format!(
+                        "payload of missing span {cid} (project {p}, row {row})"
+                    ));
+                }
+            }
+            Err(e) => r.fail(format!("payload key: {e}")),
+        }
+        match decode_payload(v.value()) {
+            Ok(rec) => {
+                for b in [&rec.input, &rec.output, &rec.attributes]
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Err(e) = b.text() {
+                        r.fail(format!("payload blob: {e}"));
+                    }
+                }
+            }
+            Err(e) => r.fail(format!("payload record: {e}")),
+        }
+    }
     Ok(r.0)
 }
 
@@ -313,6 +345,11 @@ fn verify_pending(
             || !distinct(c.scores.iter().map(|(i, _)| i.as_str()))
         {
             r.fail(format!("{what}: repeats a child id"));
+        }
+        for (pid, _) in &c.payloads {
+            if !pid.is_empty() && !c.spans.iter().any(|(i, _)| i == pid) {
+                r.fail(format!("{what}: payload of missing span {pid}"));
+            }
         }
         let spans: Vec<SpanRecord> = c.spans.into_iter().map(|(_, s)| s).collect();
         check_aggregates(&what, &h.body, &spans, c.scores.len(), r);

@@ -79,7 +79,7 @@ pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
         progress: &mut dyn FnMut(u64),
     ) -> Result<u64>;
     /// One trace with its spans (by startTime, then id) and scores (by id).
-    fn get_trace(&self, project: &str, id: &str) -> Result<Option<TraceDetail>>;
+    fn get_trace(&self, project: &str, id: &str, payloads: bool) -> Result<Option<TraceDetail>>;
 
     /// One page of a list query, strictly after `resume` when given. `force` makes an engine
     /// that plans use that plan (for tests and benchmarks); others ignore it.

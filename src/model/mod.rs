@@ -6,4 +6,4 @@ mod output;
 #[cfg(test)]
 pub(crate) use input::parse_decimal;
 pub use input::{ScoreInput, ScoreValue, SpanInput, SpanKind, Status, TraceInput};
-pub use output::{IngestSummary, Metadata, Page, Score, Span, Trace, TraceDetail};
+pub use output::{IngestSummary, Metadata, Page, Payload, Score, Span, Trace, TraceDetail};

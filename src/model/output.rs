@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use super::input::{ScoreValue, Status};
+use super::input::{ScoreValue, SpanKind, Status};
 
 /// Trace metadata: a JSON object, kept as its serialized text.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +31,34 @@ impl Serialize for Metadata {
         match serde_json::value::RawValue::from_string(self.0.clone()) {
             Ok(raw) => raw.serialize(s),
             Err(_) => s.serialize_map(Some(0))?.end(),
+        }
+    }
+}
+
+/// A payload (an input, an output or a span's attributes): any JSON value, kept as its compact
+/// serialized text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Payload(String);
+
+impl Payload {
+    pub(crate) fn from_json_unchecked(s: String) -> Self {
+        Payload(s)
+    }
+    /// The compact JSON text.
+    pub fn as_json(&self) -> &str {
+        &self.0
+    }
+    /// Parsed into a JSON value.
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.0).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl Serialize for Payload {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match serde_json::value::RawValue::from_string(self.0.clone()) {
+            Ok(raw) => raw.serialize(s),
+            Err(_) => s.serialize_none(),
         }
     }
 }
@@ -78,17 +106,26 @@ pub struct Trace {
     pub score_count: u32,
     /// When the store first saw the trace.
     pub created_at: Timestamp,
+    /// The end user the run served; null when unset.
+    pub user_id: Option<String>,
+    /// The session the run belongs to; null when unset.
+    pub session_id: Option<String>,
 }
 
 /// A stored span.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Span {
     /// The span id.
     pub id: String,
+    /// The span this one runs under; None for a root. It may name a span that never arrived.
+    pub parent_id: Option<String>,
     /// The span's name.
     pub name: Option<String>,
+    /// What the span does.
+    pub kind: SpanKind,
+    /// OK or ERROR.
+    pub status: Status,
     /// When the call started.
     pub start_time: Option<Timestamp>,
     /// When the call ended.
@@ -102,8 +139,15 @@ pub struct Span {
     /// Total tokens (input + output when not given).
     pub total_tokens: u64,
     /// Exact USD cost.
-    #[serde(serialize_with = "serialize_opt_decimal")]
     pub cost: Option<Decimal>,
+    /// Why the span failed (a payload).
+    pub status_message: Option<String>,
+    /// What the call was given (a payload).
+    pub input: Option<Payload>,
+    /// What the call produced (a payload).
+    pub output: Option<Payload>,
+    /// Everything else known of the call, a JSON object (a payload).
+    pub attributes: Option<Payload>,
 }
 
 /// A stored score.
@@ -122,16 +166,114 @@ pub struct Score {
 }
 
 /// A trace with its spans and scores, as `GET /api/v1/traces/{id}` returns it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct TraceDetail {
     /// The trace as the list endpoint returns it.
-    #[serde(flatten)]
     pub trace: Trace,
-    /// Its spans, by startTime then id.
+    /// What the run was given.
+    pub input: Option<Payload>,
+    /// What the run produced.
+    pub output: Option<Payload>,
+    /// Its spans, by startTime then id (a span without a startTime first).
     pub spans: Vec<Span>,
     /// Its scores, by id.
     pub scores: Vec<Score>,
+    /// False when read without payloads: then every payload field is None, and the JSON form
+    /// leaves those fields out instead of writing null.
+    pub payloads: bool,
+}
+
+/// A payload field in the JSON form: left out (None) when payloads were not read, else the
+/// value or null.
+type Shown<'a, T> = Option<Option<&'a T>>;
+
+fn shown<T>(v: &Option<T>, payloads: bool) -> Shown<'_, T> {
+    payloads.then_some(v.as_ref())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SpanOut<'a> {
+    id: &'a str,
+    parent_id: &'a Option<String>,
+    name: &'a Option<String>,
+    kind: SpanKind,
+    status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_message: Shown<'a, String>,
+    start_time: &'a Option<Timestamp>,
+    end_time: &'a Option<Timestamp>,
+    model: &'a Option<String>,
+    input_tokens: &'a Option<u64>,
+    output_tokens: &'a Option<u64>,
+    total_tokens: u64,
+    #[serde(serialize_with = "serialize_opt_decimal")]
+    cost: &'a Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Shown<'a, Payload>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Shown<'a, Payload>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attributes: Shown<'a, Payload>,
+}
+
+impl<'a> SpanOut<'a> {
+    fn of(s: &'a Span, payloads: bool) -> Self {
+        SpanOut {
+            id: &s.id,
+            parent_id: &s.parent_id,
+            name: &s.name,
+            kind: s.kind,
+            status: s.status,
+            status_message: shown(&s.status_message, payloads),
+            start_time: &s.start_time,
+            end_time: &s.end_time,
+            model: &s.model,
+            input_tokens: &s.input_tokens,
+            output_tokens: &s.output_tokens,
+            total_tokens: s.total_tokens,
+            cost: &s.cost,
+            input: shown(&s.input, payloads),
+            output: shown(&s.output, payloads),
+            attributes: shown(&s.attributes, payloads),
+        }
+    }
+}
+
+impl Serialize for Span {
+    /// With its payload fields (null when absent).
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        SpanOut::of(self, true).serialize(s)
+    }
+}
+
+impl Serialize for TraceDetail {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct DetailOut<'a> {
+            #[serde(flatten)]
+            trace: &'a Trace,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            input: Shown<'a, Payload>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            output: Shown<'a, Payload>,
+            spans: Vec<SpanOut<'a>>,
+            scores: &'a [Score],
+        }
+        DetailOut {
+            trace: &self.trace,
+            input: shown(&self.input, self.payloads),
+            output: shown(&self.output, self.payloads),
+            spans: self
+                .spans
+                .iter()
+                .map(|sp| SpanOut::of(sp, self.payloads))
+                .collect(),
+            scores: &self.scores,
+        }
+        .serialize(s)
+    }
 }
 
 /// One page of a query: exactly the `data` object of the endpoint.

@@ -1,9 +1,9 @@
 //! The format check at open, and in-place upgrades of older formats. Each upgrade runs inside
 //! the open transaction, so a crash midway leaves the old format whole.
 
-use super::records::{decode, encode_project_state, ProjectState};
+use super::records::*;
 use super::tables::WriteTables;
-use super::{FORMAT_VERSION, FORMAT_VERSION_V1, META_FORMAT_VERSION};
+use super::{FORMAT_VERSION, FORMAT_VERSION_V1, FORMAT_VERSION_V2, META_FORMAT_VERSION, RECORD_V1};
 use crate::error::{Error, Result};
 use redb::ReadableTable;
 use serde::Deserialize;
@@ -39,18 +39,173 @@ pub(crate) fn migrate_from_v1(t: &mut WriteTables<'_>) -> Result<()> {
         t.project_state
             .insert(p, encode_project_state(&st).as_slice())?;
     }
-    t.meta
-        .insert(META_FORMAT_VERSION, [FORMAT_VERSION].as_slice())?;
     Ok(())
 }
 
-/// Checks the stored format version at open: the current one passes, format 1 is upgraded in
-/// place, a new file gets the current version, and any other version is refused, never misread.
+/// The format-2 trace body: format 3 adds `user_id` and `session_id`.
+#[derive(Deserialize)]
+struct TraceBodyV2 {
+    name: String,
+    tags: Vec<String>,
+    end_ms: Option<i64>,
+    created_ms: i64,
+    metadata: String,
+    total_cost: Money,
+    total_tokens: u64,
+    span_count: u32,
+    score_count: u32,
+}
+
+impl TraceBodyV2 {
+    fn upgrade(self) -> TraceBody {
+        TraceBody {
+            name: self.name,
+            tags: self.tags,
+            end_ms: self.end_ms,
+            created_ms: self.created_ms,
+            metadata: self.metadata,
+            total_cost: self.total_cost,
+            total_tokens: self.total_tokens,
+            span_count: self.span_count,
+            score_count: self.score_count,
+            user_id: None,
+            session_id: None,
+        }
+    }
+}
+
+/// The format-2 span record: format 3 adds `parent_id`, `kind` and `status`.
+#[derive(Deserialize)]
+struct SpanRecordV2 {
+    name: Option<String>,
+    start_ms: Option<i64>,
+    end_ms: Option<i64>,
+    model: Option<String>,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    total_tokens: u64,
+    cost: Option<Money>,
+}
+
+impl SpanRecordV2 {
+    /// An old span is a root of kind UNKNOWN with status OK and no payloads.
+    fn upgrade(self) -> SpanRecord {
+        SpanRecord {
+            parent_id: None,
+            kind: crate::model::SpanKind::Unknown.code(),
+            status: crate::model::Status::Ok.code(),
+            name: self.name,
+            start_ms: self.start_ms,
+            end_ms: self.end_ms,
+            model: self.model,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            total_tokens: self.total_tokens,
+            cost: self.cost,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PendingHeadV2 {
+    row: u32,
+    start_ms: i64,
+    status: u8,
+    body: TraceBodyV2,
+}
+
+#[derive(Deserialize)]
+struct PendingChildrenV2 {
+    spans: Vec<(String, SpanRecordV2)>,
+    scores: Vec<(String, ScoreRecord)>,
+}
+
+/// `version u8 | postcard(A) | postcard(B)`, the layout of trace and pending records.
+fn decode_two<'a, A: Deserialize<'a>, B: Deserialize<'a>>(
+    bytes: &'a [u8],
+    what: &str,
+) -> Result<(A, B)> {
+    let rest = match bytes.split_first() {
+        Some((&RECORD_V1, rest)) => rest,
+        _ => return Err(Error::corrupted(format!("{what}: record version"))),
+    };
+    let (a, rest) = postcard::take_from_bytes::<A>(rest)
+        .map_err(|e| Error::corrupted(format!("{what}: {e}")))?;
+    let (b, tail) = postcard::take_from_bytes::<B>(rest)
+        .map_err(|e| Error::corrupted(format!("{what}: {e}")))?;
+    if !tail.is_empty() {
+        return Err(Error::corrupted(format!("{what}: trailing bytes")));
+    }
+    Ok((a, b))
+}
+
+/// Upgrades a format-2 store in place: trace bodies gain `user_id` and `session_id` (unset),
+/// spans gain `parent_id` (none), `kind` (UNKNOWN) and `status` (OK), and pending records
+/// gain an empty payload list. The payload table starts empty. Runs inside the open
+/// transaction, so a crash midway leaves format 2 whole.
+pub(crate) fn migrate_from_v2(t: &mut WriteTables<'_>) -> Result<()> {
+    let mut traces = Vec::new();
+    for e in t.traces.iter()? {
+        let (k, v) = e?;
+        let (h, b): (TraceHeader, TraceBodyV2) = decode_two(v.value(), "format-2 trace")?;
+        traces.push((k.value().to_vec(), encode_trace(&h, &b.upgrade())));
+    }
+    for (k, v) in traces {
+        t.traces.insert(k.as_slice(), v.as_slice())?;
+    }
+    let mut spans = Vec::new();
+    for e in t.spans.iter()? {
+        let (k, v) = e?;
+        let old: SpanRecordV2 = decode(v.value(), "format-2 span")?;
+        spans.push((k.value().to_vec(), encode_span(&old.upgrade())));
+    }
+    for (k, v) in spans {
+        t.spans.insert(k.as_slice(), v.as_slice())?;
+    }
+    let mut pending = Vec::new();
+    for e in t.pending.iter()? {
+        let (k, v) = e?;
+        let (p, id) = k.value();
+        let (h, c): (PendingHeadV2, PendingChildrenV2) =
+            decode_two(v.value(), "format-2 pending trace")?;
+        let head = PendingHead {
+            row: h.row,
+            start_ms: h.start_ms,
+            status: h.status,
+            body: h.body.upgrade(),
+        };
+        let children = PendingChildren {
+            spans: c
+                .spans
+                .into_iter()
+                .map(|(id, s)| (id, s.upgrade()))
+                .collect(),
+            scores: c.scores,
+            payloads: Vec::new(),
+        };
+        pending.push(((p, id.to_string()), encode_pending(&head, &children)));
+    }
+    for ((p, id), v) in pending {
+        t.pending.insert((p, id.as_str()), v.as_slice())?;
+    }
+    Ok(())
+}
+
+/// Checks the stored format version at open: the current one passes, formats 1 and 2 are
+/// upgraded in place, a new file gets the current version, and any other version is refused, never misread.
 pub(crate) fn check_format(t: &mut WriteTables<'_>) -> Result<()> {
     let version = t.meta.get(META_FORMAT_VERSION)?.map(|v| v.value().to_vec());
     match version {
         Some(v) if v == [FORMAT_VERSION] => Ok(()),
-        Some(v) if v == [FORMAT_VERSION_V1] => migrate_from_v1(t),
+        Some(v) if v == [FORMAT_VERSION_V1] || v == [FORMAT_VERSION_V2] => {
+            if v == [FORMAT_VERSION_V1] {
+                migrate_from_v1(t)?;
+            }
+            migrate_from_v2(t)?;
+            t.meta
+                .insert(META_FORMAT_VERSION, [FORMAT_VERSION].as_slice())?;
+            Ok(())
+        }
         Some(v) => Err(Error::storage(format!(
             "unsupported tracestore format version {v:?} (this build reads {FORMAT_VERSION})"
         ))),

@@ -23,9 +23,10 @@ pub(crate) use tables::*;
 
 /// The on-disk format version, stored under `META["format_version"]`. A store written with
 /// another version is refused at open.
-pub(crate) const FORMAT_VERSION: u8 = 2;
-/// The previous format version, upgraded in place at open (see `migrate`).
+pub(crate) const FORMAT_VERSION: u8 = 3;
+/// Older format versions, upgraded in place at open (see `migrate`).
 pub(crate) const FORMAT_VERSION_V1: u8 = 1;
+pub(crate) const FORMAT_VERSION_V2: u8 = 2;
 /// The record version byte at the start of every stored value.
 pub(crate) const RECORD_V1: u8 = 1;
 

@@ -64,6 +64,7 @@ pub(crate) struct TraceHeader {
     pub tag_ids: Vec<u32>,
 }
 
+/// What a list query reads of a trace besides its header: never a payload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct TraceBody {
     pub name: String,
@@ -75,6 +76,8 @@ pub(crate) struct TraceBody {
     pub total_tokens: u64,
     pub span_count: u32,
     pub score_count: u32,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
 }
 
 /// Trace record: `version u8 | postcard(TraceHeader) | postcard(TraceBody)`.
@@ -222,6 +225,8 @@ pub(crate) struct PendingChildren {
     pub spans: Vec<(String, SpanRecord)>,
     /// Distinct ids.
     pub scores: Vec<(String, ScoreRecord)>,
+    /// The payload records of the trace (under the empty id) and of its spans (under theirs).
+    pub payloads: Vec<(String, PayloadRecord)>,
 }
 
 /// Pending record: `version u8 | postcard(PendingHead) | postcard(PendingChildren)`.
@@ -263,8 +268,14 @@ pub(crate) fn decode_pending(bytes: &[u8]) -> Result<(PendingHead, PendingChildr
     Ok((h, c))
 }
 
+/// What the tree view and the aggregates read of a span; its payloads live apart.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SpanRecord {
+    pub parent_id: Option<String>,
+    /// `SpanKind::code`.
+    pub kind: u8,
+    /// `Status::code`.
+    pub status: u8,
     pub name: Option<String>,
     pub start_ms: Option<i64>,
     pub end_ms: Option<i64>,
@@ -278,7 +289,132 @@ pub(crate) fn encode_span(r: &SpanRecord) -> Vec<u8> {
     encode(r)
 }
 pub(crate) fn decode_span(b: &[u8]) -> Result<SpanRecord> {
-    decode(b, "span record")
+    let r: SpanRecord = decode(b, "span record")?;
+    if crate::model::SpanKind::from_code(r.kind).is_none()
+        || crate::model::Status::from_code(r.status).is_none()
+    {
+        return Err(Error::corrupted("span record: kind or status code"));
+    }
+    Ok(r)
+}
+
+/// JSON text of a payload, stored as is when short and zstd-compressed when at least
+/// `COMPRESS_MIN_BYTES` long and compression saves space.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Blob {
+    Text(String),
+    /// `len` is the text's length in bytes; decompression is bounded by it.
+    Zstd {
+        len: u32,
+        data: Vec<u8>,
+    },
+}
+
+/// zstd level 1: on JSON prompts it keeps most of level 3's ratio at a fraction of its cost
+/// (measured by the bench report's payload rows).
+const ZSTD_LEVEL: i32 = 1;
+
+impl Blob {
+    pub(crate) fn of(text: String) -> Blob {
+        if text.len() >= crate::limits::COMPRESS_MIN_BYTES {
+            if let Ok(data) = zstd::bulk::compress(text.as_bytes(), ZSTD_LEVEL) {
+                if data.len() < text.len() {
+                    return Blob::Zstd {
+                        len: text.len() as u32,
+                        data,
+                    };
+                }
+            }
+        }
+        Blob::Text(text)
+    }
+    /// The JSON text; an error for data that does not decompress to `len` bytes of UTF-8.
+    pub(crate) fn text(&self) -> Result<String> {
+        match self {
+            Blob::Text(t) => Ok(t.clone()),
+            Blob::Zstd { len, data } => {
+                let len = *len as usize;
+                if len > MAX_BLOB_BYTES {
+                    return Err(Error::corrupted("payload: length over the limit"));
+                }
+                let bytes = zstd::bulk::decompress(data, len)
+                    .map_err(|e| Error::corrupted(format!("payload: {e}")))?;
+                if bytes.len() != len {
+                    return Err(Error::corrupted("payload: length mismatch"));
+                }
+                String::from_utf8(bytes).map_err(|_| Error::corrupted("payload: not UTF-8"))
+            }
+        }
+    }
+    /// Bytes stored.
+    pub(crate) fn stored_len(&self) -> usize {
+        match self {
+            Blob::Text(t) => t.len(),
+            Blob::Zstd { data, .. } => data.len(),
+        }
+    }
+}
+
+/// The longest text a blob may decode to: the largest payload limit.
+const MAX_BLOB_BYTES: usize = crate::limits::MAX_PAYLOAD_BYTES;
+
+/// Trace-level attributes that OTLP spans carry (`user.id`, `session.id`, `metadata`, the
+/// resource's service), kept so that the trace can take them from its root or, failing that,
+/// from the first span that carried them, whatever order the spans arrive in.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TraceAttrs {
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    /// Compact JSON object text.
+    pub metadata: Option<String>,
+    /// `{"service.name": .., "service.version": ..}` as compact JSON object text.
+    pub service: Option<String>,
+}
+
+impl TraceAttrs {
+    pub(crate) fn is_empty(&self) -> bool {
+        self == &TraceAttrs::default()
+    }
+}
+
+/// The payloads of a trace (under the empty id) or of a span, in the payload table: what the
+/// list path never reads.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct PayloadRecord {
+    pub input: Option<Blob>,
+    pub output: Option<Blob>,
+    /// Spans only: a JSON object.
+    pub attributes: Option<Blob>,
+    /// Spans only.
+    pub status_message: Option<String>,
+    /// OTLP: on a span, the trace-level attributes it carried; on a trace, the first value of
+    /// each that arrived.
+    pub otlp: Option<TraceAttrs>,
+}
+
+impl PayloadRecord {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.input.is_none()
+            && self.output.is_none()
+            && self.attributes.is_none()
+            && self.status_message.is_none()
+            && self.otlp.is_none()
+    }
+    /// Bytes of payload stored (compressed where compressed).
+    pub(crate) fn stored_len(&self) -> usize {
+        [&self.input, &self.output, &self.attributes]
+            .into_iter()
+            .flatten()
+            .map(Blob::stored_len)
+            .sum::<usize>()
+            + self.status_message.as_ref().map_or(0, String::len)
+    }
+}
+pub(crate) fn encode_payload(r: &PayloadRecord) -> Vec<u8> {
+    encode(r)
+}
+pub(crate) fn decode_payload(b: &[u8]) -> Result<PayloadRecord> {
+    decode(b, "payload record")
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -349,6 +485,11 @@ pub fn fuzz_decode_any(bytes: &[u8]) {
     let _ = decode_u32(bytes);
     let _ = decode_project_state(bytes);
     let _ = decode_span(bytes);
+    if let Ok(p) = decode_payload(bytes) {
+        for b in [p.input, p.output, p.attributes].into_iter().flatten() {
+            let _ = b.text();
+        }
+    }
     let _ = decode_score(bytes);
     let _ = decode_api_key(bytes);
     let _ = decode_bitmap(bytes);
@@ -379,6 +520,8 @@ mod tests {
             total_tokens: 10,
             span_count: 1,
             score_count: 0,
+            user_id: Some("u".into()),
+            session_id: None,
         };
         let bytes = encode_trace(&h, &b);
         assert_eq!(decode_trace(&bytes).unwrap(), (h.clone(), b));

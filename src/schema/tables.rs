@@ -25,6 +25,9 @@ pub(crate) const TERM_IDS: TableDefinition<(u32, u8, &str), &[u8]> =
     TableDefinition::new("term_ids");
 /// `child_key(project, trace row, span id)` → span record.
 pub(crate) const SPANS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("spans");
+/// `child_key(project, trace row, span id)` → the span's payload record, and
+/// `child_key(project, trace row, "")` → the trace's. Only reading one trace opens this table.
+pub(crate) const PAYLOADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("payloads");
 /// `child_key(project, trace row, score id)` → score record.
 pub(crate) const SCORES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("scores");
 /// (project, trace id) → pending trace: a new trace committed durably by a small write but not
@@ -47,6 +50,7 @@ pub(crate) struct WriteTables<'t> {
     pub terms: Table<'t, (u32, u8, u32), &'static [u8]>,
     pub term_ids: Table<'t, (u32, u8, &'static str), &'static [u8]>,
     pub spans: Table<'t, &'static [u8], &'static [u8]>,
+    pub payloads: Table<'t, &'static [u8], &'static [u8]>,
     pub scores: Table<'t, &'static [u8], &'static [u8]>,
     pub api_keys: Table<'t, &'static str, &'static [u8]>,
     pub pending: Table<'t, (u32, &'static str), &'static [u8]>,
@@ -67,6 +71,7 @@ impl<'t> WriteTables<'t> {
             terms: txn.open_table(TERMS)?,
             term_ids: txn.open_table(TERM_IDS)?,
             spans: txn.open_table(SPANS)?,
+            payloads: txn.open_table(PAYLOADS)?,
             scores: txn.open_table(SCORES)?,
             api_keys: txn.open_table(API_KEYS)?,
             pending: txn.open_table(PENDING)?,
@@ -113,6 +118,7 @@ pub(crate) struct ReadTables {
     terms: OnceCell<TermTable>,
     term_ids: OnceCell<TermIdTable>,
     spans: OnceCell<ReadOnlyTable<&'static [u8], &'static [u8]>>,
+    payloads: OnceCell<ReadOnlyTable<&'static [u8], &'static [u8]>>,
     scores: OnceCell<ReadOnlyTable<&'static [u8], &'static [u8]>>,
     api_keys: OnceCell<ReadOnlyTable<&'static str, &'static [u8]>>,
     pending: OnceCell<ReadOnlyTable<(u32, &'static str), &'static [u8]>>,
@@ -145,6 +151,7 @@ impl ReadTables {
             terms: OnceCell::new(),
             term_ids: OnceCell::new(),
             spans: OnceCell::new(),
+            payloads: OnceCell::new(),
             scores: OnceCell::new(),
             api_keys: OnceCell::new(),
             pending: OnceCell::new(),
@@ -161,6 +168,7 @@ impl ReadTables {
     lazy_table!(terms, TERMS, (u32, u8, u32), &'static [u8]);
     lazy_table!(term_ids, TERM_IDS, (u32, u8, &'static str), &'static [u8]);
     lazy_table!(spans, SPANS, &'static [u8], &'static [u8]);
+    lazy_table!(payloads, PAYLOADS, &'static [u8], &'static [u8]);
     lazy_table!(scores, SCORES, &'static [u8], &'static [u8]);
     lazy_table!(api_keys, API_KEYS, &'static str, &'static [u8]);
     lazy_table!(pending, PENDING, (u32, &'static str), &'static [u8]);
@@ -179,6 +187,7 @@ impl ReadTables {
             ("terms", self.terms()?.stats()?),
             ("term_ids", self.term_ids()?.stats()?),
             ("spans", self.spans()?.stats()?),
+            ("payloads", self.payloads()?.stats()?),
             ("scores", self.scores()?.stats()?),
             ("api_keys", self.api_keys()?.stats()?),
             ("pending", self.pending()?.stats()?),

@@ -9,8 +9,11 @@ pub(crate) use json::validate_json_batch;
 
 use crate::error::{Error, FieldError, Result};
 use crate::limits::*;
+use crate::model::SpanKind;
 use crate::model::{ScoreInput, ScoreValue, SpanInput, Status, TraceInput};
-use crate::schema::{Money, ScoreRecord, ScoreValueRecord, SpanRecord};
+use crate::schema::{
+    Blob, Money, PayloadRecord, ScoreRecord, ScoreValueRecord, SpanRecord, TraceAttrs,
+};
 use crate::time::Timestamp;
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -27,9 +30,35 @@ pub(crate) struct ValidTrace {
     pub tags: Option<Vec<String>>,
     /// Compact JSON object text.
     pub metadata: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
     pub spans: Vec<(String, SpanRecord)>,
     pub scores: Vec<(String, ScoreRecord)>,
+    /// Payload records: under a span's id, that span's whole payload (a re-sent span without an
+    /// entry here loses its old one); under the empty id, a patch of the trace's own: each
+    /// field given replaces the stored one, and a blob of the JSON text `null` clears it.
+    pub payloads: Vec<(String, PayloadRecord)>,
 }
+
+impl ValidTrace {
+    /// The trace's own payload patch, if any.
+    pub(crate) fn trace_payload(&self) -> Option<&PayloadRecord> {
+        self.payloads
+            .iter()
+            .find(|(id, _)| id.is_empty())
+            .map(|(_, p)| p)
+    }
+    /// The payload sent with span `id`, if any.
+    pub(crate) fn span_payload(&self, id: &str) -> Option<&PayloadRecord> {
+        if id.is_empty() {
+            return None;
+        }
+        self.payloads.iter().find(|(i, _)| i == id).map(|(_, p)| p)
+    }
+}
+
+/// The JSON text that, as a trace payload patch field, clears the stored field.
+pub(crate) const CLEAR: &str = "null";
 
 const END_BEFORE_START: &str = "must not be before startTime";
 
@@ -123,6 +152,15 @@ fn given_id(id: Option<String>, e: &mut Errs<'_>) -> Option<String> {
 /// random source, so a retried delivery addresses the same items. 128 bits of SHA-256, as 32
 /// lowercase hex characters.
 fn derived_id(kind: &str, parent: &str, content: &impl serde::Serialize) -> String {
+    derived_id_of_bytes(
+        kind,
+        parent,
+        &postcard::to_allocvec(content).expect("postcard encodes validated items"),
+    )
+}
+
+/// `derived_id` over content already encoded.
+fn derived_id_of_bytes(kind: &str, parent: &str, content: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(b"tracestore.id.v1\0");
@@ -130,7 +168,7 @@ fn derived_id(kind: &str, parent: &str, content: &impl serde::Serialize) -> Stri
     h.update([0]);
     h.update((parent.len() as u32).to_be_bytes());
     h.update(parent.as_bytes());
-    h.update(postcard::to_allocvec(content).expect("postcard encodes validated items"));
+    h.update(content);
     h.finalize()[..16]
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -277,6 +315,14 @@ fn validate_trace(t: TraceInput, e: &mut Errs<'_>) -> ValidTrace {
             format!("at most {MAX_SCORES_PER_ITEM} scores per item"),
         );
     }
+    let user_id = checked_user_id(t.user_id, "userId", e);
+    let session_id = checked_user_id(t.session_id, "sessionId", e);
+    let input = t
+        .input
+        .map(|v| payload_text(&v, MAX_PAYLOAD_BYTES, "input", e));
+    let output = t
+        .output
+        .map(|v| payload_text(&v, MAX_PAYLOAD_BYTES, "output", e));
     let mut spans = Vec::with_capacity(t.spans.len());
     for (j, s) in t.spans.into_iter().enumerate().take(MAX_SPANS_PER_ITEM) {
         if let Some(v) = validate_span(s, &mut e.child(format!("spans[{j}]"))) {
@@ -292,16 +338,48 @@ fn validate_trace(t: TraceInput, e: &mut Errs<'_>) -> ValidTrace {
     let start_ms = t.start_time.map(Timestamp::as_millis);
     let end_ms = t.end_time.map(Timestamp::as_millis);
     let id = id.unwrap_or_else(|| {
-        let content = (
-            &t.name, t.status, start_ms, end_ms, &tags, &metadata, &spans, &scores,
-        );
-        derived_id("trace", "", &content)
+        // The format-2 content first, byte for byte, so ids derived before the v2 fields
+        // existed stay the same; the v2 fields follow only when the item carries any.
+        let mut content =
+            postcard::to_allocvec(&(&t.name, t.status, start_ms, end_ms, &tags, &metadata))
+                .expect("postcard encodes validated items");
+        content.extend(postcard::to_allocvec(&spans.len()).expect("postcard encodes a length"));
+        for s in &spans {
+            content.extend(postcard::to_allocvec(&s.id).expect("postcard encodes an id"));
+            content.extend(s.id_content());
+        }
+        content.extend(postcard::to_allocvec(&scores).expect("postcard encodes validated items"));
+        let v2 = (&user_id, &session_id, &input, &output);
+        if v2 != (&None, &None, &None, &None) {
+            content.extend(postcard::to_allocvec(&v2).expect("postcard encodes validated items"));
+        }
+        derived_id_of_bytes("trace", "", &content)
     });
     // Children without an id are named under the trace's id, so two id-less spans with the same
     // content are one span.
+    let mut payloads = Vec::new();
+    if input.is_some() || output.is_some() {
+        payloads.push((
+            String::new(),
+            PayloadRecord {
+                input: input.map(Blob::of),
+                output: output.map(Blob::of),
+                ..Default::default()
+            },
+        ));
+    }
     let spans = spans
         .into_iter()
-        .map(|(sid, r)| (sid.unwrap_or_else(|| derived_id("span", &id, &r)), r))
+        .map(|s| {
+            let sid =
+                s.id.clone()
+                    .unwrap_or_else(|| derived_id_of_bytes("span", &id, &s.id_content()));
+            let payload = s.payload();
+            if !payload.is_empty() {
+                payloads.push((sid.clone(), payload));
+            }
+            (sid, s.record)
+        })
         .collect();
     let scores = scores
         .into_iter()
@@ -315,14 +393,104 @@ fn validate_trace(t: TraceInput, e: &mut Errs<'_>) -> ValidTrace {
         end_ms,
         tags,
         metadata,
+        user_id,
+        session_id,
         spans,
         scores,
+        payloads,
     }
 }
 
-fn validate_span(s: SpanInput, e: &mut Errs<'_>) -> Option<(Option<String>, SpanRecord)> {
+/// A `userId` or `sessionId`, checked.
+fn checked_user_id(v: Option<String>, field: &str, e: &mut Errs<'_>) -> Option<String> {
+    if let Some(s) = &v {
+        if let Err(m) = check_id(s, MAX_USER_ID_BYTES) {
+            e.push(field, m);
+        }
+    }
+    v
+}
+
+/// The compact JSON text of a payload, checked against its limit.
+fn payload_text(v: &Value, max_bytes: usize, field: &str, e: &mut Errs<'_>) -> String {
+    let s = serde_json::to_string(v).unwrap_or_else(|_| CLEAR.into());
+    if s.len() > max_bytes {
+        e.push(
+            field,
+            format!("must be at most {max_bytes} bytes serialized"),
+        );
+    }
+    s
+}
+
+/// A span that passed its checks, with its payload texts (not yet compressed).
+struct SpanParts {
+    id: Option<String>,
+    record: SpanRecord,
+    input: Option<String>,
+    output: Option<String>,
+    attributes: Option<String>,
+    status_message: Option<String>,
+}
+
+impl SpanParts {
+    /// What a derived span id hashes: the format-2 span record's fields, byte for byte, then
+    /// the v2 fields when any differs from its default.
+    fn id_content(&self) -> Vec<u8> {
+        let r = &self.record;
+        let mut out = postcard::to_allocvec(&(
+            &r.name,
+            r.start_ms,
+            r.end_ms,
+            &r.model,
+            r.input_tokens,
+            r.output_tokens,
+            r.total_tokens,
+            &r.cost,
+        ))
+        .expect("postcard encodes validated items");
+        let v2 = (
+            &r.parent_id,
+            r.kind,
+            r.status,
+            &self.input,
+            &self.output,
+            &self.attributes,
+            &self.status_message,
+        );
+        let default = (
+            &None,
+            SpanKind::Unknown.code(),
+            Status::Ok.code(),
+            &None,
+            &None,
+            &None,
+            &None,
+        );
+        if v2 != default {
+            out.extend(postcard::to_allocvec(&v2).expect("postcard encodes validated items"));
+        }
+        out
+    }
+    fn payload(&self) -> PayloadRecord {
+        PayloadRecord {
+            input: self.input.clone().map(Blob::of),
+            output: self.output.clone().map(Blob::of),
+            attributes: self.attributes.clone().map(Blob::of),
+            status_message: self.status_message.clone(),
+            otlp: None,
+        }
+    }
+}
+
+fn validate_span(s: SpanInput, e: &mut Errs<'_>) -> Option<SpanParts> {
     let before = e.out.len();
     let id = given_id(s.id, e);
+    if let Some(p) = &s.parent_id {
+        if let Err(m) = check_id(p, MAX_ID_BYTES) {
+            e.push("parentId", m);
+        }
+    }
     if let Some(n) = &s.name {
         if let Err(m) = check_text(n, MAX_NAME_CHARS, false) {
             e.push("name", m);
@@ -333,6 +501,27 @@ fn validate_span(s: SpanInput, e: &mut Errs<'_>) -> Option<(Option<String>, Span
             e.push("model", msg);
         }
     }
+    if let Some(m) = &s.status_message {
+        if m.len() > MAX_STATUS_MESSAGE_BYTES {
+            e.push(
+                "statusMessage",
+                format!("must be at most {MAX_STATUS_MESSAGE_BYTES} bytes"),
+            );
+        }
+    }
+    // A span is replaced whole, so `null` is the same as absent.
+    let text = |v: Option<Value>, max: usize, field: &str, e: &mut Errs<'_>| {
+        v.filter(|v| !v.is_null())
+            .map(|v| payload_text(&v, max, field, e))
+    };
+    let input = text(s.input, MAX_PAYLOAD_BYTES, "input", e);
+    let output = text(s.output, MAX_PAYLOAD_BYTES, "output", e);
+    let attributes = text(
+        s.attributes.map(Value::Object),
+        MAX_ATTRIBUTES_BYTES,
+        "attributes",
+        e,
+    );
     if ends_before_start(
         s.start_time.map(Timestamp::as_millis),
         s.end_time.map(Timestamp::as_millis),
@@ -366,9 +555,12 @@ fn validate_span(s: SpanInput, e: &mut Errs<'_>) -> Option<(Option<String>, Span
     if e.out.len() > before {
         return None;
     }
-    Some((
+    Some(SpanParts {
         id,
-        SpanRecord {
+        record: SpanRecord {
+            parent_id: s.parent_id,
+            kind: s.kind.unwrap_or(SpanKind::Unknown).code(),
+            status: s.status.unwrap_or(Status::Ok).code(),
             name: s.name,
             start_ms: s.start_time.map(Timestamp::as_millis),
             end_ms: s.end_time.map(Timestamp::as_millis),
@@ -378,7 +570,11 @@ fn validate_span(s: SpanInput, e: &mut Errs<'_>) -> Option<(Option<String>, Span
             total_tokens,
             cost,
         },
-    ))
+        input,
+        output,
+        attributes,
+        status_message: s.status_message,
+    })
 }
 
 fn validate_score(s: ScoreInput, e: &mut Errs<'_>) -> Option<(Option<String>, ScoreRecord)> {

@@ -36,6 +36,8 @@ fn new_body(name: &str, now_ms: i64) -> TraceBody {
         total_tokens: 0,
         span_count: 0,
         score_count: 0,
+        user_id: None,
+        session_id: None,
     }
 }
 
@@ -80,6 +82,12 @@ pub(crate) fn merge(
     }
     if v.end_ms.is_some() {
         body.end_ms = v.end_ms;
+    }
+    if v.user_id.is_some() {
+        body.user_id = v.user_id.clone();
+    }
+    if v.session_id.is_some() {
+        body.session_id = v.session_id.clone();
     }
     Ok(Merged {
         status,

@@ -158,8 +158,11 @@ impl<'t> Writer<'t> {
                 end_ms: head.body.end_ms,
                 tags: Some(head.body.tags),
                 metadata: Some(head.body.metadata),
+                user_id: head.body.user_id,
+                session_id: head.body.session_id,
                 spans: children.spans,
                 scores: children.scores,
+                payloads: children.payloads,
             };
             let mut errors = Vec::new();
             let outcome = self.upsert_at(
@@ -250,6 +253,20 @@ impl<'t> Writer<'t> {
                 errors.push(FieldError::new(format!("{path}.spans"), msg));
                 return Ok(outcome);
             }
+            // A span is replaced whole: without a payload now, it keeps none.
+            match v.span_payload(sid) {
+                Some(pl) => {
+                    self.t
+                        .payloads
+                        .insert(key.as_slice(), encode_payload(pl).as_slice())?;
+                }
+                None => {
+                    self.t.payloads.remove(key.as_slice())?;
+                }
+            }
+        }
+        if let Some(patch) = v.trace_payload() {
+            self.patch_trace_payload(p, row, patch)?;
         }
         for (sid, rec) in &v.scores {
             let key = child_key(p, row, sid);
@@ -280,6 +297,37 @@ impl<'t> Writer<'t> {
             .as_slice(),
         )?;
         Ok(outcome)
+    }
+
+    /// Applies a trace's payload patch: each field given replaces the stored one (a JSON
+    /// `null` clears it).
+    fn patch_trace_payload(&mut self, p: u32, row: u32, patch: &PayloadRecord) -> Result<()> {
+        let key = child_key(p, row, "");
+        let mut rec = match self.t.payloads.get(key.as_slice())? {
+            Some(g) => decode_payload(g.value())?,
+            None => PayloadRecord::default(),
+        };
+        let set = |field: &mut Option<Blob>, new: &Option<Blob>| {
+            if let Some(b) = new {
+                *field = match b {
+                    Blob::Text(t) if t == crate::validate::CLEAR => None,
+                    b => Some(b.clone()),
+                };
+            }
+        };
+        set(&mut rec.input, &patch.input);
+        set(&mut rec.output, &patch.output);
+        if patch.otlp.is_some() {
+            rec.otlp = patch.otlp.clone();
+        }
+        if rec.is_empty() {
+            self.t.payloads.remove(key.as_slice())?;
+        } else {
+            self.t
+                .payloads
+                .insert(key.as_slice(), encode_payload(&rec).as_slice())?;
+        }
+        Ok(())
     }
 
     /// The problems `v` has against its stored trace in project `p` (None: a project that does
@@ -345,7 +393,7 @@ impl<'t> Writer<'t> {
         let st = self.state(p)?;
         st.live = st.live.saturating_sub(1);
         let prefix = child_prefix(p, h.row);
-        for table in [&mut self.t.spans, &mut self.t.scores] {
+        for table in [&mut self.t.spans, &mut self.t.payloads, &mut self.t.scores] {
             take_prefix(table, &prefix)?;
         }
         Ok(true)
@@ -354,7 +402,7 @@ impl<'t> Writer<'t> {
     /// Re-keys a trace's spans and scores from its old row to its new one.
     fn move_children(&mut self, p: u32, from: u32, to: u32) -> Result<()> {
         let (old, new) = (child_prefix(p, from), child_prefix(p, to));
-        for table in [&mut self.t.spans, &mut self.t.scores] {
+        for table in [&mut self.t.spans, &mut self.t.payloads, &mut self.t.scores] {
             for (suffix, value) in take_prefix(table, &old)? {
                 let mut key = new.clone();
                 key.extend_from_slice(&suffix);

@@ -122,7 +122,7 @@ impl Engine for RedbEngine {
         }
     }
 
-    fn get_trace(&self, project: &str, id: &str) -> Result<Option<TraceDetail>> {
+    fn get_trace(&self, project: &str, id: &str, payloads: bool) -> Result<Option<TraceDetail>> {
         let t = self.read()?;
         let Some(p) = run::project_id(&t, project)? else {
             return Ok(None);
@@ -138,7 +138,8 @@ impl Engine for RedbEngine {
                             head.status,
                             head.body,
                         )?;
-                        Ok(Some(detail(trace, children.spans, children.scores)?))
+                        let pl = payloads.then_some(children.payloads);
+                        Ok(Some(detail(trace, children.spans, children.scores, pl)?))
                     }
                     None => Ok(None),
                 }
@@ -152,7 +153,12 @@ impl Engine for RedbEngine {
         let (lo, hi) = child_range(p, idr.row);
         let spans = children(t.spans()?, &lo, &hi, decode_span)?;
         let scores = children(t.scores()?, &lo, &hi, decode_score)?;
-        Ok(Some(detail(trace, spans, scores)?))
+        let pl = if payloads {
+            Some(children(t.payloads()?, &lo, &hi, decode_payload)?)
+        } else {
+            None
+        };
+        Ok(Some(detail(trace, spans, scores, pl)?))
     }
 
     fn query(

@@ -1,0 +1,204 @@
+//! In-place upgrades from committed fixtures of older formats. `tests/fixtures/format2.redb`
+//! was written by the last format-2 build (41 demo traces in projects `acme` and `globex`, with
+//! spans, scores, an update, a delete, four pending traces and one API key), and
+//! `format2.json` holds what that build's `get_trace` returned for every trace.
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use serde_json::{json, Value};
+use tracestore::{QueryRequest, Store};
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const STATE: TableDefinition<u32, &[u8]> = TableDefinition::new("project_state");
+const PENDING: TableDefinition<(u32, &str), &[u8]> = TableDefinition::new("pending");
+
+fn fixture_copy(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    let path = dir.path().join("old.redb");
+    std::fs::copy("tests/fixtures/format2.redb", &path).unwrap();
+    path
+}
+
+fn expected() -> Value {
+    serde_json::from_str(&std::fs::read_to_string("tests/fixtures/format2.json").unwrap()).unwrap()
+}
+
+fn format_version(path: &std::path::Path) -> Vec<u8> {
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let meta = txn.open_table(META).unwrap();
+    let v = meta
+        .get("format_version")
+        .unwrap()
+        .unwrap()
+        .value()
+        .to_vec();
+    v
+}
+
+/// Every trace of `project`, newest first, as `get_trace` renders it.
+fn all_details(store: &Store, project: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut req = QueryRequest::from_params([("limit", "100")]).unwrap();
+    loop {
+        let page = store.query(project, &req).unwrap();
+        for t in &page.traces {
+            out.push(serde_json::to_value(store.get_trace(project, &t.id).unwrap()).unwrap());
+        }
+        match page.next_cursor {
+            Some(c) => req = QueryRequest::builder().cursor(&c).build().unwrap(),
+            None => return out,
+        }
+    }
+}
+
+/// A format-2 trace detail as format 3 renders it: the trace gains `userId`, `sessionId`,
+/// `input` and `output` (all null), and every span becomes a root of kind UNKNOWN with status
+/// OK and no payloads.
+fn as_format3(mut old: Value) -> Value {
+    let o = old.as_object_mut().unwrap();
+    for k in ["userId", "sessionId", "input", "output"] {
+        o.insert(k.into(), Value::Null);
+    }
+    for s in o["spans"].as_array_mut().unwrap() {
+        let s = s.as_object_mut().unwrap();
+        s.insert("parentId".into(), Value::Null);
+        s.insert("kind".into(), json!("UNKNOWN"));
+        s.insert("status".into(), json!("OK"));
+        for k in ["statusMessage", "input", "output", "attributes"] {
+            s.insert(k.into(), Value::Null);
+        }
+    }
+    old
+}
+
+#[test]
+fn a_format_2_file_is_upgraded_in_place_by_its_first_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fixture_copy(&dir);
+    assert_eq!(format_version(&path), [2]);
+    let pending_before = {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_read().unwrap();
+        let n = txn.open_table(PENDING).unwrap().iter().unwrap().count();
+        n
+    };
+    assert!(pending_before > 0, "the fixture holds pending traces");
+
+    let expected = expected();
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.verify().unwrap(), vec![]);
+    for project in ["acme", "globex"] {
+        let want: Vec<Value> = expected[project]
+            .as_array()
+            .unwrap()
+            .iter()
+            .cloned()
+            .map(as_format3)
+            .collect();
+        assert_eq!(all_details(&store, project), want, "project {project}");
+    }
+    // The key still works, and the upgraded store takes every kind of write.
+    let key = expected["apiKey"].as_str().unwrap();
+    assert_eq!(store.authenticate(key).unwrap(), "acme");
+    let some_id = expected["acme"][0]["id"].as_str().unwrap().to_string();
+    let body = format!(
+        r#"{{"traces":[{{"id":"{some_id}","userId":"u1","input":{{"q":"hi"}},
+            "spans":[{{"id":"new","name":"tool","kind":"TOOL","parentId":"s0",
+                       "output":"done"}}]}}]}}"#
+    );
+    store.ingest_json("acme", body.as_bytes()).unwrap();
+    let t = store.get_trace("acme", &some_id).unwrap();
+    assert_eq!(t.trace.user_id.as_deref(), Some("u1"));
+    assert_eq!(t.input.unwrap().as_json(), r#"{"q":"hi"}"#);
+    let new = t.spans.iter().find(|s| s.id == "new").unwrap();
+    assert_eq!(new.parent_id.as_deref(), Some("s0"));
+    assert_eq!(new.output.as_ref().unwrap().as_json(), r#""done""#);
+    assert_eq!(store.verify().unwrap(), vec![]);
+    drop(store);
+    assert_eq!(format_version(&path), [3]);
+    // A second open finds format 3 and changes nothing.
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.verify().unwrap(), vec![]);
+}
+
+/// A format-1 file (derived from the format-2 fixture: format 1 had no write buffer, so its
+/// pending traces are dropped and its project states lose `indexed_rows`) is upgraded through
+/// format 2 to format 3 in one open.
+#[test]
+fn a_format_1_file_is_upgraded_through_format_2() {
+    #[derive(serde::Deserialize)]
+    struct V2 {
+        _next_row: u32,
+        indexed_rows: u32,
+        live: u64,
+        next_name_id: u32,
+        next_tag_id: u32,
+        generation: u64,
+    }
+    #[derive(serde::Serialize)]
+    struct V1 {
+        next_row: u32,
+        live: u64,
+        next_name_id: u32,
+        next_tag_id: u32,
+        generation: u64,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = fixture_copy(&dir);
+    let mut dropped = Vec::new();
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut meta = txn.open_table(META).unwrap();
+            meta.insert("format_version", [1u8].as_slice()).unwrap();
+            let mut pending = txn.open_table(PENDING).unwrap();
+            for e in pending.iter().unwrap() {
+                let (k, _) = e.unwrap();
+                dropped.push(k.value().1.to_string());
+            }
+            pending.retain(|_, _| false).unwrap();
+            let mut states = txn.open_table(STATE).unwrap();
+            let old: Vec<(u32, Vec<u8>)> = states
+                .iter()
+                .unwrap()
+                .map(|e| {
+                    let (k, v) = e.unwrap();
+                    (k.value(), v.value().to_vec())
+                })
+                .collect();
+            for (k, v) in old {
+                let s: V2 = postcard::from_bytes(&v[1..]).unwrap();
+                let mut bytes = vec![1u8];
+                bytes.extend(
+                    postcard::to_allocvec(&V1 {
+                        next_row: s.indexed_rows,
+                        live: s.live,
+                        next_name_id: s.next_name_id,
+                        next_tag_id: s.next_tag_id,
+                        generation: s.generation,
+                    })
+                    .unwrap(),
+                );
+                states.insert(k, bytes.as_slice()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+    assert!(!dropped.is_empty());
+    let expected = expected();
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.verify().unwrap(), vec![]);
+    for project in ["acme", "globex"] {
+        let want: Vec<Value> = expected[project]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| !dropped.iter().any(|d| d == t["id"].as_str().unwrap()))
+            .cloned()
+            .map(as_format3)
+            .collect();
+        assert_eq!(all_details(&store, project), want, "project {project}");
+    }
+    drop(store);
+    assert_eq!(format_version(&path), [3]);
+}
