@@ -498,8 +498,8 @@ fn take_payload<'a>(
         match v {
             Any::StringValue(s) => {
                 let is_json = a.get(mime_key).and_then(as_str).is_some_and(is_json_mime);
-                match serde_json::from_str::<Json>(s) {
-                    Ok(parsed) if is_json => {
+                match is_json.then(|| serde_json::from_str::<Json>(s)) {
+                    Some(Ok(parsed)) => {
                         a.mark(mime_key);
                         parsed
                     }

@@ -166,8 +166,26 @@ fn assert_valid(m: &Mapped) {
         };
         let checked = crate::validate::validate_batch(vec![trace]).expect("one trace");
         assert!(checked.errors.is_empty(), "{:?}", checked.errors);
-        for s in &t.spans {
-            let s = &s.span;
+        let is_hex = |s: &str, n: usize| {
+            s.len() == n
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        assert!(is_hex(&t.trace_id, 32), "{}", t.trace_id);
+        for m in &t.spans {
+            assert!(m.tags.iter().all(|tag| check_tag(tag).is_ok()));
+            let s = &m.span;
+            assert!(s.id.as_deref().is_some_and(|id| is_hex(id, 16)));
+            assert!(s.parent_id.as_deref().is_none_or(|id| is_hex(id, 16)));
+            assert!(s.status.is_some());
+            let usage = matches!(s.kind, Some(SpanKind::Llm | SpanKind::Embedding));
+            if !usage {
+                assert_eq!(
+                    (s.input_tokens, s.output_tokens, s.total_tokens),
+                    (None, None, None)
+                );
+                assert_eq!(s.cost, None);
+            }
             for p in [&s.input, &s.output].into_iter().flatten() {
                 assert!(compact(p).len() <= MAX_PAYLOAD_BYTES);
             }
@@ -1306,4 +1324,32 @@ fn fuzz_seeds_decode_and_map() {
         assert_eq!((m.rejected_spans, m.traces.len()), (0, 1));
         assert_eq!(m.traces[0].spans.len(), 1);
     }
+}
+
+/// Random byte changes to the protobuf seed: whatever still decodes maps to spans that pass
+/// validation and the limits (and nothing panics).
+#[test]
+fn mutated_requests_map_to_valid_spans() {
+    let seed = include_bytes!("../../fuzz/corpus/otlp/protobuf");
+    let body = &seed[1..];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut decoded = 0;
+    for _ in 0..3000 {
+        let mut bytes = body.to_vec();
+        for _ in 0..(next() % 4 + 1) {
+            let i = (next() % bytes.len() as u64) as usize;
+            bytes[i] = next() as u8;
+        }
+        if let Ok(r) = OtlpRequest::decode(&bytes, OtlpEncoding::Protobuf) {
+            decoded += 1;
+            assert_valid(&map_request(&r.message));
+        }
+    }
+    assert!(decoded > 100, "only {decoded} mutations decoded");
 }
