@@ -15,7 +15,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root/fuzz"
 
 seconds="${FUZZ_SECONDS:-30}"
-targets="${FUZZ_TARGETS:-query_params cursor ingest_json record_decode ops_model}"
+targets="${FUZZ_TARGETS:-query_params cursor ingest_json record_decode ops_model otlp}"
 target_dir="${FUZZ_TARGET_DIR:-$root/fuzz/target}"
 work="${FUZZ_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/tracestore-fuzz.XXXXXX")}"
 sanitizer="${FUZZ_SANITIZER:-address}"
