@@ -323,7 +323,7 @@ async fn stored(server: &TestServer, key: &str, trace: u128) -> Value {
     r.data().clone()
 }
 
-fn span_by_id<'a>(trace: &'a Value, id: u64) -> &'a Value {
+fn span_by_id(trace: &Value, id: u64) -> &Value {
     let want = hex_span(id);
     trace["spans"]
         .as_array()
@@ -360,9 +360,13 @@ async fn protobuf_and_json_requests_are_answered_in_their_encoding() {
     assert_eq!(r.content_type(), JSON);
     assert_eq!(r.rejected_spans(), 0);
     // The hand-written JSON is the same request as the protobuf one.
-    let from_json = tracestore::OtlpRequest::decode(&agent_trace_json(2), tracestore::OtlpEncoding::Json)
-        .expect("decodes");
-    assert_eq!(from_json, tracestore::OtlpRequest::from_message(agent_trace(2)));
+    let from_json =
+        tracestore::OtlpRequest::decode(&agent_trace_json(2), tracestore::OtlpEncoding::Json)
+            .expect("decodes");
+    assert_eq!(
+        from_json,
+        tracestore::OtlpRequest::from_message(agent_trace(2))
+    );
 }
 
 #[tokio::test]
@@ -384,14 +388,35 @@ async fn empty_requests_get_an_empty_response() {
 async fn gzip_bodies_are_accepted_in_both_encodings() {
     let (server, k, _) = start().await;
     for encoding in ["gzip", "GZIP"] {
-        let r = export(&server, Some(&k), Some(PB), Some(encoding), gzip(&pb(&agent_trace(3)))).await;
+        let r = export(
+            &server,
+            Some(&k),
+            Some(PB),
+            Some(encoding),
+            gzip(&pb(&agent_trace(3))),
+        )
+        .await;
         assert_eq!(r.status, 200, "{r:?}");
         assert_eq!(r.rejected_spans(), 0);
     }
-    let r = export(&server, Some(&k), Some(JSON), Some("gzip"), gzip(&agent_trace_json(4))).await;
+    let r = export(
+        &server,
+        Some(&k),
+        Some(JSON),
+        Some("gzip"),
+        gzip(&agent_trace_json(4)),
+    )
+    .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json(), json!({}));
-    let r = export(&server, Some(&k), Some(PB), Some("identity"), pb(&agent_trace(5))).await;
+    let r = export(
+        &server,
+        Some(&k),
+        Some(PB),
+        Some("identity"),
+        pb(&agent_trace(5)),
+    )
+    .await;
     assert_eq!(r.status, 200, "{r:?}");
 }
 
@@ -413,7 +438,14 @@ async fn a_corrupt_gzip_or_undecodable_body_is_400_with_a_status() {
         assert!(message.contains("gzip"), "{message}");
     }
     // Not OTLP at all, uncompressed.
-    let r = export(&server, Some(&k), Some(JSON), None, b"{\"resourceSpans\": 7}".to_vec()).await;
+    let r = export(
+        &server,
+        Some(&k),
+        Some(JSON),
+        None,
+        b"{\"resourceSpans\": 7}".to_vec(),
+    )
+    .await;
     assert_eq!(r.status, 400, "{r:?}");
     assert_eq!(r.rpc_status().0, 3);
     let r = export(&server, Some(&k), Some(PB), None, vec![0xff; 32]).await;
@@ -445,7 +477,14 @@ async fn a_gzip_bomb_over_the_limit_after_decompression_is_413() {
 #[tokio::test]
 async fn an_uncompressed_body_over_the_limit_is_413() {
     let (server, k, _) = start().await;
-    let r = export(&server, Some(&k), Some(PB), None, vec![0u8; MAX_OTLP_BYTES + 1]).await;
+    let r = export(
+        &server,
+        Some(&k),
+        Some(PB),
+        None,
+        vec![0u8; MAX_OTLP_BYTES + 1],
+    )
+    .await;
     assert_eq!(r.status, 413, "{r:?}");
     assert_eq!(r.rpc_status().0, 8);
 }
@@ -507,7 +546,12 @@ async fn more_than_the_span_limit_is_413() {
 #[tokio::test]
 async fn other_content_types_are_415_with_a_json_status() {
     let (server, k, _) = start().await;
-    for ct in [Some("text/plain"), Some("application/grpc"), Some("application/jsonx"), None] {
+    for ct in [
+        Some("text/plain"),
+        Some("application/grpc"),
+        Some("application/jsonx"),
+        None,
+    ] {
         let r = export(&server, Some(&k), ct, None, b"{}".to_vec()).await;
         assert_eq!(r.status, 415, "{ct:?}: {r:?}");
         assert_eq!(r.content_type(), JSON, "{ct:?}");
@@ -577,7 +621,11 @@ async fn the_rate_limit_is_429_with_retry_after_and_a_status() {
 #[tokio::test]
 async fn other_methods_are_405_with_allow_and_a_status() {
     let (server, k, _) = start().await;
-    for method in [reqwest::Method::GET, reqwest::Method::PUT, reqwest::Method::DELETE] {
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+    ] {
         let res = server
             .client
             .request(method.clone(), server.url("/v1/traces"))
@@ -608,7 +656,13 @@ async fn serve_otlp_addr_is_a_second_listener() {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tracestore"))
         .arg("--db")
         .arg(&db)
-        .args(["serve", "--addr", "127.0.0.1:0", "--otlp-addr", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--otlp-addr",
+            "127.0.0.1:0",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -616,7 +670,10 @@ async fn serve_otlp_addr_is_a_second_listener() {
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(line);
         }
     });
@@ -635,13 +692,29 @@ async fn serve_otlp_addr_is_a_second_listener() {
     let (main, otlp) = (main.unwrap(), otlp.unwrap());
     let client = reqwest::Client::new();
     let outcome = async {
-        let r = export_to(&client, &otlp, Some(&k), Some(PB), None, pb(&agent_trace(9))).await;
+        let r = export_to(
+            &client,
+            &otlp,
+            Some(&k),
+            Some(PB),
+            None,
+            pb(&agent_trace(9)),
+        )
+        .await;
         assert_eq!(r.status, 200, "{r:?}");
         assert_eq!(r.rejected_spans(), 0);
         let r = export_to(&client, &otlp, None, Some(PB), None, Vec::new()).await;
         assert_eq!(r.status, 401);
         assert_eq!(r.rpc_status().0, 16);
-        let r = export_to(&client, &main, Some(&k), Some(JSON), Some("gzip"), gzip(b"{}")).await;
+        let r = export_to(
+            &client,
+            &main,
+            Some(&k),
+            Some(JSON),
+            Some("gzip"),
+            gzip(b"{}"),
+        )
+        .await;
         assert_eq!(r.status, 200, "{r:?}");
         // Only the receiver on the OTLP listener.
         let r = client
@@ -711,10 +784,18 @@ async fn acceptance_an_all_zero_trace_id_is_rejected_beside_good_spans() {
         .unwrap();
     assert!(!partial.error_message.is_empty());
     // The same in JSON.
-    let json_req = serde_json::to_vec(&request(vec![span(0x12, 1, None, "good", (0, 1), vec![]), bad]))
-        .expect("json");
+    let json_req = serde_json::to_vec(&request(vec![
+        span(0x12, 1, None, "good", (0, 1), vec![]),
+        bad,
+    ]))
+    .expect("json");
     let r = export(&server, Some(&k), Some(JSON), None, json_req).await;
-    assert_eq!(r.rejected_spans(), 1, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.rejected_spans(),
+        1,
+        "{:?}",
+        String::from_utf8_lossy(&r.body)
+    );
     assert!(r.json()["partialSuccess"]["errorMessage"].is_string());
     assert_eq!(stored(&server, &k, trace).await["spanCount"], 1);
     assert_eq!(stored(&server, &k, 0x12).await["spanCount"], 1);
@@ -727,7 +808,14 @@ async fn acceptance_json_and_protobuf_store_the_same_trace() {
     let b = key(&store, "by-json");
     let server = TestServer::start(store).await;
     let trace = 0x5b8efff798038103d269b633813fc60c;
-    let r = export(&server, Some(&a), Some(PB), Some("gzip"), gzip(&pb(&agent_trace(trace)))).await;
+    let r = export(
+        &server,
+        Some(&a),
+        Some(PB),
+        Some("gzip"),
+        gzip(&pb(&agent_trace(trace))),
+    )
+    .await;
     assert_eq!(r.rejected_spans(), 0);
     let r = export(&server, Some(&b), Some(JSON), None, agent_trace_json(trace)).await;
     assert_eq!(r.rejected_spans(), 0);
@@ -741,7 +829,9 @@ async fn acceptance_json_and_protobuf_store_the_same_trace() {
 async fn acceptance_children_before_the_root_across_two_requests() {
     let (server, k, _) = start().await;
     let trace = 0x77;
-    let all = agent_trace(trace).resource_spans[0].scope_spans[0].spans.clone();
+    let all = agent_trace(trace).resource_spans[0].scope_spans[0]
+        .spans
+        .clone();
     let (root, children) = (all[0].clone(), all[1..].to_vec());
     let r = export(&server, Some(&k), Some(PB), None, pb(&request(children))).await;
     assert_eq!(r.rejected_spans(), 0);

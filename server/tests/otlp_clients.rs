@@ -29,7 +29,12 @@ fn client_env(var: &str, what: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.trim().is_empty() => Some(v),
         _ => {
-            println!("skipped ({what}): run .ci/otlp-clients.sh and set {var}");
+            // Straight to stderr, past the test harness's capture, so that a run shows it.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped ({what}): run .ci/otlp-clients.sh and set {var}"
+            );
             None
         }
     }
@@ -41,7 +46,10 @@ async fn run_client(server: &TestServer, key: &str, mut cmd: Command) -> Value {
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
         server.url("/v1/traces"),
     )
-    .env("OTEL_EXPORTER_OTLP_HEADERS", format!("Authorization=Bearer {key}"))
+    .env(
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        format!("Authorization=Bearer {key}"),
+    )
     // Nothing else may steer the exporters.
     .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
     .env_remove("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
@@ -187,9 +195,18 @@ async fn openinference_openai_instrumentation_stores_one_llm_span_under_the_agen
     assert_eq!(llm["inputTokens"], 11);
     assert_eq!(llm["outputTokens"], 7);
     assert_eq!(llm["totalTokens"], 18);
-    assert!(!llm["input"].is_null() && !llm["output"].is_null(), "{llm:#}");
-    assert!(text(&llm["input"]).contains(str_of(&out, "prompt")), "{llm:#}");
-    assert!(text(&llm["output"]).contains(str_of(&out, "answer")), "{llm:#}");
+    assert!(
+        !llm["input"].is_null() && !llm["output"].is_null(),
+        "{llm:#}"
+    );
+    assert!(
+        text(&llm["input"]).contains(str_of(&out, "prompt")),
+        "{llm:#}"
+    );
+    assert!(
+        text(&llm["output"]).contains(str_of(&out, "answer")),
+        "{llm:#}"
+    );
     // Usage is counted once: the agent span carries none of it.
     assert_eq!(t["totalTokens"], 18, "{t:#}");
     assert_eq!(t["name"], "capital-agent");
