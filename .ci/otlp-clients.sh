@@ -9,14 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-# Tested together (Python 3.11, Node 20).
-py_pkgs=(
-  "opentelemetry-api==1.45.2"
-  "opentelemetry-sdk==1.45.2"
-  "opentelemetry-exporter-otlp-proto-http==1.45.2"
-  "openinference-instrumentation-openai==0.1.66"
-  "openai==2.54.0"
-)
+# Tested together (Python 3.11, Node 20). The Python side is pinned whole, dependencies too, in
+# requirements.txt: opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http 1.45.2,
+# openinference-instrumentation-openai 0.1.66, openai 2.54.0.
+requirements=$root/server/tests/otlp_clients/requirements.txt
 node_pkgs=(
   "@opentelemetry/api@1.9.1"
   "@opentelemetry/sdk-trace-base@2.12.1"
@@ -26,7 +22,7 @@ node_pkgs=(
 
 venv=$root/target/otlp-venv
 py_stamp=$venv/.installed
-py_want=$(printf '%s\n' "${py_pkgs[@]}")
+py_want=$(cat "$requirements")
 if [ -x "$venv/bin/python" ] && [ -f "$py_stamp" ] && [ "$(cat "$py_stamp")" = "$py_want" ]; then
   echo "otlp-clients: python venv up to date ($venv)"
 else
@@ -34,8 +30,10 @@ else
   echo "otlp-clients: creating $venv with $($python --version 2>&1)"
   mkdir -p "$root/target"
   "$python" -m venv "$venv"
-  echo "otlp-clients: pip install ${py_pkgs[*]}"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${py_pkgs[@]}"
+  echo "otlp-clients: pip install -r $requirements:"
+  grep -v '^#' "$requirements" | tr '\n' ' '
+  echo
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
   printf '%s\n' "$py_want" >"$py_stamp"
 fi
 

@@ -175,9 +175,8 @@ fn layered(routes: Router<AppState>, state: AppState) -> Router {
         .layer(middleware::from_fn(log_request))
         .with_state(state);
     // A Router's layers wrap each route, inside the code that adds `Allow` to a 405; this one
-    // wraps the whole router, so it sees the finished 405.
-    // Outermost: the OTLP route answers every failure, 405 included, with a google.rpc.Status
-    // rather than the envelope.
+    // wraps the whole router, so it sees the finished 405. Outermost, the OTLP route's failures
+    // (405 included) become a google.rpc.Status rather than the envelope.
     Router::new()
         .fallback_service(routes)
         .layer(middleware::from_fn(method_not_allowed_envelope))
@@ -373,15 +372,16 @@ async fn timeout(State(state): State<AppState>, mut req: Request, next: Next) ->
     }
     let progress = Arc::new(Progress::default());
     req.extensions_mut().insert(progress.clone());
-    let otlp_headers = (req.uri().path() == OTLP_TRACES_PATH).then(|| req.headers().clone());
+    let otlp_encoding =
+        (req.uri().path() == OTLP_TRACES_PATH).then(|| otlp::answer_encoding(req.headers()));
     match tokio::time::timeout(state.request_timeout, next.run(req)).await {
         Ok(res) => res,
         Err(_) => {
             let mut res = if progress.reading_body.load(Ordering::SeqCst) {
                 ApiError::from(tracestore::Error::request_timeout()).into_response()
-            } else if let Some(headers) = &otlp_headers {
+            } else if let Some(encoding) = otlp_encoding {
                 // An export is idempotent: the exporter may retry it.
-                otlp::timed_out(headers)
+                otlp::timed_out(encoding)
             } else {
                 ApiError::internal("request timed out").into_response()
             };

@@ -300,11 +300,15 @@ async fn export(
     }
 }
 
+/// The encoding of an OTLP answer to this request: the request's, JSON when it is unknown.
+pub(crate) fn answer_encoding(headers: &HeaderMap) -> OtlpEncoding {
+    request_encoding(headers).unwrap_or(OtlpEncoding::Json)
+}
+
 /// The answer to an OTLP request that ran out of time after its body arrived (its store call
 /// may still finish): a 503 to retry, since a repeated export is idempotent.
-pub(crate) fn timed_out(headers: &HeaderMap) -> Response {
-    Failure::unavailable("the request timed out; retry later")
-        .into_response(request_encoding(headers).unwrap_or(OtlpEncoding::Json))
+pub(crate) fn timed_out(encoding: OtlpEncoding) -> Response {
+    Failure::unavailable("the request timed out; retry later").into_response(encoding)
 }
 
 /// Outermost layer: on the OTLP path, any answer that is not an OTLP answer already (the
@@ -315,7 +319,7 @@ pub(crate) async fn status_errors(req: Request, next: Next) -> Response {
     if req.uri().path() != OTLP_TRACES_PATH {
         return next.run(req).await;
     }
-    let encoding = request_encoding(req.headers()).unwrap_or(OtlpEncoding::Json);
+    let encoding = answer_encoding(req.headers());
     let res = next.run(req).await;
     if res.extensions().get::<OtlpAnswer>().is_some() || res.status().is_success() {
         return res;
@@ -384,6 +388,20 @@ mod tests {
         assert_eq!(f.status, StatusCode::PAYLOAD_TOO_LARGE);
         let f = gunzip(b"not gzip at all").unwrap_err();
         assert_eq!(f.status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn a_timeout_is_a_503_to_retry_in_the_request_encoding() {
+        for encoding in [OtlpEncoding::Protobuf, OtlpEncoding::Json] {
+            let res = timed_out(encoding);
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(
+                res.headers()[header::RETRY_AFTER],
+                RETRY_AFTER_SECS.to_string()
+            );
+            assert_eq!(res.headers()[header::CONTENT_TYPE], encoding.content_type());
+            assert!(res.extensions().get::<OtlpAnswer>().is_some());
+        }
     }
 
     #[test]
