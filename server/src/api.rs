@@ -6,13 +6,14 @@
 
 use crate::error::ApiError;
 use crate::handlers::*;
+use crate::otlp::{self, OTLP_TRACES_PATH};
 use crate::ratelimit::{Decision, RateLimiter};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -113,7 +114,8 @@ enum Role {
     Admin,
 }
 
-/// The router with every route and layer.
+/// The router with every route and layer: the `/api/` routes, health, the OpenAPI document and
+/// the OTLP/HTTP receiver `POST /v1/traces`.
 pub fn app(state: AppState) -> Router {
     // Each method router's own route_layer wraps its methods only, not its 405 fallback: a
     // known path with another method is answered before authentication (Router::route_layer
@@ -121,6 +123,10 @@ pub fn app(state: AppState) -> Router {
     let project = middleware::from_fn_with_state(state.clone(), project_auth);
     let admin = middleware::from_fn_with_state(state.clone(), admin_auth);
     let routes = Router::new()
+        .route(
+            OTLP_TRACES_PATH,
+            post(otlp::export_traces).route_layer(project.clone()),
+        )
         .route(
             "/api/v1/traces",
             get(list_traces)
@@ -141,7 +147,25 @@ pub fn app(state: AppState) -> Router {
             delete(revoke_key).route_layer(admin),
         )
         .route("/healthz", get(healthz))
-        .route("/openapi.json", get(openapi))
+        .route("/openapi.json", get(openapi));
+    layered(routes, state)
+}
+
+/// The router of the OTLP listener (`serve --otlp-addr`): `POST /v1/traces` only, with the
+/// same authentication, rate limits (the same counters, when given the same state), timeouts
+/// and logs as [`app`]; any other path is a 404.
+pub fn otlp_app(state: AppState) -> Router {
+    let project = middleware::from_fn_with_state(state.clone(), project_auth);
+    let routes = Router::new().route(
+        OTLP_TRACES_PATH,
+        post(otlp::export_traces).route_layer(project),
+    );
+    layered(routes, state)
+}
+
+/// The layers every router shares, around its routes.
+fn layered(routes: Router<AppState>, state: AppState) -> Router {
+    let routes = routes
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(state.clone(), timeout))
         .layer(middleware::from_fn_with_state(
@@ -151,10 +175,12 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn(log_request))
         .with_state(state);
     // A Router's layers wrap each route, inside the code that adds `Allow` to a 405; this one
-    // wraps the whole router, so it sees the finished 405.
+    // wraps the whole router, so it sees the finished 405. Outermost, the OTLP route's failures
+    // (405 included) become a google.rpc.Status rather than the envelope.
     Router::new()
         .fallback_service(routes)
         .layer(middleware::from_fn(method_not_allowed_envelope))
+        .layer(middleware::from_fn(otlp::status_errors))
 }
 
 /// Serves `store` on `listener` until `shutdown` resolves, then waits for in-flight requests to
@@ -175,6 +201,18 @@ pub async fn serve_state(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Serves the OTLP router ([`otlp_app`]) on `listener` until `shutdown` resolves. Give it the
+/// [`AppState`] the main listener has, so that both share the store and the rate limits.
+pub async fn serve_otlp_state(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, otlp_app(state))
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -334,11 +372,16 @@ async fn timeout(State(state): State<AppState>, mut req: Request, next: Next) ->
     }
     let progress = Arc::new(Progress::default());
     req.extensions_mut().insert(progress.clone());
+    let otlp_encoding =
+        (req.uri().path() == OTLP_TRACES_PATH).then(|| otlp::answer_encoding(req.headers()));
     match tokio::time::timeout(state.request_timeout, next.run(req)).await {
         Ok(res) => res,
         Err(_) => {
             let mut res = if progress.reading_body.load(Ordering::SeqCst) {
                 ApiError::from(tracestore::Error::request_timeout()).into_response()
+            } else if let Some(encoding) = otlp_encoding {
+                // An export is idempotent: the exporter may retry it.
+                otlp::timed_out(encoding)
             } else {
                 ApiError::internal("request timed out").into_response()
             };

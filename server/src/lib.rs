@@ -7,6 +7,7 @@
 //! - [`api`]: routes, authentication, rate-limit headers, timeouts, request logs.
 //! - `handlers`: the route handlers; `input`: query-string, content-type and body decoding.
 //! - [`error`]: the error envelope, mapped from `tracestore::ErrorCode`.
+//! - [`otlp`]: the OTLP/HTTP trace receiver, `POST /v1/traces` (transport; the library decodes).
 //! - [`ratelimit`]: the per-key fixed-window limiter.
 //! - [`demo`]: the `serve --demo` dataset and its curl examples.
 //! - [`cli`]: the `tracestore` binary's subcommands.
@@ -19,6 +20,7 @@ pub mod demo;
 pub mod error;
 mod handlers;
 mod input;
+pub mod otlp;
 pub mod ratelimit;
 
-pub use api::{app, serve, AppState, ServerConfig};
+pub use api::{app, otlp_app, serve, AppState, ServerConfig};

@@ -2,7 +2,8 @@
 
 use super::{open_store, CliError};
 use crate::api::{
-    ServerConfig, DEFAULT_RATE_LIMIT, DEFAULT_RATE_WINDOW_SECS, DEFAULT_REQUEST_TIMEOUT_SECS,
+    AppState, ServerConfig, DEFAULT_RATE_LIMIT, DEFAULT_RATE_WINDOW_SECS,
+    DEFAULT_REQUEST_TIMEOUT_SECS,
 };
 use crate::demo::{self, DemoState, DEMO_PROJECT, DEMO_TRACES};
 use clap::Args;
@@ -25,9 +26,14 @@ const FORCED_CLOSE_GRACE: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Args)]
 pub(super) struct ServeArgs {
-    /// The address to listen on.
+    /// The address to listen on. It serves every route, the OTLP/HTTP receiver
+    /// `POST /v1/traces` included.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
+    /// A second address (such as 127.0.0.1:4318, the OTLP/HTTP port) serving only the OTLP/HTTP
+    /// receiver `POST /v1/traces`, with the same store, keys, rate limits and shutdown.
+    #[arg(long, value_name = "ADDR")]
+    otlp_addr: Option<SocketAddr>,
     /// Requests allowed per API key in each rate-limit window.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_RATE_LIMIT,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -58,6 +64,20 @@ pub(super) fn run(db: &Path, args: ServeArgs) -> Result<(), CliError> {
     let local = listener
         .local_addr()
         .map_err(|e| CliError::new(format!("cannot read the bound address: {e}")))?;
+    let otlp_listener = match args.otlp_addr {
+        Some(addr) => {
+            let l = std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|e| {
+                    CliError::new(format!("cannot listen on {addr} (--otlp-addr): {e}"))
+                })?;
+            let bound = l
+                .local_addr()
+                .map_err(|e| CliError::new(format!("cannot read the bound address: {e}")))?;
+            Some((l, bound))
+        }
+        None => None,
+    };
 
     let store = Arc::new(open_store(db, true)?);
     tracing::info!(db = %db.display(), "store opened");
@@ -81,6 +101,14 @@ pub(super) fn run(db: &Path, args: ServeArgs) -> Result<(), CliError> {
     let stopped = runtime.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| CliError::new(format!("cannot listen on {local}: {e}")))?;
+        let otlp = match otlp_listener {
+            Some((l, bound)) => Some((
+                tokio::net::TcpListener::from_std(l)
+                    .map_err(|e| CliError::new(format!("cannot listen on {bound}: {e}")))?,
+                bound,
+            )),
+            None => None,
+        };
         let signals = Signals::new()
             .map_err(|e| CliError::new(format!("cannot install the signal handlers: {e}")))?;
         if let Some((state, path)) = &demo {
@@ -94,7 +122,14 @@ pub(super) fn run(db: &Path, args: ServeArgs) -> Result<(), CliError> {
             rate_window_secs = config.rate_window.as_secs(),
             "listening on http://{local}"
         );
-        Ok::<_, CliError>(serve_until_signals(listener, Arc::clone(&store), config, signals).await)
+        if let Some((_, bound)) = &otlp {
+            println!("OTLP/HTTP receiver on http://{bound}/v1/traces");
+            tracing::info!(addr = %bound, "OTLP/HTTP receiver on http://{bound}/v1/traces");
+        }
+        let otlp = otlp.map(|(l, _)| l);
+        Ok::<_, CliError>(
+            serve_until_signals(listener, otlp, Arc::clone(&store), config, signals).await,
+        )
     })?;
     match stopped {
         Stopped::Finished(served, deadline) => {
@@ -153,18 +188,30 @@ enum Stopped {
     Again(&'static str),
 }
 
-/// Serves until the first signal, then shuts down gracefully within [`SHUTDOWN_DEADLINE`], or
-/// at once on a second signal.
+/// Serves (on the OTLP listener too, when there is one: one state, so one store and one set of
+/// rate-limit counters) until the first signal, then shuts both down gracefully within
+/// [`SHUTDOWN_DEADLINE`], or at once on a second signal.
 async fn serve_until_signals(
     listener: tokio::net::TcpListener,
+    otlp: Option<tokio::net::TcpListener>,
     store: Arc<Store>,
     config: ServerConfig,
     mut signals: Signals,
 ) -> Stopped {
-    let (stop, stopping) = tokio::sync::oneshot::channel::<()>();
-    let mut server = tokio::spawn(crate::api::serve(listener, store, config, async move {
-        let _ = stopping.await;
-    }));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let state = AppState::new(store, &config);
+    let main = crate::api::serve_state(listener, state.clone(), stopped(stopping.clone()));
+    let otlp = otlp.map(|l| crate::api::serve_otlp_state(l, state, stopped(stopping)));
+    let mut server = tokio::spawn(async move {
+        match otlp {
+            None => main.await,
+            // Either failing ends both.
+            Some(otlp) => tokio::try_join!(main, otlp).map(|_| ()),
+        }
+    });
     let joined = |r: Result<std::io::Result<()>, tokio::task::JoinError>| {
         r.unwrap_or_else(|e| Err(std::io::Error::other(format!("server task failed: {e}"))))
     };
@@ -179,7 +226,7 @@ async fn serve_until_signals(
         deadline_secs = SHUTDOWN_DEADLINE.as_secs_f64(),
         "{first} received; finishing in-flight requests"
     );
-    let _ = stop.send(());
+    let _ = stop.send(true);
     let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
     tokio::select! {
         r = &mut server => Stopped::Finished(joined(r), deadline),
