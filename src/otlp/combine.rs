@@ -135,8 +135,11 @@ pub(crate) fn combine(
     stored_payload: &mut dyn FnMut(&str) -> Result<Option<PayloadRecord>>,
 ) -> Result<ValidTrace> {
     let stored = stored.unwrap_or_default();
-    let mut all: HashMap<&str, &SpanRecord> =
-        stored.spans.iter().map(|(id, r)| (id.as_str(), r)).collect();
+    let mut all: HashMap<&str, &SpanRecord> = stored
+        .spans
+        .iter()
+        .map(|(id, r)| (id.as_str(), r))
+        .collect();
     for s in &new.spans {
         all.insert(s.id.as_str(), &s.record);
     }
@@ -156,11 +159,7 @@ pub(crate) fn combine(
         let error = all
             .values()
             .any(|r| Status::from_code(r.status) == Some(Status::Error));
-        (
-            start,
-            end,
-            if error { Status::Error } else { Status::Ok },
-        )
+        (start, end, if error { Status::Error } else { Status::Ok })
     };
 
     // The root's payload record: from this request, or stored.

@@ -11,9 +11,7 @@ use crate::error::{Error, FieldError, Result};
 use crate::limits::*;
 use crate::model::SpanKind;
 use crate::model::{ScoreInput, ScoreValue, SpanInput, Status, TraceInput};
-use crate::schema::{
-    Blob, Money, PayloadRecord, ScoreRecord, ScoreValueRecord, SpanRecord,
-};
+use crate::schema::{Blob, Money, PayloadRecord, ScoreRecord, ScoreValueRecord, SpanRecord};
 use crate::time::Timestamp;
 use rust_decimal::Decimal;
 use serde_json::Value;
