@@ -366,19 +366,28 @@ fn validate_trace(t: TraceInput, e: &mut Errs<'_>) -> ValidTrace {
             },
         ));
     }
+    let mut span_payloads = Vec::with_capacity(spans.len());
     let spans = spans
         .into_iter()
         .map(|s| {
             let sid =
                 s.id.clone()
                     .unwrap_or_else(|| derived_id_of_bytes("span", &id, &s.id_content()));
-            let payload = s.payload();
-            if !payload.is_empty() {
-                payloads.push((sid.clone(), payload));
-            }
+            span_payloads.push((sid.clone(), s.payload()));
             (sid, s.record)
         })
         .collect();
+    // A span id sent twice in one item is one span, the later one (as in the span table): only
+    // its payload counts, even when it has none.
+    let mut seen = std::collections::HashSet::new();
+    let mut last: Vec<(String, PayloadRecord)> = span_payloads
+        .into_iter()
+        .rev()
+        .filter(|(sid, _)| seen.insert(sid.clone()))
+        .filter(|(_, p)| !p.is_empty())
+        .collect();
+    last.reverse();
+    payloads.extend(last);
     let scores = scores
         .into_iter()
         .map(|(sid, r)| (sid.unwrap_or_else(|| derived_id("score", &id, &r)), r))
