@@ -276,3 +276,85 @@ async fn another_project_sees_no_trace_with_or_without_payloads() {
         assert_eq!(r.error_code(), "NOT_FOUND");
     }
 }
+
+/// The `url` and the `-H`/`-d` arguments of a printed curl command.
+fn curl_parts(cmd: &str) -> (String, Vec<(String, String)>, Option<String>) {
+    let url = cmd.split('"').nth(1).expect("a quoted URL").to_string();
+    let headers = cmd
+        .split("-H \"")
+        .skip(1)
+        .map(|h| {
+            let h = h.split('"').next().unwrap();
+            let (k, v) = h.split_once(": ").expect("Name: value");
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    let body = cmd
+        .split_once("-d '")
+        .map(|(_, b)| b.strip_suffix('\'').expect("a quoted body").to_string());
+    (url, headers, body)
+}
+
+/// The extra commands `serve --demo` prints answer as they should: the span tree without
+/// payloads of a real trace, and an OTLP/JSON export taken (200, nothing rejected). With curl
+/// installed, each is also run as printed, through `sh`.
+#[tokio::test]
+async fn printed_demo_extras_work_as_printed() {
+    use tracestore_server::demo;
+    let store = memory_store();
+    demo::load_demo(&store, 2000, |_| {}).expect("demo loads");
+    let k = key(&store, demo::DEMO_PROJECT);
+    let server = TestServer::start(store.clone()).await;
+    let ex = demo::examples(&store, &server.base, &k).expect("examples");
+    assert_eq!(ex.more.len(), 2, "{:?}", ex.more);
+    assert!(demo::EXAMPLE_OTLP_BODY.contains(demo::EXAMPLE_OTLP_TRACE_ID));
+    let have_curl = std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    for (i, (comment, cmd)) in ex.more.iter().enumerate() {
+        assert!(
+            !comment.starts_with('#') && !comment.contains('\n'),
+            "{comment}"
+        );
+        let (url, headers, body) = curl_parts(cmd);
+        assert!(headers.contains(&("Authorization".into(), format!("Bearer {k}"))));
+        let answer: Value = if i == 0 {
+            assert!(url.ends_with("?payloads=false"), "{url}");
+            assert!(body.is_none());
+            let r = server.send(server.client.get(&url).bearer_auth(&k)).await;
+            let data = r.data();
+            assert_eq!(data["status"], "ERROR", "{data:#}");
+            assert!(data.get("input").is_none(), "{data:#}");
+            let spans = data["spans"].as_array().unwrap();
+            assert!(!spans.is_empty());
+            assert!(spans.iter().all(|s| s.get("attributes").is_none()));
+            r.body
+        } else {
+            assert_eq!(url, format!("{}/v1/traces", server.base));
+            let mut req = server.client.post(&url).body(body.expect("a body"));
+            for (name, value) in &headers {
+                req = req.header(name, value);
+            }
+            let r = server.send(req).await;
+            assert_eq!(r.status, 200, "{:#}", r.body);
+            assert!(r.body.get("partialSuccess").is_none(), "{:#}", r.body);
+            r.body
+        };
+        if have_curl {
+            let script = format!("{cmd} -s");
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(script)
+                    .output()
+                    .expect("sh runs")
+            })
+            .await
+            .unwrap();
+            assert!(out.status.success(), "{cmd}");
+            let got: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            assert_eq!(got, answer, "{cmd}");
+        }
+    }
+}
