@@ -132,6 +132,8 @@ impl TraceM {
             "metadata": self.metadata,
             "spanCount": self.spans.len(),
             "scoreCount": self.scores.len(),
+            "userId": null,
+            "sessionId": null,
         })
     }
 
@@ -148,6 +150,9 @@ impl TraceM {
                         "model": s.model, "inputTokens": s.input, "outputTokens": s.output,
                         "totalTokens": s.input + s.output,
                         "cost": micros_to_decimal(s.cost_micros),
+                        "parentId": null, "kind": "UNKNOWN", "status": "OK",
+                        "statusMessage": null, "input": null, "output": null,
+                        "attributes": null,
                     }),
                 )
             })
@@ -164,6 +169,8 @@ impl TraceM {
             .collect();
         v["spans"] = json!(spans);
         v["scores"] = json!(scores);
+        v["input"] = Value::Null;
+        v["output"] = Value::Null;
         v
     }
 }
