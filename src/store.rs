@@ -190,17 +190,18 @@ impl Store {
     ) -> Result<crate::otlp::OtlpOutcome> {
         check_project(project)?;
         let mapped = crate::otlp::map_request(&request.message);
+        let (traces, refused, reason) = crate::otlp::check(mapped.traces);
         let mut outcome = crate::otlp::OtlpOutcome {
-            rejected_spans: mapped.rejected_spans,
-            error_message: mapped.error_message.clone(),
+            rejected_spans: mapped.rejected_spans + refused,
+            error_message: mapped.error_message.or(reason),
             ..Default::default()
         };
-        if mapped.traces.is_empty() {
+        if traces.is_empty() {
             self.engine.check_usable()?;
             return Ok(outcome);
         }
-        outcome.trace_ids = mapped.traces.iter().map(|t| t.trace_id.clone()).collect();
-        outcome.accepted_spans = self.engine.ingest_otlp(project, mapped.traces)?;
+        outcome.trace_ids = traces.iter().map(|t| t.trace_id.clone()).collect();
+        outcome.accepted_spans = self.engine.ingest_otlp(project, traces)?;
         Ok(outcome)
     }
 

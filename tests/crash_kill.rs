@@ -37,6 +37,11 @@ const EXTRA_COST: Decimal = Decimal::from_parts(5, 0, 0, false, 3); // 0.005
 
 /// Batch `b`: new traces b-0..b-5 with two spans and a score each, and an update of the previous
 /// batch's first trace (one more span), so that a batch also spans two batches' traces.
+/// The input payload of span `s` of trace (b, i): over a KiB, so it is stored compressed.
+fn span_input(b: u64, i: u64, s: u64) -> serde_json::Value {
+    serde_json::json!({ "prompt": format!("batch {b} trace {i} span {s} ").repeat(60) })
+}
+
 fn batch(b: u64) -> Vec<TraceInput> {
     let mut out: Vec<TraceInput> = (0..TRACES_PER_BATCH)
         .map(|i| TraceInput {
@@ -50,6 +55,7 @@ fn batch(b: u64) -> Vec<TraceInput> {
                     input_tokens: Some(100 + s),
                     output_tokens: Some(10 * i),
                     cost: Some(span_cost(b, i, s)),
+                    input: Some(span_input(b, i, s)),
                     ..Default::default()
                 })
                 .collect(),
@@ -152,6 +158,18 @@ fn check(path: &std::path::Path, acked: u64, cycle: u64) -> u64 {
         );
         let want = (2 + u32::from(extra), 1, want_cost, want_tokens, Some(500));
         assert_eq!(got, want, "cycle {cycle}: aggregates of {}", t.id);
+        if i == 0 {
+            // The payloads committed with their spans.
+            let d = store.get_trace("crash", &t.id).expect("get_trace");
+            for (s, sp) in d.spans.iter().filter(|sp| sp.id != "extra").enumerate() {
+                let got = sp.input.as_ref().map(|p| p.to_value());
+                assert_eq!(
+                    got,
+                    Some(span_input(b, i, s as u64)),
+                    "cycle {cycle}: payload"
+                );
+            }
+        }
     }
     n
 }

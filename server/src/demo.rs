@@ -1,5 +1,6 @@
 //! The demo dataset behind `serve --demo`: the library's deterministic generator, loaded in
-//! batches, and the seed document's three curl examples made runnable against it.
+//! batches, the seed document's three curl examples made runnable against it, and two more: one
+//! trace's span tree without payloads, and a span sent over OTLP/HTTP.
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -176,6 +177,19 @@ impl DemoState {
     }
 }
 
+/// The trace id of [`EXAMPLE_OTLP_BODY`]: a re-sent export replaces its span, so the example
+/// can be run any number of times.
+pub const EXAMPLE_OTLP_TRACE_ID: &str = "5b8efff798038103d269b633813fc60c";
+/// The OTLP example's body: one LLM span (OpenInference attributes) in OTLP/JSON, on
+/// 2026-03-31 like the newest demo traces.
+pub const EXAMPLE_OTLP_BODY: &str = concat!(
+    r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"support-agent"}}]},"#,
+    r#""scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","#,
+    r#""name":"chat","kind":3,"startTimeUnixNano":"1774951200000000000","endTimeUnixNano":"1774951201200000000","#,
+    r#""attributes":[{"key":"openinference.span.kind","value":{"stringValue":"LLM"}},"#,
+    r#"{"key":"llm.model_name","value":{"stringValue":"gpt-4o"}}]}]}]}]}"#
+);
+
 /// The seed document's three examples, as runnable commands against `base_url` (such as
 /// `http://127.0.0.1:8080`) with `key`. The pagination example uses the real `nextCursor` of
 /// the first example's first page, which is returned alongside.
@@ -183,6 +197,10 @@ impl DemoState {
 pub struct Examples {
     pub cursor: Option<String>,
     pub commands: [String; 3],
+    /// Further examples, each with the comment line to print above it (without `# `): the
+    /// span tree of the first example's first trace (`?payloads=false`), when there is one,
+    /// and an OTLP/HTTP export.
+    pub more: Vec<(String, String)>,
 }
 
 /// Builds [`Examples`] for the demo project of `store`.
@@ -197,6 +215,25 @@ pub fn examples(store: &Store, base_url: &str, key: &str) -> Result<Examples> {
         )
     };
     let page2 = format!("cursor={}", cursor.as_deref().unwrap_or(""));
+    let mut more = Vec::new();
+    if let Some(t) = first.traces.first() {
+        more.push((
+            "One trace's span tree, without inputs, outputs or attributes (the first trace above)"
+                .to_string(),
+            format!(
+                "curl \"{base_url}/api/v1/traces/{}?payloads=false\" \\\n  -H \"Authorization: Bearer {key}\"",
+                t.id
+            ),
+        ));
+    }
+    more.push((
+        "Send a span over OTLP/HTTP (OTLP/JSON; exporters send application/x-protobuf here too)"
+            .to_string(),
+        format!(
+            "curl \"{base_url}/v1/traces\" \\\n  -H \"Authorization: Bearer {key}\" \\\n  \
+             -H \"Content-Type: application/json\" \\\n  -d '{EXAMPLE_OTLP_BODY}'"
+        ),
+    ));
     Ok(Examples {
         commands: [
             curl(EXAMPLE_ERRORS_QUERY),
@@ -204,6 +241,7 @@ pub fn examples(store: &Store, base_url: &str, key: &str) -> Result<Examples> {
             curl(EXAMPLE_DATES_TAGS_QUERY),
         ],
         cursor,
+        more,
     })
 }
 

@@ -67,14 +67,65 @@ pub(crate) fn trace_id(path: Result<Path<String>, PathRejection>) -> Result<Stri
         .map_err(|_| ApiError::new(ErrorCode::NotFound, "trace not found"))
 }
 
+/// The detail route's one parameter, `payloads`: optional, at most once, `true` (the default:
+/// inputs, outputs, attributes and status messages included) or `false` (the span tree alone,
+/// read without touching a payload). Every other parameter is refused by name. These are the
+/// route's own rules, the only parsing of this route's query.
+pub(crate) fn detail_problems(pairs: &[(String, String)]) -> (bool, Vec<Detail>) {
+    let mut problems = Vec::new();
+    let mut payloads = true;
+    let mut seen = 0;
+    let problem = |field: &str, message: &str| Detail {
+        field: field.to_string(),
+        message: message.to_string(),
+    };
+    for (k, v) in pairs {
+        if k != "payloads" {
+            let shown: String = k.chars().take(64).collect();
+            problems.push(problem(
+                &shown,
+                "unknown parameter; the only parameter is payloads",
+            ));
+            continue;
+        }
+        seen += 1;
+        if seen == 2 {
+            problems.push(problem("payloads", "given more than once"));
+        }
+        if seen == 1 {
+            match v.as_str() {
+                "true" => payloads = true,
+                "false" => payloads = false,
+                _ => problems.push(problem("payloads", "must be true or false")),
+            }
+        }
+    }
+    (payloads, problems)
+}
+
+/// `GET /api/v1/traces/{id}[?payloads=false]`: the trace with its spans and scores; with
+/// `payloads=false`, without any payload field (`Store::get_trace_tree`).
 pub(crate) async fn get_trace(
     State(state): State<AppState>,
     project: Option<Extension<Project>>,
     path: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let project = project_of(project)?;
+    let pairs = query_pairs(query, |pairs| detail_problems(pairs).1)?;
+    let (payloads, problems) = detail_problems(&pairs);
+    if !problems.is_empty() {
+        return Err(ApiError::fields(problems));
+    }
     let id = trace_id(path)?;
-    let detail = blocking(&state.store, move |s| s.get_trace(&project, &id)).await?;
+    let detail = blocking(&state.store, move |s| {
+        if payloads {
+            s.get_trace(&project, &id)
+        } else {
+            s.get_trace_tree(&project, &id)
+        }
+    })
+    .await?;
     Ok(ok(&detail))
 }
 
@@ -373,6 +424,25 @@ mod tests {
         assert!(p[0].message.contains("more than once"));
         let (_, p) = retention_problems(&pairs(&[("before", "1969-12-31")]));
         assert_eq!(fields(&p), vec!["before"]);
+    }
+
+    #[test]
+    fn detail_takes_payloads_only() {
+        let (p, d) = detail_problems(&[]);
+        assert!(p && d.is_empty());
+        let (p, d) = detail_problems(&pairs(&[("payloads", "false")]));
+        assert!(!p && d.is_empty());
+        let (p, d) = detail_problems(&pairs(&[("payloads", "true")]));
+        assert!(p && d.is_empty());
+        for bad in ["", "False", "0", "no", "true "] {
+            let (_, d) = detail_problems(&pairs(&[("payloads", bad)]));
+            assert_eq!(fields(&d), vec!["payloads"], "{bad:?}");
+        }
+        let (_, d) = detail_problems(&pairs(&[("payloads", "false"), ("payloads", "false")]));
+        assert_eq!(fields(&d), vec!["payloads"]);
+        assert!(d[0].message.contains("more than once"));
+        let (_, d) = detail_problems(&pairs(&[("limit", "1"), ("payloads", "x")]));
+        assert_eq!(fields(&d), vec!["limit", "payloads"]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The `tracestore` binary end to end: keys (on a file and against a server), import, query,
-//! retention, read-only opening, and `serve` (demo, shutdown, logging).
+//! show, retention, read-only opening, and `serve` (demo, shutdown, logging).
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -297,6 +297,87 @@ fn import_json_forms_and_errors() {
         &["import", "/nonexistent.jsonl", "--project", "p"]
     ))
     .contains("cannot read"));
+}
+
+/// An agent run: a root with children and a grandchild, tools with the same startTime, an
+/// ERROR span with a two-line message, a span whose parent never arrived, a two-span parent
+/// cycle and a span in a cycle with itself; sent out of order.
+fn agent_run() -> String {
+    json!({"traces": [{
+        "id": "run-1", "name": "support-agent", "status": "ERROR",
+        "startTime": "2026-03-14T10:00:00Z", "endTime": "2026-03-14T10:00:02.345Z",
+        "input": {"question": "where is my order?"}, "output": "tomorrow",
+        "spans": [
+            {"id": "tool-b", "parentId": "root", "name": "lookup", "kind": "TOOL",
+             "startTime": "2026-03-14T10:00:01Z", "endTime": "2026-03-14T10:00:01.040Z",
+             "status": "ERROR", "statusMessage": "timeout after 30s\n  at lookup()"},
+            {"id": "late", "parentId": "never-sent", "name": "summarize", "kind": "LLM",
+             "startTime": "2026-03-14T10:00:02Z", "model": "gpt-4o-mini", "totalTokens": 7},
+            {"id": "root", "name": "agent", "kind": "AGENT",
+             "startTime": "2026-03-14T10:00:00Z", "endTime": "2026-03-14T10:00:02.300Z"},
+            {"id": "llm-1", "parentId": "root", "name": "chat", "kind": "LLM",
+             "startTime": "2026-03-14T10:00:00.100Z", "endTime": "2026-03-14T10:00:00.920Z",
+             "model": "gpt-4o", "inputTokens": 100, "outputTokens": 50, "cost": "0.00340",
+             "input": [{"role": "user"}], "output": {"role": "assistant"},
+             "attributes": {"temperature": 0.2}},
+            {"id": "guard", "parentId": "llm-1", "name": "pii-check", "kind": "GUARDRAIL",
+             "startTime": "2026-03-14T10:00:00.500Z", "endTime": "2026-03-14T10:00:00.600Z"},
+            {"id": "tool-a", "parentId": "root", "name": "search", "kind": "TOOL",
+             "startTime": "2026-03-14T10:00:01Z", "endTime": "2026-03-14T10:00:01.200Z",
+             "status": "ERROR"},
+            {"id": "loop-2", "parentId": "loop-1", "name": "step-b", "kind": "CHAIN",
+             "startTime": "2026-03-14T10:00:01.600Z"},
+            {"id": "loop-1", "parentId": "loop-2", "name": "step-a", "kind": "CHAIN",
+             "startTime": "2026-03-14T10:00:01.500Z"},
+            {"id": "self", "parentId": "self", "kind": "UNKNOWN"}
+        ]
+    }]})
+    .to_string()
+}
+
+/// `show` draws the header and the span tree exactly; a missing trace (or another project's)
+/// is a clear error with exit 1; `--json` is the endpoint's envelope.
+#[test]
+fn show_draws_the_span_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.redb");
+    let file = write(dir.path(), "run.json", &agent_run());
+    ok(run(
+        &db,
+        &["import", file.to_str().unwrap(), "--project", "acme"],
+    ));
+    let out = ok(run(&db, &["show", "run-1", "--project", "acme"]));
+    let want = "\
+support-agent  run-1  ERROR  2.35 s  157 tokens  $0.0034
+├─ UNKNOWN (unnamed)  (parent cycle cut here: parent self)
+├─ AGENT agent  2.30 s
+│  ├─ LLM chat  820 ms  gpt-4o  150 tokens  $0.0034
+│  │  └─ GUARDRAIL pii-check  100 ms
+│  ├─ TOOL search  200 ms  ✗ ERROR
+│  └─ TOOL lookup  40 ms  ✗ ERROR: timeout after 30s
+├─ CHAIN step-a  (parent cycle cut here: parent loop-2)
+│  └─ CHAIN step-b
+└─ LLM summarize  gpt-4o-mini  7 tokens  (parent never-sent not found)
+";
+    assert_eq!(out, want, "\n{out}");
+
+    for (id, project) in [("missing", "acme"), ("run-1", "other")] {
+        let err = failed(run(&db, &["show", id, "--project", project]));
+        assert!(
+            err.starts_with(&format!(
+                "error: no trace \"{id}\" in project \"{project}\" of {}",
+                db.display()
+            )),
+            "{err}"
+        );
+    }
+
+    let out = ok(run(&db, &["show", "run-1", "--project", "acme", "--json"]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(v["error"].is_null());
+    assert_eq!(v["data"]["id"], "run-1");
+    assert_eq!(v["data"]["output"], "tomorrow");
+    assert_eq!(v["data"]["spans"].as_array().unwrap().len(), 9);
 }
 
 /// Runs the binary without `--db` (the `--server` forms).
@@ -811,7 +892,11 @@ fn read_only_commands_create_nothing() {
         "junk.redb",
         "this is not a database, just some text\n",
     );
-    for args in [&["query", "--project", "p"][..], &["keys", "list"][..]] {
+    for args in [
+        &["query", "--project", "p"][..],
+        &["keys", "list"][..],
+        &["show", "t-1", "--project", "p"][..],
+    ] {
         let err = failed(run(&missing, args));
         assert!(err.contains("no database at"), "{err}");
         assert!(!missing.exists(), "{args:?} created the file");

@@ -163,6 +163,7 @@ async fn openapi_lists_every_route_and_each_answers() {
         ("get", "/openapi.json"),
         ("post", "/api/v1/admin/keys"),
         ("post", "/api/v1/traces"),
+        ("post", "/v1/traces"),
     ];
     assert_eq!(
         listed,
@@ -224,6 +225,7 @@ async fn openapi_lists_every_route_and_each_answers() {
         ("delete", "/api/v1/admin/keys/{prefix}", "", 200),
         ("get", "/healthz", "", 200),
         ("get", "/openapi.json", "", 200),
+        ("post", "/v1/traces", "{}", 200),
     ] {
         let url = server.url(
             &path

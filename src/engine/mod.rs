@@ -58,7 +58,7 @@ pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
     /// combined with what is stored of it (`otlp::combine`) and upserted. Returns the spans
     /// stored.
     #[cfg(feature = "otlp")]
-    fn ingest_otlp(&self, project: &str, traces: Vec<crate::otlp::MappedTrace>) -> Result<u64>;
+    fn ingest_otlp(&self, project: &str, traces: Vec<crate::otlp::OtlpTrace>) -> Result<u64>;
     /// The problems of a batch that need the stored traces (`validate::check_merged` against
     /// each item's stored trace, or none), for a batch refused for other problems too: checked
     /// in the snapshot the batch would have been written in, writing nothing. Field paths are

@@ -56,16 +56,6 @@ pub(crate) struct MappedSpan {
 }
 
 /// Trace-level attributes one span carries (each decided per field: from the root when it
-/// carries it, else from the first span to arrive that carries it).
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct TraceAttrs {
-    /// `user.id`, when valid (1–128 printable bytes, no whitespace).
-    pub user_id: Option<String>,
-    /// `session.id` or `gen_ai.conversation.id`, when valid.
-    pub session_id: Option<String>,
-    /// The `metadata` attribute, when it is a JSON-object string, as compact JSON text.
-    pub metadata: Option<String>,
-    /// The span's resource's `service.name` and `service.version` (only the root's are used),
-    /// as a compact JSON object text; None when the resource has neither.
-    pub service: Option<String>,
-}
+/// carries it, else from the first span to arrive that carries it). The schema's record, since
+/// spans keep theirs in their payload record.
+pub(crate) use crate::schema::TraceAttrs;

@@ -346,13 +346,6 @@ impl Blob {
             }
         }
     }
-    /// Bytes stored.
-    pub(crate) fn stored_len(&self) -> usize {
-        match self {
-            Blob::Text(t) => t.len(),
-            Blob::Zstd { data, .. } => data.len(),
-        }
-    }
 }
 
 /// The longest text a blob may decode to: the largest payload limit.
@@ -399,15 +392,6 @@ impl PayloadRecord {
             && self.attributes.is_none()
             && self.status_message.is_none()
             && self.otlp.is_none()
-    }
-    /// Bytes of payload stored (compressed where compressed).
-    pub(crate) fn stored_len(&self) -> usize {
-        [&self.input, &self.output, &self.attributes]
-            .into_iter()
-            .flatten()
-            .map(Blob::stored_len)
-            .sum::<usize>()
-            + self.status_message.as_ref().map_or(0, String::len)
     }
 }
 pub(crate) fn encode_payload(r: &PayloadRecord) -> Vec<u8> {

@@ -11,9 +11,7 @@ use crate::error::{Error, FieldError, Result};
 use crate::limits::*;
 use crate::model::SpanKind;
 use crate::model::{ScoreInput, ScoreValue, SpanInput, Status, TraceInput};
-use crate::schema::{
-    Blob, Money, PayloadRecord, ScoreRecord, ScoreValueRecord, SpanRecord, TraceAttrs,
-};
+use crate::schema::{Blob, Money, PayloadRecord, ScoreRecord, ScoreValueRecord, SpanRecord};
 use crate::time::Timestamp;
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -368,19 +366,28 @@ fn validate_trace(t: TraceInput, e: &mut Errs<'_>) -> ValidTrace {
             },
         ));
     }
+    let mut span_payloads = Vec::with_capacity(spans.len());
     let spans = spans
         .into_iter()
         .map(|s| {
             let sid =
                 s.id.clone()
                     .unwrap_or_else(|| derived_id_of_bytes("span", &id, &s.id_content()));
-            let payload = s.payload();
-            if !payload.is_empty() {
-                payloads.push((sid.clone(), payload));
-            }
+            span_payloads.push((sid.clone(), s.payload()));
             (sid, s.record)
         })
         .collect();
+    // A span id sent twice in one item is one span, the later one (as in the span table): only
+    // its payload counts, even when it has none.
+    let mut seen = std::collections::HashSet::new();
+    let mut last: Vec<(String, PayloadRecord)> = span_payloads
+        .into_iter()
+        .rev()
+        .filter(|(sid, _)| seen.insert(sid.clone()))
+        .filter(|(_, p)| !p.is_empty())
+        .collect();
+    last.reverse();
+    payloads.extend(last);
     let scores = scores
         .into_iter()
         .map(|(sid, r)| (sid.unwrap_or_else(|| derived_id("score", &id, &r)), r))
@@ -480,6 +487,25 @@ impl SpanParts {
             status_message: self.status_message.clone(),
             otlp: None,
         }
+    }
+}
+
+/// One span with a given id, checked alone (for OTLP ingest, whose spans the mapping has
+/// already brought within the limits): its record and payload, or its problems.
+pub(crate) fn validate_one_span(
+    s: SpanInput,
+) -> std::result::Result<(SpanRecord, PayloadRecord), Vec<FieldError>> {
+    let mut out = Vec::new();
+    let mut e = Errs {
+        path: "span".into(),
+        out: &mut out,
+    };
+    match validate_span(s, &mut e) {
+        Some(parts) if out.is_empty() => {
+            let payload = parts.payload();
+            Ok((parts.record, payload))
+        }
+        _ => Err(out),
     }
 }
 

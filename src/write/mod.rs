@@ -330,6 +330,46 @@ impl<'t> Writer<'t> {
         Ok(())
     }
 
+    /// What OTLP ingest needs of a stored trace: its row, tags, every span, and the first
+    /// trace-level attributes that arrived. None when the trace does not exist.
+    #[cfg(feature = "otlp")]
+    pub(crate) fn otlp_stored(
+        &mut self,
+        p: u32,
+        id: &str,
+    ) -> Result<Option<(u32, crate::otlp::StoredTrace)>> {
+        let Some((idr, _, body)) = self.load(p, id)? else {
+            return Ok(None);
+        };
+        let (lo, hi) = child_range(p, idr.row);
+        let mut spans = Vec::new();
+        for e in self.t.spans.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
+            let (k, v) = e?;
+            let (_, _, sid) = decode_child_key(k.value())?;
+            spans.push((sid.to_string(), decode_span(v.value())?));
+        }
+        let first = self
+            .payload_of(p, idr.row, "")?
+            .and_then(|r| r.otlp)
+            .unwrap_or_default();
+        Ok(Some((
+            idr.row,
+            crate::otlp::StoredTrace {
+                tags: body.tags,
+                spans,
+                first,
+            },
+        )))
+    }
+
+    /// The payload record of a trace (the empty id) or of one of its spans.
+    pub(crate) fn payload_of(&self, p: u32, row: u32, id: &str) -> Result<Option<PayloadRecord>> {
+        match self.t.payloads.get(child_key(p, row, id).as_slice())? {
+            Some(g) => Ok(Some(decode_payload(g.value())?)),
+            None => Ok(None),
+        }
+    }
+
     /// The problems `v` has against its stored trace in project `p` (None: a project that does
     /// not exist yet), without writing anything: the merge's rules, under `path`.
     pub(crate) fn check(

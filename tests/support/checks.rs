@@ -154,6 +154,15 @@ pub fn store_matches(store: &Store, model: &Model) -> Result<(), String> {
             let want_spans: BTreeSet<&str> = m.spans.keys().map(|s| s.as_str()).collect();
             let scores: BTreeSet<&str> = d.scores.iter().map(|s| s.id.as_str()).collect();
             let want_scores: BTreeSet<&str> = m.scores.iter().map(|s| s.as_str()).collect();
+            for sp in &d.spans {
+                let want = m.spans.get(&sp.id).and_then(|s| s.input.as_deref());
+                if sp.input.as_ref().map(|p| p.as_json()) != want {
+                    return fail(format!(
+                        "trace {} span {}: input payload differs",
+                        m.id, sp.id
+                    ));
+                }
+            }
             if spans != want_spans || scores != want_scores {
                 return fail(format!(
                     "trace {}: spans {spans:?} scores {scores:?}, model {want_spans:?} {want_scores:?}",

@@ -23,6 +23,8 @@ pub const NAME_FILTERS: [&str; 6] = ["", "support", "SUPPORT", "agent", "t", "zz
 pub struct MSpan {
     pub cost: Option<Decimal>,
     pub total_tokens: u64,
+    /// The compact JSON text of the span's input payload.
+    pub input: Option<String>,
 }
 
 /// One trace as the model sees it.
@@ -134,6 +136,7 @@ impl Model {
                     MSpan {
                         cost: sp.cost_micros.map(|c| Decimal::new(c as i64, 6)),
                         total_tokens: sp.input_tokens as u64 + sp.output_tokens as u64,
+                        input: sp.input_payload().map(|v| v.to_string()),
                     },
                 );
             }

@@ -15,6 +15,20 @@ pub struct ItemSpan {
     pub output_tokens: u32,
 }
 
+impl ItemSpan {
+    /// The span's input payload, derived from its other fields so that generated sequences need
+    /// no extra bytes: none for odd token counts, else a prompt of up to 3 KiB (so both the
+    /// plain and the compressed payload encodings are exercised).
+    pub fn input_payload(&self) -> Option<serde_json::Value> {
+        (self.input_tokens % 2 == 0).then(|| {
+            let words = (self.input_tokens % 300) as usize;
+            serde_json::json!({
+                "messages": [{"role": "user", "content": "tok ".repeat(words) + &self.output_tokens.to_string()}]
+            })
+        })
+    }
+}
+
 /// One ingest item: a new trace, or an update of an existing one (fields left `None` are kept).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Item {
@@ -70,6 +84,7 @@ impl Item {
                     input_tokens: Some(s.input_tokens as u64),
                     output_tokens: Some(s.output_tokens as u64),
                     cost: s.cost_micros.map(|c| Decimal::new(c as i64, 6)),
+                    input: s.input_payload(),
                     ..Default::default()
                 })
                 .collect(),
@@ -368,6 +383,9 @@ pub fn ingest_body(items: &[Item]) -> Vec<u8> {
                     });
                     if let Some(c) = s.cost_micros {
                         so["cost"] = Decimal::new(c as i64, 6).to_string().into();
+                    }
+                    if let Some(p) = s.input_payload() {
+                        so["input"] = p;
                     }
                     so
                 })

@@ -1,4 +1,4 @@
-//! The `tracestore` command line: `serve`, `keys`, `import`, `query` and `retention`.
+//! The `tracestore` command line: `serve`, `keys`, `import`, `query`, `show` and `retention`.
 
 mod import;
 mod keys;
@@ -6,6 +6,7 @@ mod query;
 mod remote;
 mod retention;
 mod serve;
+mod show;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::fmt;
@@ -24,7 +25,7 @@ pub const DEFAULT_DB: &str = "./tracestore.redb";
 )]
 struct Cli {
     /// The database file [default: ./tracestore.redb]. `serve`, `import` and `keys create`
-    /// create it when absent; `query` and `keys list` only read it and never create it.
+    /// create it when absent; `query`, `show` and `keys list` only read it and never create it.
     #[arg(long, global = true, value_name = "PATH")]
     db: Option<PathBuf>,
     #[command(subcommand)]
@@ -41,6 +42,8 @@ enum Command {
     Import(ImportArgs),
     /// Query a project's traces with the parameters of GET /api/v1/traces.
     Query(query::QueryArgs),
+    /// Show one trace of a project: a header line and its span tree.
+    Show(show::ShowArgs),
     /// Delete a project's traces that started before an instant, in a database file or on a
     /// running server.
     Retention(retention::RetentionArgs),
@@ -141,6 +144,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keys(args) => keys::run(&db, args),
         Command::Import(args) => import::run(db.path(), &args.file, &args.project, args.format),
         Command::Query(args) => query::run(db.path(), args),
+        Command::Show(args) => show::run(db.path(), args),
         Command::Retention(args) => retention::run(&db, args),
     }
 }

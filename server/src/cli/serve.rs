@@ -440,5 +440,9 @@ fn print_demo(
     println!("# Filter by date range and tags");
     println!("{dates}");
     println!();
+    println!("# Send traces from any OpenTelemetry SDK or collector (OTLP/HTTP, protobuf or JSON)");
+    println!("export OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://{host}/v1/traces");
+    println!("export OTEL_EXPORTER_OTLP_HEADERS=\"Authorization=Bearer {key}\"");
+    println!();
     Ok(())
 }
