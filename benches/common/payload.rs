@@ -274,7 +274,7 @@ fn system_prompt(name: &str) -> String {
     });
     format!(
         "You are {name}, a helpful assistant. {}",
-        text(&mut Rng(seed), 700)
+        text(&mut Rng(seed), 500)
     )
 }
 
@@ -290,7 +290,7 @@ fn json_len(v: &Value) -> usize {
 pub fn add_payloads(t: &mut TraceInput, r: &mut Rng) -> usize {
     let name = t.name.clone().unwrap_or_default();
     let system = system_prompt(&name);
-    let question = text_about(r, 600, 600);
+    let question = text_about(r, 400, 400);
     let input = json!({
         "messages": [{"role": "user", "content": question}],
         "channel": "web",
