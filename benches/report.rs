@@ -13,7 +13,21 @@
 //! `--max-secs S` (time cap per shape and engine, default 4), `--only Q1,Q4` (some shapes),
 //! `--profile KEY [--profile-secs S]` (after the load, loop tracestore's side of one shape for
 //! `perf record -D`), `--no-compact` (skip the diagnostic compaction and VACUUM at the end, which
-//! take long at 10M traces). Unknown arguments (cargo passes `--bench`) are ignored.
+//! take long at 10M traces), `--payload-traces N` (size of the payload pair below, default the
+//! smaller of `--traces` and 20000; 0 skips it), `--otlp-requests N` (OTLP requests of 512 spans
+//! per encoding, default 100; 0 skips them). With `--only`, the payload rows run only when the
+//! list names `payload`, the OTLP rows only when it names `otlp`. Unknown arguments (cargo passes
+//! `--bench`) are ignored.
+//!
+//! Two sections compare tracestore with itself rather than with SQLite:
+//! - payloads: the same demo traces in two stores, without payloads and with about 20 KiB of
+//!   LLM-prompt-like JSON each (trace input and output, span inputs, outputs and attributes).
+//!   Q1 on both shows that listing never reads payloads; bytes per trace on both and the raw
+//!   payload JSON against the `payloads` table's stored bytes show what compression saves;
+//! - OTLP ingest: spans per second of `ExportTraceServiceRequest`s of 512 spans (protobuf, JSON,
+//!   gzip-compressed protobuf; decompression, `OtlpRequest::decode` and `Store::ingest_otlp`
+//!   timed) into fresh file-backed stores with default (durable) settings, beside tracestore's
+//!   own JSON ingest (`Store::ingest_json`) of the same traces.
 
 mod common;
 
@@ -32,6 +46,19 @@ struct Args {
     profile_secs: f64,
     /// Skip the diagnostic compaction at the end (slow at 10M traces).
     no_compact: bool,
+    /// Traces of the payload pair (None: the smaller of `traces` and 20000).
+    payload_traces: Option<usize>,
+    /// OTLP requests of 512 spans per encoding.
+    otlp_requests: usize,
+}
+
+impl Args {
+    /// Whether the `--only` list (if any) names `key`.
+    fn runs(&self, key: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.split(',').any(|k| k.eq_ignore_ascii_case(key)))
+    }
 }
 
 fn args() -> Args {
@@ -45,6 +72,8 @@ fn args() -> Args {
         profile: None,
         profile_secs: 20.0,
         no_compact: false,
+        payload_traces: None,
+        otlp_requests: 100,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -79,6 +108,14 @@ fn args() -> Args {
                 a.profile_secs = num(v.get(i + 1)).unwrap_or(a.profile_secs);
                 i += 1;
             }
+            "--payload-traces" => {
+                a.payload_traces = num(v.get(i + 1)).map(|n| n as usize);
+                i += 1;
+            }
+            "--otlp-requests" => {
+                a.otlp_requests = num(v.get(i + 1)).map_or(a.otlp_requests, |n| n as usize);
+                i += 1;
+            }
             "--deferred-load" => a.deferred = true,
             "--no-compact" => a.no_compact = true,
             _ => {} // `--bench` and anything else cargo passes
@@ -98,6 +135,21 @@ struct Row {
     note: String,
 }
 
+/// A row of the payload and OTLP sections: a tracestore figure beside a baseline that is also
+/// tracestore (another store or another ingest path), measured in the same run.
+struct Extra {
+    section: &'static str,
+    shape: String,
+    value: f64,
+    base: f64,
+    /// What the baseline is.
+    base_of: &'static str,
+    /// As the note says (`value / base` unless stated).
+    ratio: f64,
+    unit: &'static str,
+    note: String,
+}
+
 fn fmt_us(v: f64) -> String {
     if v.is_nan() {
         "n/a".into()
@@ -112,6 +164,7 @@ fn fmt_val(v: f64, unit: &str) -> String {
     match unit {
         "us" => fmt_us(v),
         "traces/s" => format!("{:.0}k/s", v / 1000.0),
+        "spans/s" => format!("{:.1}k spans/s", v / 1000.0),
         "B/trace" => format!("{v:.0} B"),
         _ => format!("{v:.2}"),
     }
@@ -264,10 +317,27 @@ fn main() {
         unit: "traces/s",
         note: "1000 traces per transaction (one per project group)".into(),
     });
+    let (load_spans, load_secs) = (l.spans, l.tracestore_secs);
     if a.commits > 0 {
         drop_and_time_commits(l, a.commits, a.no_compact, &mut rows, ts_bytes, sq_bytes);
     } else {
         push_disk(&mut rows, ts_bytes, sq_bytes);
+        drop(l);
+    }
+
+    // tracestore against itself: payloads, then OTLP ingest.
+    let mut extras: Vec<Extra> = Vec::new();
+    let payload_traces = a.payload_traces.unwrap_or(a.traces.min(20_000));
+    if payload_traces > 0 && a.runs("payload") {
+        payload_rows(payload_traces, mode, max, &mut extras, &mut mismatches);
+    }
+    if a.otlp_requests > 0 && a.runs("otlp") {
+        otlp_rows(
+            a.otlp_requests,
+            load_spans as f64 / load_secs,
+            &mut extras,
+            &mut mismatches,
+        );
     }
 
     // Output.
@@ -305,6 +375,26 @@ fn main() {
         "Throughput ratio = tracestore / SQLite; latency and disk ratios = SQLite / tracestore."
     );
     println!();
+    let mut sections: Vec<&str> = extras.iter().map(|e| e.section).collect();
+    sections.dedup();
+    for section in sections {
+        println!("### {section}");
+        println!();
+        println!("| measure | value | compared with | ratio | note |");
+        println!("|---|---:|---:|---:|---|");
+        for e in extras.iter().filter(|e| e.section == section) {
+            println!(
+                "| {} | {} | {} ({}) | {:.2} | {} |",
+                e.shape,
+                fmt_val(e.value, e.unit),
+                fmt_val(e.base, e.unit),
+                e.base_of,
+                e.ratio,
+                e.note
+            );
+        }
+        println!();
+    }
     println!("### Plans");
     println!();
     println!("| shape | tracestore plan | SQLite plan |");
@@ -343,6 +433,16 @@ fn main() {
                 "ratio": num(r.ratio),
             })
         })
+        .chain(extras.iter().map(|e| {
+            json!({
+                "section": e.section,
+                "shape": format!("{} ({})", e.shape, e.unit),
+                "value": e.value,
+                "baseline": e.base,
+                "baseline_of": e.base_of,
+                "ratio": e.ratio,
+            })
+        }))
         .collect();
     let path = json_path(&a);
     if let Some(d) = path.parent() {
@@ -506,5 +606,247 @@ fn drop_and_time_commits(
         unit: "B/trace",
         note: format!("after the {commits}+20 extra single-trace commits"),
     });
+    drop(dir);
+}
+
+/// The payload rows: the same `n` demo traces without and with about 20 KiB of payloads each,
+/// loaded like the main stores (`mode`). Q1 on both (listing must not read payloads), ingest
+/// throughput, bytes per trace, and the raw payload JSON against the `payloads` table.
+fn payload_rows(
+    n: usize,
+    mode: LoadMode,
+    max: Duration,
+    extras: &mut Vec<Extra>,
+    mismatches: &mut Vec<String>,
+) {
+    let durability = match mode {
+        LoadMode::Durable => tracestore::Durability::Immediate,
+        LoadMode::Deferred => tracestore::Durability::Deferred,
+    };
+    let t = Instant::now();
+    let p = load_payload_pair(n, durability);
+    let raw_per_trace = p.raw_payload_bytes as f64 / p.traces as f64;
+    eprintln!(
+        "payload pair: {} traces, {raw_per_trace:.0} B of raw payload JSON per trace, built in {:.1} s \
+         (ingest: without {:.1} s, with {:.1} s)",
+        p.traces,
+        t.elapsed().as_secs_f64(),
+        p.plain_secs,
+        p.payload_secs
+    );
+    let section = "Payloads: the same demo traces without and with ~20 KiB of payloads each";
+    let n = p.traces as f64;
+
+    // Q1 on both: the same page, timed in the same run.
+    let req = Filter::default().request(PAGE);
+    let ids = |s: &tracestore::Store| -> Vec<String> {
+        let page = s.query(PROJECT, &req).expect("query");
+        page.traces.into_iter().map(|t| t.id).collect()
+    };
+    if ids(&p.plain) != ids(&p.payload) {
+        mismatches.push("payload pair: Q1 pages differ between the two stores".into());
+    }
+    let (plain_us, plain_runs) = measure(max, |_| {
+        std::hint::black_box(p.plain.query(PROJECT, &req).unwrap());
+    });
+    let (payload_us, payload_runs) = measure(max, |_| {
+        std::hint::black_box(p.payload.query(PROJECT, &req).unwrap());
+    });
+    eprintln!(
+        "payload Q1: with payloads {} ({payload_runs} runs), without {} ({plain_runs} runs)",
+        fmt_us(payload_us),
+        fmt_us(plain_us)
+    );
+    extras.push(Extra {
+        section,
+        shape: "Q1 no filter, with payloads".into(),
+        value: payload_us,
+        base: plain_us,
+        base_of: "without payloads",
+        ratio: payload_us / plain_us,
+        unit: "us",
+        note: format!(
+            "{} traces per store; ratio = with / without (target ≤ 1.2: listing reads no payload)",
+            p.traces
+        ),
+    });
+    extras.push(Extra {
+        section,
+        shape: format!("ingest batched, load of {}, with payloads", p.traces),
+        value: n / p.payload_secs,
+        base: n / p.plain_secs,
+        base_of: "without payloads",
+        ratio: p.plain_secs / p.payload_secs,
+        unit: "traces/s",
+        note: format!(
+            "{}; ratio = with / without",
+            if mode == LoadMode::Durable {
+                "durable"
+            } else {
+                "not durable"
+            }
+        ),
+    });
+
+    // Space: the file on disk and storage_stats, per trace.
+    let (plain_use, payload_use) = (usage(&p.plain), usage(&p.payload));
+    let plain_disk = file_allocated(&p.plain_path) as f64 / n;
+    let payload_disk = file_allocated(&p.payload_path) as f64 / n;
+    extras.push(Extra {
+        section,
+        shape: "disk after load, with payloads".into(),
+        value: payload_disk,
+        base: plain_disk,
+        base_of: "without payloads",
+        ratio: payload_disk / plain_disk,
+        unit: "B/trace",
+        note: "allocated bytes of the file (st_blocks x 512); ratio = with / without".into(),
+    });
+    extras.push(Extra {
+        section,
+        shape: "all tables (storage_stats), with payloads".into(),
+        value: payload_use.all_tables as f64 / n,
+        base: plain_use.all_tables as f64 / n,
+        base_of: "without payloads",
+        ratio: payload_use.all_tables as f64 / plain_use.all_tables as f64,
+        unit: "B/trace",
+        note: "entries + B-tree metadata + fragmentation of every table; ratio = with / without"
+            .into(),
+    });
+    let stored = payload_use.payload_entries as f64 / n;
+    extras.push(Extra {
+        section,
+        shape: "payloads table entries (stored, zstd from 1 KiB)".into(),
+        value: stored,
+        base: raw_per_trace,
+        base_of: "raw payload JSON",
+        ratio: raw_per_trace / stored,
+        unit: "B/trace",
+        note: format!(
+            "ratio = raw / stored, the compression ratio (>1: compression pays); the whole \
+             payloads table with B-tree pages is {:.0} B/trace",
+            payload_use.payload_table as f64 / n
+        ),
+    });
+    // What the table really occupies: redb stores a value larger than a page on whole pages of
+    // its own, so the page rounding can take back part of what compression saved.
+    let table = payload_use.payload_table as f64 / n;
+    extras.push(Extra {
+        section,
+        shape: "payloads table with its pages (entries + metadata + fragmentation)".into(),
+        value: table,
+        base: raw_per_trace,
+        base_of: "raw payload JSON",
+        ratio: raw_per_trace / table,
+        unit: "B/trace",
+        note: "ratio = raw / table: what compression saves in the file once pages are counted"
+            .into(),
+    });
+    drop(p);
+}
+
+/// The OTLP rows: `requests` requests of 512 spans per encoding, each into a fresh file-backed
+/// store with default settings (durable), beside tracestore's own JSON ingest of the same
+/// traces. `load_spans_per_sec` is the main load's figure (`Store::ingest` of demo traces).
+fn otlp_rows(
+    requests: usize,
+    load_spans_per_sec: f64,
+    extras: &mut Vec<Extra>,
+    mismatches: &mut Vec<String>,
+) {
+    let section = "OTLP ingest: requests of 512 spans, fresh file-backed store, default (durable)";
+    let traces = synth_traces(requests * OTLP_BATCH_SPANS, 11);
+    let spans: usize = traces.iter().map(SynthTrace::span_count).sum();
+    let messages = otlp_requests(&traces, OTLP_BATCH_SPANS);
+    eprintln!(
+        "OTLP: {} traces, {spans} spans, {} requests of at most {OTLP_BATCH_SPANS} spans",
+        traces.len(),
+        messages.len()
+    );
+
+    // tracestore's own JSON ingest of the same traces: the baseline of the OTLP rows.
+    let dir = temp_dir();
+    let bodies = json_bodies(&traces, OTLP_BATCH_SPANS);
+    let store = fresh_store(&dir.path().join("json.redb"));
+    let native = ingest_json_bodies(&store, &bodies);
+    if let Err(e) = check_stored(&store, &traces) {
+        mismatches.push(format!("ingest_json: {e}"));
+    }
+    drop(store);
+    eprintln!(
+        "ingest_json: {} spans in {:.2} s, {:.0} spans/s ({} bodies, {:.0} KiB each)",
+        native.spans,
+        native.secs,
+        native.spans_per_sec(),
+        native.requests,
+        native.body_bytes as f64 / native.requests as f64 / 1024.0
+    );
+    extras.push(Extra {
+        section,
+        shape: "tracestore JSON ingest_json, whole traces of ~512 spans per body".into(),
+        value: native.spans_per_sec(),
+        base: load_spans_per_sec,
+        base_of: "main load, Store::ingest",
+        ratio: native.spans_per_sec() / load_spans_per_sec,
+        unit: "spans/s",
+        note: format!(
+            "{} bodies of {:.0} KiB; these spans carry inputs and outputs of a few hundred \
+             bytes, the main load's none; baseline: the batched load above in spans/s",
+            native.requests,
+            native.body_bytes as f64 / native.requests as f64 / 1024.0
+        ),
+    });
+
+    for wire in [Wire::Protobuf, Wire::Json, Wire::GzipProtobuf] {
+        let bodies = encode(&messages, wire);
+        let store = fresh_store(&dir.path().join(format!("otlp-{wire:?}.redb")));
+        let run = ingest_otlp_bodies(&store, &bodies, wire);
+        if run.rejected > 0 || run.spans != spans as u64 {
+            mismatches.push(format!(
+                "OTLP {}: {} spans accepted, {} rejected, {spans} sent",
+                wire.label(),
+                run.spans,
+                run.rejected
+            ));
+        }
+        let stored = check_stored(&store, &traces);
+        if let Err(e) = &stored {
+            mismatches.push(format!("OTLP {}: {e}", wire.label()));
+        }
+        drop(store);
+        // Counted by what was sent, so a run that stores nothing is not reported as fast.
+        let per_sec = spans as f64 / run.secs;
+        eprintln!(
+            "OTLP {}: {spans} spans in {:.2} s, {per_sec:.0} spans/s ({} requests, {:.0} KiB each)",
+            wire.label(),
+            run.secs,
+            run.requests,
+            run.body_bytes as f64 / run.requests as f64 / 1024.0
+        );
+        extras.push(Extra {
+            section,
+            shape: format!("OTLP {}, decode + ingest_otlp", wire.label()),
+            value: per_sec,
+            base: native.spans_per_sec(),
+            base_of: "ingest_json",
+            ratio: per_sec / native.spans_per_sec(),
+            unit: "spans/s",
+            note: format!(
+                "{} requests of {:.0} KiB{}{}; target ≥ 50k spans/s (protobuf)",
+                run.requests,
+                run.body_bytes as f64 / run.requests as f64 / 1024.0,
+                if wire == Wire::GzipProtobuf {
+                    ", gunzip timed"
+                } else {
+                    ""
+                },
+                if stored.is_err() {
+                    "; NOT STORED (see mismatches)"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
     drop(dir);
 }

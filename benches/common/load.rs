@@ -40,6 +40,8 @@ pub struct Loaded {
     pub store_path: PathBuf,
     pub sqlite: Sqlite,
     pub traces: usize,
+    /// Spans of the loaded traces.
+    pub spans: usize,
     /// Ids of the main project, sampled evenly (for get-by-id).
     pub sample_ids: Vec<String>,
     /// Seconds spent ingesting (excluding generation), per engine.
@@ -77,6 +79,7 @@ pub fn load(n: usize, mode: LoadMode, progress: bool) -> Loaded {
     let mut g = Generator::new(demo_config(n));
     let (mut ts, mut sq, mut gen) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut done = 0usize;
+    let mut spans = 0usize;
     let mut demo_seen = 0usize;
     let mut sample_ids = Vec::new();
     let every = (n / 2000).max(1);
@@ -91,6 +94,7 @@ pub fn load(n: usize, mode: LoadMode, progress: bool) -> Loaded {
         }
         for (project, traces) in batch {
             done += traces.len();
+            spans += traces.iter().map(|t| t.spans.len()).sum::<usize>();
             if project == PROJECT {
                 for t in &traces {
                     if demo_seen.is_multiple_of(every) {
@@ -136,6 +140,7 @@ pub fn load(n: usize, mode: LoadMode, progress: bool) -> Loaded {
         store_path,
         sqlite,
         traces: done,
+        spans,
         sample_ids,
         tracestore_secs: ts.as_secs_f64(),
         sqlite_secs: sq.as_secs_f64(),

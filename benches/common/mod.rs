@@ -16,12 +16,16 @@
 //!
 //! By concern: [`sqlite`] (the peer: schema, ingest, queries), [`load`] (both engines loaded with
 //! the same data), [`shapes`] (the query shapes and running them on either engine), [`verify`]
-//! (cross-engine checks) and [`measure`] (timing and disk use). Everything is re-exported here.
+//! (cross-engine checks), [`measure`] (timing and disk use), [`payload`] (LLM-prompt-like
+//! payloads and the stores without and with them) and [`otlp`] (OTLP requests and their timed
+//! ingest). Everything is re-exported here.
 
 #![allow(dead_code)]
 
 mod load;
 mod measure;
+mod otlp;
+mod payload;
 mod shapes;
 mod sqlite;
 mod verify;
@@ -31,6 +35,15 @@ mod verify;
 pub use load::{demo_config, fresh_traces, load, temp_dir, traces_from_env, LoadMode, Loaded};
 #[allow(unused_imports)]
 pub use measure::{file_allocated, file_len, measure, median, redb_table_stats};
+#[allow(unused_imports)]
+pub use otlp::{
+    check_stored, encode, fresh_store, ingest_json_bodies, ingest_otlp_bodies, json_bodies,
+    otlp_requests, synth_traces, IngestRun, SynthTrace, Wire, OTLP_BATCH_SPANS,
+};
+#[allow(unused_imports)]
+pub use payload::{
+    add_payloads, load_payload_pair, usage, PayloadPair, Usage, PAYLOAD_TARGET_BYTES,
+};
 #[allow(unused_imports)]
 pub use shapes::{
     busy_needle, prepare, rare_needle, run_sqlite, run_tracestore, shapes, Filter, Prepared, Shape,
