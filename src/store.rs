@@ -72,11 +72,48 @@ impl StoreBuilder {
             _ => Ok(()),
         }
     }
-    /// Opens the store at `path`, creating it when absent.
+    /// Opens the store at `path`, creating it when absent. A new store is made whole beside
+    /// the path and renamed into place, so a crash while creating it never leaves a file at
+    /// `path` that is not a store.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
         self.check()?;
+        let path = path.as_ref();
+        if !path.exists() {
+            self.create_whole(path)?;
+        }
         let db = self.redb_builder().create(path)?;
         self.engine(db)
+    }
+
+    /// Creates a new store at a sibling temporary path (removing one a crash left behind),
+    /// formats it in one durable commit, then renames it to `path` and syncs the directory.
+    fn create_whole(&self, path: &Path) -> Result<()> {
+        let name = path
+            .file_name()
+            .ok_or_else(|| Error::invalid("path", "must name a file"))?;
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(".tracestore-new");
+        let tmp = path.with_file_name(tmp_name);
+        let _ = std::fs::remove_file(&tmp);
+        {
+            let db = self.redb_builder().create(&tmp)?;
+            RedbEngine::open(db, Sync::Immediate, 0)?;
+        }
+        if path.exists() {
+            // Another process created it meanwhile: theirs stands.
+            let _ = std::fs::remove_file(&tmp);
+            return Ok(());
+        }
+        std::fs::rename(&tmp, path).map_err(Error::storage)?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
     }
     /// Opens an existing store at `path` for reading only: it is never created, formatted,
     /// upgraded or written, so a file you cannot write can still be inspected, and a command

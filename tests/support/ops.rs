@@ -20,7 +20,7 @@ impl ItemSpan {
     /// no extra bytes: none for odd token counts, else a prompt of up to 3 KiB (so both the
     /// plain and the compressed payload encodings are exercised).
     pub fn input_payload(&self) -> Option<serde_json::Value> {
-        (self.input_tokens % 2 == 0).then(|| {
+        self.input_tokens.is_multiple_of(2).then(|| {
             let words = (self.input_tokens % 300) as usize;
             serde_json::json!({
                 "messages": [{"role": "user", "content": "tok ".repeat(words) + &self.output_tokens.to_string()}]
