@@ -3,7 +3,7 @@
 mod input;
 mod output;
 
-#[cfg(test)]
+#[cfg(any(test, feature = "otlp"))]
 pub(crate) use input::parse_decimal;
 pub use input::{ScoreInput, ScoreValue, SpanInput, SpanKind, Status, TraceInput};
 pub use output::{IngestSummary, Metadata, Page, Payload, Score, Span, Trace, TraceDetail};

@@ -24,6 +24,7 @@ use crate::limits::{
     MAX_PAYLOAD_BYTES, MAX_SPAN_COST_USD, MAX_STATUS_MESSAGE_BYTES, MAX_TIMESTAMP_MS,
     MAX_TOKENS_PER_SPAN, MAX_USER_ID_BYTES, MIN_TIMESTAMP_MS,
 };
+use crate::model::parse_decimal;
 use crate::model::{SpanInput, SpanKind, Status};
 use crate::time::Timestamp;
 use crate::validate::{check_id, check_tag};
@@ -425,17 +426,6 @@ fn cost(v: &Any) -> Option<Decimal> {
     let d = d.round_dp_with_strategy(MAX_COST_SCALE, RoundingStrategy::MidpointAwayFromZero);
     // `-0` and `0` are the same cost; keep the plain one.
     Some(if d.is_zero() { Decimal::ZERO } else { d })
-}
-
-/// Exact decimal parse of plain (`0.0034`) and scientific (`3.4e-3`) text, as
-/// `model::input::parse_decimal` (which `model` exports to tests only).
-fn parse_decimal(s: &str) -> Option<Decimal> {
-    if s.is_empty() || s.len() > 64 {
-        return None;
-    }
-    s.parse::<Decimal>()
-        .ok()
-        .or_else(|| Decimal::from_scientific(s).ok())
 }
 
 /// A user or session id that passes the id rules.
