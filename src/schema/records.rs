@@ -365,6 +365,7 @@ pub(crate) struct TraceAttrs {
 }
 
 impl TraceAttrs {
+    #[cfg(feature = "otlp")]
     pub(crate) fn is_empty(&self) -> bool {
         self == &TraceAttrs::default()
     }

@@ -492,6 +492,7 @@ impl SpanParts {
 
 /// One span with a given id, checked alone (for OTLP ingest, whose spans the mapping has
 /// already brought within the limits): its record and payload, or its problems.
+#[cfg(feature = "otlp")]
 pub(crate) fn validate_one_span(
     s: SpanInput,
 ) -> std::result::Result<(SpanRecord, PayloadRecord), Vec<FieldError>> {
