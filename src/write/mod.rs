@@ -363,6 +363,7 @@ impl<'t> Writer<'t> {
     }
 
     /// The payload record of a trace (the empty id) or of one of its spans.
+    #[cfg(feature = "otlp")]
     pub(crate) fn payload_of(&self, p: u32, row: u32, id: &str) -> Result<Option<PayloadRecord>> {
         match self.t.payloads.get(child_key(p, row, id).as_slice())? {
             Some(g) => Ok(Some(decode_payload(g.value())?)),
