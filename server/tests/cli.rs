@@ -656,12 +656,17 @@ async fn serve_demo_prints_working_commands_and_stops_on_sigint() {
     let printed = server.out.text();
     let key = demo_key(&printed);
     assert!(printed.contains("demo.redb.demo.json"), "{printed}");
-    let urls: Vec<&str> = printed
+    let all: Vec<&str> = printed
         .lines()
         .filter_map(|l| l.strip_prefix("curl \""))
         .map(|l| l.trim_end_matches("\" \\"))
         .collect();
-    assert_eq!(urls.len(), 3, "{printed}");
+    // Three list queries, then one trace's tree and an OTLP send (run as printed by
+    // `tests/http_detail.rs`).
+    assert_eq!(all.len(), 5, "{printed}");
+    assert!(all[3].contains("?payloads=false"), "{printed}");
+    assert!(all[4].ends_with("/v1/traces"), "{printed}");
+    let urls = &all[..3];
     assert!(
         urls.iter().all(|u| u.starts_with(&base)),
         "{base} {printed}"
@@ -670,7 +675,7 @@ async fn serve_demo_prints_working_commands_and_stops_on_sigint() {
     assert!(urls[1].contains("/api/v1/traces?cursor="));
     assert!(urls[2].ends_with("/api/v1/traces?startDate=2026-03-01T00:00:00Z&endDate=2026-03-15T00:00:00Z&tags=production,v2"));
     let client = reqwest::Client::new();
-    for url in &urls {
+    for url in urls {
         let res = client
             .get(*url)
             .bearer_auth(&key)
