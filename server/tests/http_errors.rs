@@ -1,4 +1,4 @@
-//! Every row of CONTRACT.md's status table, and the RateLimit-* headers on every response.
+//! Every row of docs/api.md's status table, and the RateLimit-* headers on every response.
 
 mod common;
 
