@@ -72,35 +72,50 @@ pub(crate) fn trace_id(path: Result<Path<String>, PathRejection>) -> Result<Stri
 /// read without touching a payload). Every other parameter is refused by name. These are the
 /// route's own rules, the only parsing of this route's query.
 pub(crate) fn detail_problems(pairs: &[(String, String)]) -> (bool, Vec<Detail>) {
+    let (payloads, _, problems) = only_param(pairs, "payloads", |v| match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("must be true or false"),
+    });
+    (payloads.unwrap_or(true), problems)
+}
+
+/// A route whose query takes one parameter, `name`, at most once: its parsed value (None when
+/// absent or bad), whether it was given, and the problems (any other parameter is refused by
+/// name, a repeat is refused, a bad value gets `parse`'s message).
+fn only_param<T>(
+    pairs: &[(String, String)],
+    name: &str,
+    parse: impl Fn(&str) -> Result<T, &'static str>,
+) -> (Option<T>, bool, Vec<Detail>) {
     let mut problems = Vec::new();
-    let mut payloads = true;
+    let mut value = None;
     let mut seen = 0;
     let problem = |field: &str, message: &str| Detail {
         field: field.to_string(),
         message: message.to_string(),
     };
     for (k, v) in pairs {
-        if k != "payloads" {
+        if k != name {
             let shown: String = k.chars().take(64).collect();
             problems.push(problem(
                 &shown,
-                "unknown parameter; the only parameter is payloads",
+                &format!("unknown parameter; the only parameter is {name}"),
             ));
             continue;
         }
         seen += 1;
         if seen == 2 {
-            problems.push(problem("payloads", "given more than once"));
+            problems.push(problem(name, "given more than once"));
         }
         if seen == 1 {
-            match v.as_str() {
-                "true" => payloads = true,
-                "false" => payloads = false,
-                _ => problems.push(problem("payloads", "must be true or false")),
+            match parse(v) {
+                Ok(t) => value = Some(t),
+                Err(m) => problems.push(problem(name, m)),
             }
         }
     }
-    (payloads, problems)
+    (value, seen > 0, problems)
 }
 
 /// `GET /api/v1/traces/{id}[?payloads=false]`: the trace with its spans and scores; with
@@ -150,38 +165,14 @@ const BEFORE_FORMAT: &str =
 /// Every other parameter is refused by name. These are the route's own rules: the list
 /// query's parameters are not involved.
 pub(crate) fn retention_problems(pairs: &[(String, String)]) -> (Option<Timestamp>, Vec<Detail>) {
-    let mut problems = Vec::new();
-    let mut cutoff = None;
-    let mut seen = 0;
-    let problem = |field: &str, message: &str| Detail {
-        field: field.to_string(),
-        message: message.to_string(),
-    };
-    for (k, v) in pairs {
-        if k != "before" {
-            let shown: String = k.chars().take(64).collect();
-            problems.push(problem(
-                &shown,
-                "unknown parameter; the only parameter is before",
-            ));
-            continue;
-        }
-        seen += 1;
-        if seen == 2 {
-            problems.push(problem("before", "given more than once"));
-        }
-        if seen == 1 {
-            match retention_cutoff(v) {
-                Some(t) => cutoff = Some(t),
-                None => problems.push(problem("before", BEFORE_FORMAT)),
-            }
-        }
-    }
-    if seen == 0 {
-        problems.push(problem(
-            "before",
-            "required: traces that started before this instant are deleted",
-        ));
+    let (cutoff, given, mut problems) = only_param(pairs, "before", |v| {
+        retention_cutoff(v).ok_or(BEFORE_FORMAT)
+    });
+    if !given {
+        problems.push(Detail {
+            field: "before".to_string(),
+            message: "required: traces that started before this instant are deleted".to_string(),
+        });
     }
     (cutoff, problems)
 }
