@@ -46,12 +46,14 @@ impl ValidTrace {
             .find(|(id, _)| id.is_empty())
             .map(|(_, p)| p)
     }
-    /// The payload sent with span `id`, if any.
-    pub(crate) fn span_payload(&self, id: &str) -> Option<&PayloadRecord> {
-        if id.is_empty() {
-            return None;
-        }
-        self.payloads.iter().find(|(i, _)| i == id).map(|(_, p)| p)
+    /// The payloads sent with the spans, by span id (built once per trace: an item may carry
+    /// 10 000 spans).
+    pub(crate) fn span_payloads(&self) -> std::collections::HashMap<&str, &PayloadRecord> {
+        self.payloads
+            .iter()
+            .filter(|(id, _)| !id.is_empty())
+            .map(|(id, p)| (id.as_str(), p))
+            .collect()
     }
 }
 

@@ -239,6 +239,7 @@ impl<'t> Writer<'t> {
 
         // Children live under the row; they change only the aggregates of the body.
         let mut totals = Totals::of_body(&m.body)?;
+        let span_payloads = v.span_payloads();
         for (sid, rec) in &v.spans {
             let key = child_key(p, row, sid);
             let prev = match self
@@ -253,16 +254,18 @@ impl<'t> Writer<'t> {
                 errors.push(FieldError::new(format!("{path}.spans"), msg));
                 return Ok(outcome);
             }
-            // A span is replaced whole: without a payload now, it keeps none.
-            match v.span_payload(sid) {
+            // A span is replaced whole: without a payload now, it keeps none. A span that did
+            // not exist has none to remove (invariant 16).
+            match span_payloads.get(sid.as_str()) {
                 Some(pl) => {
                     self.t
                         .payloads
                         .insert(key.as_slice(), encode_payload(pl).as_slice())?;
                 }
-                None => {
+                None if prev.is_some() => {
                     self.t.payloads.remove(key.as_slice())?;
                 }
+                None => {}
             }
         }
         if let Some(patch) = v.trace_payload() {
