@@ -21,9 +21,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
-/// One distinct trace name of a project.
+/// One distinct term of a project (a trace name, a tag), with its live row count.
 #[derive(Debug)]
-pub(crate) struct NameEntry {
+pub(crate) struct TermEntry {
     pub id: u32,
     pub text: String,
     pub count: u64,
@@ -33,7 +33,9 @@ pub(crate) struct NameEntry {
 #[derive(Debug)]
 struct ProjectCache {
     generation: u64,
-    names: OnceLock<Arc<Vec<NameEntry>>>,
+    /// The name and tag dictionaries, each read whole on first use.
+    names: OnceLock<Arc<Vec<TermEntry>>>,
+    tags: OnceLock<Arc<Vec<TermEntry>>>,
     terms: RwLock<HashMap<(u8, u32), u64>>,
     tag_ids: RwLock<HashMap<String, Option<u32>>>,
     bitmaps: RwLock<HashMap<(u8, u32, u32), Arc<RoaringBitmap>>>,
@@ -164,6 +166,7 @@ impl Caches {
         let fresh = Arc::new(ProjectCache {
             generation,
             names: OnceLock::new(),
+            tags: OnceLock::new(),
             terms: RwLock::default(),
             tag_ids: RwLock::default(),
             bitmaps: RwLock::default(),
@@ -237,22 +240,38 @@ impl<'a> ProjectView<'a> {
     }
 
     /// Every distinct trace name of the project with its live count.
-    pub(crate) fn names(&self) -> Result<Arc<Vec<NameEntry>>> {
-        if let Some(n) = self.cache.names.get() {
+    pub(crate) fn names(&self) -> Result<Arc<Vec<TermEntry>>> {
+        self.dictionary(TermKind::Name, &self.cache.names)
+    }
+
+    /// Every tag of the project, by id, with its live row count.
+    pub(crate) fn tags(&self) -> Result<Arc<Vec<TermEntry>>> {
+        self.dictionary(TermKind::Tag, &self.cache.tags)
+    }
+
+    fn dictionary(
+        &self,
+        kind: TermKind,
+        slot: &OnceLock<Arc<Vec<TermEntry>>>,
+    ) -> Result<Arc<Vec<TermEntry>>> {
+        if let Some(n) = slot.get() {
             return Ok(n.clone());
         }
-        let k = TermKind::Name.code();
         let mut out = Vec::new();
-        for e in self.t.terms()?.range(kind_terms_range(self.p, k))? {
+        for e in self
+            .t
+            .terms()?
+            .range(kind_terms_range(self.p, kind.code()))?
+        {
             let (key, v) = e?;
             let rec = decode_term(v.value())?;
-            out.push(NameEntry {
+            out.push(TermEntry {
                 id: key.value().2,
                 text: rec.text,
                 count: rec.count,
             });
         }
-        Ok(self.cache.names.get_or_init(|| Arc::new(out)).clone())
+        Ok(slot.get_or_init(|| Arc::new(out)).clone())
     }
 
     /// One decoded bitmap partition (empty when absent).

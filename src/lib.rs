@@ -69,12 +69,14 @@ pub use api_keys::{ApiKeyInfo, NewApiKey, Principal, MAX_API_KEY_BYTES};
 pub use engine::TableUsage;
 pub use error::{Error, ErrorCode, FieldError, Result};
 pub use model::{
-    IngestSummary, Metadata, Page, Payload, Score, ScoreInput, ScoreValue, Span, SpanInput,
-    SpanKind, Status, Trace, TraceDetail, TraceInput,
+    FacetValue, Facets, IngestSummary, Metadata, Page, Payload, Score, ScoreInput, ScoreValue,
+    Span, SpanInput, SpanKind, Status, StatusCounts, Trace, TraceDetail, TraceInput,
 };
 #[cfg(feature = "otlp")]
 pub use otlp::{otlp_status_body, OtlpEncoding, OtlpOutcome, OtlpRequest};
-pub use query::{Explain, ExplainInput, PlanKind, QueryBuilder, QueryRequest, KNOWN_PARAMS};
+pub use query::{
+    Explain, ExplainInput, Include, PlanKind, QueryBuilder, QueryRequest, KNOWN_PARAMS,
+};
 pub use store::{Durability, Store, StoreBuilder};
 pub use time::Timestamp;
 pub use verify::Violation;

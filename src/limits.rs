@@ -61,6 +61,8 @@ pub const MAX_LIMIT: u32 = 100;
 pub const DEFAULT_LIMIT: u32 = 50;
 /// Most tags in a query's `tags` filter.
 pub const MAX_QUERY_TAGS: usize = 20;
+/// Most values a facet (`names`, `tags`, `models`) lists.
+pub const MAX_FACET_VALUES: usize = 20;
 /// Longest `name` filter, in characters.
 pub const MAX_QUERY_NAME_CHARS: usize = 256;
 /// Longest cursor token, in characters.

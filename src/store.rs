@@ -7,7 +7,7 @@ use crate::error::{Error, FieldError, Result};
 use crate::limits::{MAX_ID_BYTES, MAX_PENDING_TRACES};
 use crate::model::*;
 use crate::query::cursor::{self, CursorKey, CursorState};
-use crate::query::{Explain, Filters, Order, PlanKind, Position, QueryRequest};
+use crate::query::{Explain, Filters, Include, Order, PlanKind, Position, QueryRequest};
 use crate::time::Timestamp;
 use crate::validate::{
     check_id, check_project, validate_batch, validate_json_batch, Checked, ValidTrace,
@@ -364,6 +364,7 @@ impl Store {
             filters: &filters,
             order,
             limit: req.limit,
+            include: Include::default(),
         };
         self.engine.explain(project, q)
     }
@@ -405,6 +406,7 @@ impl Store {
             filters: &filters,
             order,
             limit: req.limit,
+            include: req.include,
         };
         let resume = resume
             .as_ref()
@@ -422,6 +424,8 @@ impl Store {
         Ok(Page {
             traces: out.traces,
             next_cursor,
+            total: out.total,
+            facets: out.facets,
         })
     }
 

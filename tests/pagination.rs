@@ -54,14 +54,20 @@ fn arb_query() -> impl Strategy<Value = MQuery> {
         prop::collection::vec(0..TAGS.len() + 1, 0..3),
         prop::option::of(0..32i64),
         prop::option::of(0..32i64),
+        prop::collection::vec(0..TAGS.len() + 1, 0..3),
+        prop::collection::vec(0..TAGS.len() + 1, 0..2),
     )
-        .prop_map(|(n, st, tags, s, e)| {
-            let mut tags: Vec<String> = tags
-                .into_iter()
-                .map(|i| TAGS.get(i).copied().unwrap_or("missing").to_string())
-                .collect();
-            tags.sort();
-            tags.dedup();
+        .prop_map(|(n, st, tags, s, e, any, exclude)| {
+            let tag_list = |ix: Vec<usize>| {
+                let mut v: Vec<String> = ix
+                    .into_iter()
+                    .map(|i| TAGS.get(i).copied().unwrap_or("missing").to_string())
+                    .collect();
+                v.sort();
+                v.dedup();
+                v
+            };
+            let tags = tag_list(tags);
             let (s, e) = match (s, e) {
                 (Some(a), Some(b)) if b < a => (Some(b * 1000), Some(a * 1000)),
                 (a, b) => (a.map(|x| x * 1000), b.map(|x| x * 1000)),
@@ -72,6 +78,8 @@ fn arb_query() -> impl Strategy<Value = MQuery> {
                 tags,
                 start: s.map(|x| x - BASE_MS + BASE_MS),
                 end: e,
+                any_tags: tag_list(any),
+                exclude_tags: tag_list(exclude),
             }
         })
 }
@@ -119,6 +127,47 @@ proptest! {
             prop_assert_eq!(&got, &want, "query {:?} limits {:?}", q, limits);
         }
         assert_verified(&store);
+    }
+
+    #[test]
+    fn totals_and_facets_equal_the_model_on_every_page(
+        data in prop::collection::vec(arb_trace(), 0..150),
+        batch in 1..50usize,
+        queries in prop::collection::vec((arb_query(), 1..40u32, 0..PROJECTS.len(), 0..3usize), 1..5),
+        deletes in prop::collection::vec((0..PROJECTS.len(), 0..40u32), 0..8),
+    ) {
+        let (store, mut model) = load(&data, batch);
+        for (p, id) in &deletes {
+            let id = format!("t{id}");
+            prop_assert_eq!(store.delete_trace(PROJECTS[*p], &id).is_ok(), model.delete(PROJECTS[*p], &id));
+        }
+        for (q, limit, p, inc) in &queries {
+            let include = ["total", "facets", "facets,total"][*inc];
+            let project = PROJECTS[*p];
+            let all = model.projects.get(project).into_iter().flat_map(|m| m.values());
+            let want = q.tally(all);
+            let mut params = q.params(*limit);
+            params.push(("include".into(), include.into()));
+            let mut page = store.query_params(project, params_ref(&params)).unwrap();
+            loop {
+                prop_assert_eq!(page.total, Some(want.total), "query {:?}", q);
+                match &page.facets {
+                    None => prop_assert_eq!(include, "total"),
+                    Some(f) => {
+                        prop_assert_eq!((f.status.ok, f.status.error), (want.ok, want.error));
+                        let pairs = |v: &[tracestore::FacetValue]| -> Vec<(String, u64)> {
+                            v.iter().map(|x| (x.value.clone(), x.count)).collect()
+                        };
+                        prop_assert_eq!(pairs(&f.names), want.names.clone(), "names of {:?}", q);
+                        prop_assert_eq!(pairs(&f.tags), want.tags.clone(), "tags of {:?}", q);
+                        prop_assert!(f.models.is_empty());
+                    }
+                }
+                let Some(c) = page.next_cursor.clone() else { break };
+                // The cursor with `include` continues, and the counts stay those of the whole set.
+                page = store.query_params(project, [("cursor", c.as_str()), ("include", include)]).unwrap();
+            }
+        }
     }
 
     #[test]
@@ -214,9 +263,40 @@ fn out_of_order_arrival_across_many_blocks() {
             end: Some(4_000_000),
             ..Default::default()
         },
+        MQuery {
+            start: Some(500_000),
+            end: Some(5_500_000),
+            exclude_tags: vec!["prod".into()],
+            ..Default::default()
+        },
+        MQuery {
+            start: Some(2_000_000),
+            any_tags: vec!["prod".into(), "missing".into()],
+            ..Default::default()
+        },
         MQuery::default(),
     ];
     for q in &queries {
+        // Totals and facets over many blocks: blocks wholly inside a window count whole, cut
+        // blocks row by row, and the backfilled rows widen some blocks' bounds.
+        let all = model.projects["p"].values();
+        let want = q.tally(all);
+        let mut params = q.params(5);
+        params.push(("include".into(), "total,facets".into()));
+        let page = store.query_params("p", params_ref(&params)).unwrap();
+        assert_eq!(page.total, Some(want.total), "{q:?}");
+        let f = page.facets.unwrap();
+        assert_eq!(
+            (f.status.ok, f.status.error),
+            (want.ok, want.error),
+            "{q:?}"
+        );
+        let names: Vec<(String, u64)> =
+            f.names.iter().map(|x| (x.value.clone(), x.count)).collect();
+        assert_eq!(names, want.names, "{q:?}");
+        let tags: Vec<(String, u64)> = f.tags.iter().map(|x| (x.value.clone(), x.count)).collect();
+        assert_eq!(tags, want.tags, "{q:?}");
+
         let want = model.answer("p", q);
         for limits in [&[1u32][..], &[7, 3], &[100]] {
             for plan in [tracestore::PlanKind::Scan, tracestore::PlanKind::Bitmap] {
@@ -386,4 +466,81 @@ fn several_partitions_with_an_empty_one() {
         "a row that gained the tag mid-walk was skipped"
     );
     assert_verified(&store);
+}
+
+/// Traces in time order across many blocks, so that a window holds whole blocks (counted from
+/// their bounds alone) and cuts one at each end (counted row by row): the total and the facets
+/// equal the model's for windows on and off block edges, and with filters besides the window.
+#[test]
+fn totals_over_whole_and_cut_blocks() {
+    let store = Store::builder()
+        .durability(tracestore::Durability::Deferred)
+        .in_memory()
+        .unwrap();
+    let mut model = Model::default();
+    let n = 5000i64;
+    let mut batch = Vec::new();
+    for i in 0..n {
+        let t = MTrace {
+            id: format!("w{i:05}"),
+            name: NAMES[(i % 5) as usize].into(),
+            status: if i % 7 == 0 {
+                Status::Error
+            } else {
+                Status::Ok
+            },
+            start_ms: BASE_MS + i * 1000,
+            tags: if i % 3 == 0 {
+                vec!["prod".into()]
+            } else {
+                vec![]
+            },
+        };
+        model.upsert("p", t.clone());
+        batch.push(input(&t));
+        if batch.len() == 700 {
+            store.ingest("p", std::mem::take(&mut batch)).unwrap();
+        }
+    }
+    store.ingest("p", batch).unwrap();
+    for (start, end) in [
+        (0, 5000),
+        (1024, 2048),
+        (1000, 4100),
+        (1023, 1025),
+        (4999, 5000),
+    ] {
+        for q in [
+            MQuery::default(),
+            MQuery {
+                status: Some(Status::Error),
+                ..Default::default()
+            },
+            MQuery {
+                exclude_tags: vec!["prod".into()],
+                name: Some("sup".into()),
+                ..Default::default()
+            },
+        ] {
+            let q = MQuery {
+                start: Some(start * 1000),
+                end: Some(end * 1000),
+                ..q
+            };
+            let want = q.tally(model.projects["p"].values());
+            let mut params = q.params(3);
+            params.push(("include".into(), "facets,total".into()));
+            let page = store.query_params("p", params_ref(&params)).unwrap();
+            assert_eq!(page.total, Some(want.total), "{q:?}");
+            let f = page.facets.unwrap();
+            assert_eq!(
+                (f.status.ok, f.status.error),
+                (want.ok, want.error),
+                "{q:?}"
+            );
+            let names: Vec<(String, u64)> =
+                f.names.iter().map(|x| (x.value.clone(), x.count)).collect();
+            assert_eq!(names, want.names, "{q:?}");
+        }
+    }
 }

@@ -10,8 +10,8 @@
 pub(crate) mod redb;
 
 use crate::error::Result;
-use crate::model::{IngestSummary, Trace, TraceDetail};
-use crate::query::{Explain, Filters, Order, PlanKind, Position};
+use crate::model::{Facets, IngestSummary, Trace, TraceDetail};
+use crate::query::{Explain, Filters, Include, Order, PlanKind, Position};
 use crate::schema::ApiKeyRecord;
 use crate::validate::ValidTrace;
 use crate::verify::Violation;
@@ -22,6 +22,8 @@ pub(crate) struct Query<'a> {
     pub filters: &'a Filters,
     pub order: Order,
     pub limit: u32,
+    /// Whether the page also carries the total and the facets of the whole matching set.
+    pub include: Include,
 }
 
 /// Where a continuation starts: the last returned sort key, and the engine's own resume state
@@ -38,6 +40,10 @@ pub(crate) struct Resume<'a> {
 pub(crate) struct EnginePage {
     pub traces: Vec<Trace>,
     pub next: Option<(Position, Vec<u8>)>,
+    /// With `include.total` (or `include.facets`): the exact number of matches.
+    pub total: Option<u64>,
+    /// With `include.facets`.
+    pub facets: Option<Facets>,
 }
 
 /// What a storage engine provides. Every method is one atomic operation of the engine: a write

@@ -6,4 +6,7 @@ mod output;
 #[cfg(any(test, feature = "otlp"))]
 pub(crate) use input::parse_decimal;
 pub use input::{ScoreInput, ScoreValue, SpanInput, SpanKind, Status, TraceInput};
-pub use output::{IngestSummary, Metadata, Page, Payload, Score, Span, Trace, TraceDetail};
+pub use output::{
+    FacetValue, Facets, IngestSummary, Metadata, Page, Payload, Score, Span, StatusCounts, Trace,
+    TraceDetail,
+};

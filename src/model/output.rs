@@ -285,6 +285,65 @@ pub struct Page {
     pub traces: Vec<Trace>,
     /// Null exactly when no further trace matches.
     pub next_cursor: Option<String>,
+    /// With `include=total`: the exact number of traces matching every filter, whatever the
+    /// cursor and the limit. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// With `include=facets`: counts over the same matching set. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facets: Option<Facets>,
+}
+
+/// Counts over a query's matching set, exact, from one snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Facets {
+    /// Matching traces per status; both keys are always present.
+    pub status: StatusCounts,
+    /// The most frequent trace names, at most [`crate::limits::MAX_FACET_VALUES`].
+    pub names: Vec<FacetValue>,
+    /// The most frequent tags (a trace counts once per tag it carries).
+    pub tags: Vec<FacetValue>,
+    /// The most frequent span models: a model counts the matching traces with at least one
+    /// span of that model.
+    pub models: Vec<FacetValue>,
+}
+
+/// Matching traces per status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct StatusCounts {
+    /// Matching traces with status `OK`.
+    #[serde(rename = "OK")]
+    pub ok: u64,
+    /// Matching traces with status `ERROR`.
+    #[serde(rename = "ERROR")]
+    pub error: u64,
+}
+
+/// One value of a facet and the number of matching traces that have it. A facet lists its
+/// values by count descending, then value ascending (byte order).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct FacetValue {
+    /// The name, tag or model.
+    pub value: String,
+    /// Matching traces that have it.
+    pub count: u64,
+}
+
+impl FacetValue {
+    /// The top `MAX_FACET_VALUES` of (value, count) pairs, zero counts dropped, in facet order.
+    pub(crate) fn top(counts: impl IntoIterator<Item = (String, u64)>) -> Vec<FacetValue> {
+        let mut all: Vec<FacetValue> = counts
+            .into_iter()
+            .filter(|(_, c)| *c > 0)
+            .map(|(value, count)| FacetValue { value, count })
+            .collect();
+        all.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+        all.truncate(crate::limits::MAX_FACET_VALUES);
+        all
+    }
 }
 
 /// What an ingest batch did.

@@ -6,6 +6,7 @@ use super::order::{Key, Order, Position};
 use super::plan::{Plan, PlanKind};
 use crate::cache::{BlockRows, ProjectView};
 use crate::error::{Error, Result};
+use crate::model::Status;
 use crate::schema::*;
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
@@ -150,13 +151,41 @@ impl TopK {
 
 /// The chunk's candidates: the intersection of every input, cheapest input first, stopping as
 /// soon as the intersection is empty.
-fn chunk_candidates(v: &ProjectView<'_>, plan: &Plan, chunk: u32) -> Result<Arc<RoaringBitmap>> {
+pub(crate) fn chunk_candidates(
+    v: &ProjectView<'_>,
+    plan: &Plan,
+    chunk: u32,
+) -> Result<Arc<RoaringBitmap>> {
     let inputs = &plan.filters.inputs;
+    let excluded = &plan.filters.exclude_tag_ids;
+    if !excluded.is_empty() {
+        let mut acc = intersect(v, plan, chunk)?;
+        for tag in excluded {
+            if acc.is_empty() {
+                break;
+            }
+            acc -= &*v.bitmap(TermKind::Tag, *tag, chunk)?;
+        }
+        return Ok(Arc::new(acc));
+    }
     if let [input] = inputs.as_slice() {
         if let [term] = input.terms.as_slice() {
             // One term: its cached partition is the answer, shared rather than copied.
             return v.bitmap(input.kind, *term, chunk);
         }
+    }
+    Ok(Arc::new(intersect(v, plan, chunk)?))
+}
+
+/// The intersection of every input's bitmap in one chunk (each input the union of its terms),
+/// cheapest input first, stopping as soon as it is empty. With no input at all: every live row
+/// of the chunk (every row has exactly one status).
+fn intersect(v: &ProjectView<'_>, plan: &Plan, chunk: u32) -> Result<RoaringBitmap> {
+    let inputs = &plan.filters.inputs;
+    if inputs.is_empty() {
+        let mut all = (*v.bitmap(TermKind::Status, Status::Ok.code().into(), chunk)?).clone();
+        all |= &*v.bitmap(TermKind::Status, Status::Error.code().into(), chunk)?;
+        return Ok(all);
     }
     let mut acc: Option<RoaringBitmap> = None;
     for input in inputs {
@@ -174,7 +203,7 @@ fn chunk_candidates(v: &ProjectView<'_>, plan: &Plan, chunk: u32) -> Result<Arc<
             break;
         }
     }
-    Ok(Arc::new(acc.unwrap_or_default()))
+    Ok(acc.unwrap_or_default())
 }
 
 /// When the cheapest input has at most this many rows, the intersection is resolved whole

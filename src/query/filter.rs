@@ -17,15 +17,20 @@ use crate::model::Status;
 use crate::schema::{TermKind, TraceHeader};
 use serde::{Deserialize, Serialize};
 
-/// A query's filters, normalized: the name lowercased, the tags distinct and sorted, the dates
-/// as millisecond bounds (`start_ms` inclusive, `end_ms` exclusive).
+/// A query's filters, normalized: the name lowercased, each tag list distinct and sorted, the
+/// dates as millisecond bounds (`start_ms` inclusive, `end_ms` exclusive).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Filters {
     pub status: Option<u8>,
     pub name: Option<String>,
+    /// The trace carries every one (`tags`).
     pub tags: Vec<String>,
     pub start_ms: Option<i64>,
     pub end_ms: Option<i64>,
+    /// The trace carries at least one (`anyTags`); empty means no filter.
+    pub any_tags: Vec<String>,
+    /// The trace carries none (`excludeTags`).
+    pub exclude_tags: Vec<String>,
 }
 
 impl Filters {
@@ -61,8 +66,8 @@ impl Filters {
     }
 
     /// True when a trace passes every filter, tested on its fields directly (exact status,
-    /// case-insensitive name substring, all tags, `[start, end)`): the rules the indexes
-    /// resolve, for traces that are not in the indexes (pending traces).
+    /// case-insensitive name substring, all tags, any tag, no excluded tag, `[start, end)`):
+    /// the rules the indexes resolve, for traces that are not in the indexes (pending traces).
     pub(crate) fn matches_trace(
         &self,
         start_ms: i64,
@@ -77,6 +82,8 @@ impl Filters {
                 .as_deref()
                 .is_none_or(|needle| contains_ci(name, needle))
             && self.tags.iter().all(|t| tags.contains(t))
+            && (self.any_tags.is_empty() || self.any_tags.iter().any(|t| tags.contains(t)))
+            && !self.exclude_tags.iter().any(|t| tags.contains(t))
             && (lo..hi).contains(&start_ms)
     }
 
@@ -124,6 +131,19 @@ impl Filters {
             });
         }
         tag_ids.sort_unstable();
+        let any_tag_ids = if self.any_tags.is_empty() {
+            None
+        } else {
+            let (ids, rows) = known_tags(v, &self.any_tags)?;
+            inputs.push(Input {
+                kind: TermKind::Tag,
+                terms: ids.clone(),
+                rows,
+                label: format!("anyTags={}", self.any_tags.join("|")),
+            });
+            Some(ids)
+        };
+        let (exclude_tag_ids, exclude_rows) = known_tags(v, &self.exclude_tags)?;
         let name_ids = match &self.name {
             None => None,
             Some(needle) => {
@@ -149,6 +169,9 @@ impl Filters {
             status: self.status,
             name_ids,
             tag_ids,
+            any_tag_ids,
+            exclude_tag_ids,
+            exclude_rows,
             lo_ms,
             hi_ms,
         })
@@ -177,6 +200,13 @@ pub(crate) struct Resolved {
     name_ids: Option<Vec<u32>>,
     /// Sorted.
     tag_ids: Vec<u32>,
+    /// Sorted; None when the query has no `anyTags` filter.
+    any_tag_ids: Option<Vec<u32>>,
+    /// Sorted: the ids of the excluded tags that some trace carries (the others exclude
+    /// nothing). The bitmap plan subtracts their bitmaps from its candidates.
+    pub exclude_tag_ids: Vec<u32>,
+    /// Live rows carrying an excluded tag, summed over the tags: an upper bound for estimates.
+    pub exclude_rows: u64,
     pub lo_ms: i64,
     pub hi_ms: i64,
 }
@@ -190,6 +220,11 @@ impl Resolved {
                 .as_ref()
                 .is_none_or(|ids| ids.binary_search(&h.name_id).is_ok())
             && subset(&self.tag_ids, &h.tag_ids)
+            && self
+                .any_tag_ids
+                .as_ref()
+                .is_none_or(|ids| meets(ids, &h.tag_ids))
+            && !meets(&self.exclude_tag_ids, &h.tag_ids)
     }
 
     /// True when `start_ms` lies in the date window.
@@ -202,6 +237,35 @@ impl Resolved {
 fn subset(want: &[u32], have: &[u32]) -> bool {
     let mut h = have.iter();
     want.iter().all(|w| h.any(|x| x == w))
+}
+
+/// True when the sorted lists share an element.
+fn meets(a: &[u32], b: &[u32]) -> bool {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => return true,
+        }
+    }
+    false
+}
+
+/// The ids of the tags of `tags` that some trace ever carried (sorted), and the sum of their
+/// live row counts. A tag never carried has no id and matches nothing.
+fn known_tags(v: Option<&ProjectView<'_>>, tags: &[String]) -> Result<(Vec<u32>, u64)> {
+    let (mut ids, mut rows) = (Vec::new(), 0);
+    if let Some(v) = v {
+        for tag in tags {
+            if let Some(id) = v.tag_id(tag)? {
+                ids.push(id);
+                rows += v.term_count(TermKind::Tag, id)?;
+            }
+        }
+    }
+    ids.sort_unstable();
+    Ok((ids, rows))
 }
 
 /// The ids of the live names that contain `needle` (lowercase), and their total row count.
@@ -248,6 +312,7 @@ mod tests {
             tags: vec!["a".into()],
             start_ms: Some(10),
             end_ms: Some(20),
+            ..Default::default()
         };
         let tags = vec!["b".to_string(), "a".to_string()];
         assert!(f.matches_trace(10, 1, "Support-agent", &tags));
@@ -256,5 +321,14 @@ mod tests {
         assert!(!f.matches_trace(10, 1, "other", &tags));
         assert!(!f.matches_trace(10, 1, "Support-agent", &tags[..1]));
         assert!(contains_ci("ÄBC", "äb"));
+        let any = Filters {
+            any_tags: vec!["x".into(), "a".into()],
+            exclude_tags: vec!["c".into()],
+            ..Default::default()
+        };
+        assert!(any.matches_trace(0, 0, "n", &tags));
+        assert!(!any.matches_trace(0, 0, "n", &["b".to_string()]));
+        assert!(!any.matches_trace(0, 0, "n", &["a".to_string(), "c".to_string()]));
+        assert!(meets(&[1, 4, 9], &[2, 9]) && !meets(&[1, 4], &[2, 3]) && !meets(&[], &[1]));
     }
 }

@@ -8,8 +8,10 @@
 //!
 //! The redb engine's executor (run by `engine::redb::run`):
 //! - `plan` resolves the filters in one snapshot and chooses an executor;
-//! - `exec` runs the chosen plan and returns one page of hits.
+//! - `exec` runs the chosen plan and returns one page of hits;
+//! - `count` counts the whole matching set (totals and facets) from the same indexes.
 
+pub(crate) mod count;
 pub(crate) mod cursor;
 pub(crate) mod exec;
 pub(crate) mod filter;
@@ -19,5 +21,5 @@ pub(crate) mod plan;
 
 pub(crate) use filter::Filters;
 pub(crate) use order::{Order, Position};
-pub use parse::{QueryBuilder, QueryRequest, KNOWN_PARAMS};
+pub use parse::{Include, QueryBuilder, QueryRequest, KNOWN_PARAMS};
 pub use plan::{Explain, ExplainInput, PlanKind};

@@ -19,7 +19,41 @@ pub const KNOWN_PARAMS: &[&str] = &[
     "tags",
     "startDate",
     "endDate",
+    "anyTags",
+    "excludeTags",
+    "include",
 ];
+
+/// What a page carries besides its traces: the exact number of matches (`include=total`) and
+/// the facet counts over them (`include=facets`). It is not part of a query's meaning, so a
+/// cursor neither carries nor constrains it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Include {
+    /// `data.total`: the exact number of traces matching every filter.
+    pub total: bool,
+    /// `data.facets`: status, names, tags and models over the matching set.
+    pub facets: bool,
+}
+
+impl Include {
+    /// The `include` parameter's values, in the order the API documents them.
+    pub const VALUES: [&'static str; 2] = ["total", "facets"];
+
+    /// Parses a comma-separated subset of [`Include::VALUES`]; items are trimmed and exact.
+    fn parse(raw: &str) -> Option<Include> {
+        let mut inc = Include::default();
+        let mut any = false;
+        for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match item {
+                "total" => inc.total = true,
+                "facets" => inc.facets = true,
+                _ => return None,
+            }
+            any = true;
+        }
+        any.then_some(inc)
+    }
+}
 
 /// A validated list query: filters, page size and an optional cursor. The cursor's signature
 /// is checked when the query runs against a store, since only the store holds the secret.
@@ -29,6 +63,7 @@ pub struct QueryRequest {
     pub(crate) filters: Filters,
     pub(crate) order: Order,
     pub(crate) cursor: Option<String>,
+    pub(crate) include: Include,
 }
 
 impl QueryRequest {
@@ -39,7 +74,7 @@ impl QueryRequest {
     ) -> Result<QueryRequest> {
         let mut errors: Vec<FieldError> = Vec::new();
         let mut seen: Vec<String> = Vec::new();
-        let mut raw: [Option<String>; 7] = Default::default();
+        let mut raw: [Option<String>; KNOWN_PARAMS.len()] = Default::default();
         for (count, (k, v)) in params.into_iter().enumerate() {
             let (k, v) = (k.as_ref(), v.as_ref());
             if count >= MAX_PARAMS {
@@ -76,7 +111,7 @@ impl QueryRequest {
             }
             raw[slot] = Some(v.to_string());
         }
-        let [limit, cursor, name, status, tags, start, end] = raw;
+        let [limit, cursor, name, status, tags, start, end, any_tags, exclude_tags, include] = raw;
         let mut bad = |field: &str, msg: String| {
             if !errors.iter().any(|e| e.field() == field) {
                 errors.push(FieldError::new(field, msg));
@@ -113,19 +148,31 @@ impl QueryRequest {
                 None => bad("status", "must be OK or ERROR".into()),
             }
         }
-        if let Some(t) = tags {
-            let list = Filters::normal_tags(&t);
-            if list.len() > MAX_QUERY_TAGS {
-                bad("tags", format!("at most {MAX_QUERY_TAGS} tags"));
-            } else if list.iter().any(|t| t.chars().count() > MAX_TAG_CHARS) {
-                bad(
-                    "tags",
-                    format!("each tag must be at most {MAX_TAG_CHARS} characters"),
-                );
-            } else {
-                filters.tags = list;
+        for (field, raw, slot) in [
+            ("tags", tags, &mut filters.tags),
+            ("anyTags", any_tags, &mut filters.any_tags),
+            ("excludeTags", exclude_tags, &mut filters.exclude_tags),
+        ] {
+            if let Some(t) = raw {
+                match tag_list(&t) {
+                    Ok(list) => *slot = list,
+                    Err(m) => bad(field, m),
+                }
             }
         }
+        let include = match include {
+            None => Include::default(),
+            Some(s) => Include::parse(&s).unwrap_or_else(|| {
+                bad(
+                    "include",
+                    format!(
+                        "must be a comma-separated list of {}",
+                        Include::VALUES.join(", ")
+                    ),
+                );
+                Include::default()
+            }),
+        };
         let start_dt = start.as_deref().and_then(|s| {
             let dt = parse_instant(s);
             if dt.is_none() {
@@ -166,6 +213,7 @@ impl QueryRequest {
             filters,
             order: Order::default(),
             cursor,
+            include,
         })
     }
 
@@ -182,6 +230,10 @@ impl QueryRequest {
     pub fn cursor(&self) -> Option<&str> {
         self.cursor.as_deref()
     }
+    /// What the page carries besides its traces.
+    pub fn include(&self) -> Include {
+        self.include
+    }
 }
 
 impl Default for QueryRequest {
@@ -191,7 +243,23 @@ impl Default for QueryRequest {
             filters: Filters::default(),
             order: Order::default(),
             cursor: None,
+            include: Include::default(),
         }
+    }
+}
+
+/// A comma-separated tag list (`tags`, `anyTags`, `excludeTags`) in its normal form, within the
+/// query's limits.
+fn tag_list(raw: &str) -> std::result::Result<Vec<String>, String> {
+    let list = Filters::normal_tags(raw);
+    if list.len() > MAX_QUERY_TAGS {
+        Err(format!("at most {MAX_QUERY_TAGS} tags"))
+    } else if list.iter().any(|t| t.chars().count() > MAX_TAG_CHARS) {
+        Err(format!(
+            "each tag must be at most {MAX_TAG_CHARS} characters"
+        ))
+    } else {
+        Ok(list)
     }
 }
 
@@ -232,6 +300,33 @@ impl QueryBuilder {
     pub fn tags<I: IntoIterator<Item = S>, S: AsRef<str>>(self, tags: I) -> Self {
         let v: Vec<String> = tags.into_iter().map(|t| t.as_ref().to_string()).collect();
         self.set("tags", v.join(","))
+    }
+    /// The trace must carry at least one of these tags.
+    pub fn any_tags<I: IntoIterator<Item = S>, S: AsRef<str>>(self, tags: I) -> Self {
+        let v: Vec<String> = tags.into_iter().map(|t| t.as_ref().to_string()).collect();
+        self.set("anyTags", v.join(","))
+    }
+    /// The trace must carry none of these tags.
+    pub fn exclude_tags<I: IntoIterator<Item = S>, S: AsRef<str>>(self, tags: I) -> Self {
+        let v: Vec<String> = tags.into_iter().map(|t| t.as_ref().to_string()).collect();
+        self.set("excludeTags", v.join(","))
+    }
+    /// Also count the matches (`data.total`) and/or their facets (`data.facets`).
+    pub fn include(self, include: Include) -> Self {
+        let mut v = Vec::new();
+        if include.total {
+            v.push("total");
+        }
+        if include.facets {
+            v.push("facets");
+        }
+        if v.is_empty() {
+            // Nothing to include is the default; an empty `include` parameter is an error.
+            let mut b = self;
+            b.params.retain(|(p, _)| *p != "include");
+            return b;
+        }
+        self.set("include", v.join(","))
     }
     /// Keep traces with `startTime >= t`.
     pub fn start_date(self, t: Timestamp) -> Self {

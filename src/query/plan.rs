@@ -106,7 +106,9 @@ pub(crate) fn plan(
 
     // Selectivity under independence: the product of each input's share of the live rows.
     let n = live.max(1) as f64;
-    let selectivity: f64 = inputs.iter().map(|i| i.rows as f64 / n).product();
+    // Excluded tags remove at most their rows (assumed independent of the inputs too).
+    let kept = (1.0 - resolved.exclude_rows as f64 / n).max(0.0);
+    let selectivity: f64 = inputs.iter().map(|i| i.rows as f64 / n).product::<f64>() * kept;
     let estimated = (n * selectivity).round() as u64;
     let need = need as f64;
     // Scan: rows read until `need` matches, at most every row.

@@ -51,6 +51,30 @@ pub struct MQuery {
     pub tags: Vec<String>,
     pub start: Option<i64>,
     pub end: Option<i64>,
+    pub any_tags: Vec<String>,
+    pub exclude_tags: Vec<String>,
+}
+
+/// What the model counts over a query's matching set: the total, and the facets as the API
+/// lists them (status OK/ERROR, then names and tags by count descending, value ascending, at
+/// most 20 each).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MTally {
+    pub total: u64,
+    pub ok: u64,
+    pub error: u64,
+    pub names: Vec<(String, u64)>,
+    pub tags: Vec<(String, u64)>,
+}
+
+fn top(counts: std::collections::BTreeMap<String, u64>) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = counts.into_iter().collect();
+    v.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then_with(|| a.0.as_bytes().cmp(b.0.as_bytes()))
+    });
+    v.truncate(20);
+    v
 }
 
 impl MQuery {
@@ -60,6 +84,8 @@ impl MQuery {
             .is_none_or(|n| n.is_empty() || t.name().to_lowercase().contains(&n.to_lowercase()))
             && self.status.is_none_or(|s| s == t.status())
             && self.tags.iter().all(|tag| t.tags().contains(tag))
+            && (self.any_tags.is_empty() || self.any_tags.iter().any(|tag| t.tags().contains(tag)))
+            && !self.exclude_tags.iter().any(|tag| t.tags().contains(tag))
             && self.start.is_none_or(|s| t.start_ms() >= BASE_MS + s)
             && self.end.is_none_or(|e| t.start_ms() < BASE_MS + e)
     }
@@ -79,6 +105,12 @@ impl MQuery {
         if !self.tags.is_empty() {
             p.push(("tags".into(), self.tags.join(",")));
         }
+        if !self.any_tags.is_empty() {
+            p.push(("anyTags".into(), self.any_tags.join(",")));
+        }
+        if !self.exclude_tags.is_empty() {
+            p.push(("excludeTags".into(), self.exclude_tags.join(",")));
+        }
         if let Some(s) = self.start {
             p.push(("startDate".into(), ts(s).to_string()));
         }
@@ -96,5 +128,32 @@ impl MQuery {
         let mut v: Vec<&T> = all.into_iter().filter(|t| self.matches(*t)).collect();
         v.sort_by(|a, b| (b.start_ms(), b.id().as_bytes()).cmp(&(a.start_ms(), a.id().as_bytes())));
         v
+    }
+
+    /// The total and facets of this query over `all`.
+    pub fn tally<'a, T: ModelTrace + 'a>(&self, all: impl IntoIterator<Item = &'a T>) -> MTally {
+        let (mut names, mut tags) = (Default::default(), std::collections::BTreeMap::new());
+        let mut t = MTally {
+            total: 0,
+            ok: 0,
+            error: 0,
+            names: vec![],
+            tags: vec![],
+        };
+        let names_ref: &mut std::collections::BTreeMap<String, u64> = &mut names;
+        for tr in self.answer(all) {
+            t.total += 1;
+            match tr.status() {
+                Status::Ok => t.ok += 1,
+                _ => t.error += 1,
+            }
+            *names_ref.entry(tr.name().to_string()).or_default() += 1;
+            for tag in tr.tags() {
+                *tags.entry(tag.clone()).or_default() += 1;
+            }
+        }
+        t.names = top(names);
+        t.tags = top(tags);
+        t
     }
 }

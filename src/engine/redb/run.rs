@@ -11,6 +11,8 @@ use crate::cache::{Caches, PendingList, ProjectView};
 use crate::convert::{trace_of_body, trace_of_record};
 use crate::engine::{EnginePage, Query, Resume};
 use crate::error::{Error, Result};
+use crate::model::Facets;
+use crate::query::count;
 use crate::query::exec::{self, BlockHint, Hit};
 use crate::query::filter::Filters;
 use crate::query::order::{Key, Order, Position};
@@ -105,9 +107,12 @@ pub(crate) fn run(
         project: pstate,
     } = prepare(tables, caches, project, q, force)?;
     let Some((p, st)) = pstate else {
+        let wanted = q.include.total || q.include.facets;
         return Ok(EnginePage {
             traces: Vec::new(),
             next: None,
+            total: wanted.then_some(0),
+            facets: q.include.facets.then(Facets::default),
         });
     };
     let need = q.limit as usize + 1;
@@ -125,16 +130,38 @@ pub(crate) fn run(
         hint,
         need,
     )?;
-    let pending = if st.indexed_rows < row_limit {
-        let list = caches.pending(&tables, p, st.next_row, st.indexed_rows, |list| {
-            PENDING_ORDER.sort(list, |(id, h)| Key {
-                start_ms: h.start_ms,
-                id,
-            })
-        })?;
-        pending_matches(&list, q.filters, row_limit, after, need)
+    let pending_list = if st.indexed_rows < st.next_row {
+        Some(
+            caches.pending(&tables, p, st.next_row, st.indexed_rows, |list| {
+                PENDING_ORDER.sort(list, |(id, h)| Key {
+                    start_ms: h.start_ms,
+                    id,
+                })
+            })?,
+        )
     } else {
-        Vec::new()
+        None
+    };
+    let pending = match &pending_list {
+        Some(list) if st.indexed_rows < row_limit => {
+            pending_matches(list, q.filters, row_limit, after, need)
+        }
+        _ => Vec::new(),
+    };
+    // Totals and facets: the whole matching set of this snapshot, whatever the cursor.
+    let (total, facets) = if q.include.total || q.include.facets {
+        let mut tally = count::count(&view, &plan, st.indexed_rows, q.include.facets)?;
+        for (_, h) in pending_list.iter().flat_map(|l| l.iter()) {
+            if q.filters
+                .matches_trace(h.start_ms, h.status, &h.body.name, &h.body.tags)
+            {
+                tally.add_trace(h.status, &h.body.name, &h.body.tags, q.include.facets);
+            }
+        }
+        let total = tally.total;
+        (Some(total), q.include.facets.then(|| tally.facets()))
+    } else {
+        (None, None)
     };
     let (items, hint) = merge(q, found, pending, need);
     let more = items.len() >= need;
@@ -149,7 +176,12 @@ pub(crate) fn run(
         let last = Position::of(items[q.limit as usize - 1].key());
         (last, RedbResume { row_limit, hint }.encode())
     });
-    Ok(EnginePage { traces, next })
+    Ok(EnginePage {
+        traces,
+        next,
+        total,
+        facets,
+    })
 }
 
 pub(crate) fn project_id(t: &ReadTables, name: &str) -> Result<Option<u32>> {

@@ -1,0 +1,161 @@
+//! The redb engine's counting executor: the exact size of a query's whole matching set and its
+//! facets, from the same bitmaps the bitmap plan walks, in the snapshot the page is read from.
+//!
+//! Per chunk of rows it computes the matching set as a bitmap (the intersection of the
+//! filters' inputs, or every live row when there is none, minus excluded tags) and counts it:
+//! - with no date window, the count is the bitmap's cardinality and nothing else is read;
+//! - with a window, a block whose time bounds lie wholly inside it counts whole and one wholly
+//!   outside counts nothing; only the candidates of a block the window cuts are resolved (their
+//!   start times come from the row-identity cache, never from trace records).
+//!
+//! Facets intersect that per-chunk set with each status, name and tag bitmap
+//! (`intersection_len`, no allocation). Traces of the write buffer are not in the bitmaps; the
+//! caller adds them with [`Tally::add_trace`].
+
+use super::exec::chunk_candidates;
+use super::plan::{Plan, PlanKind};
+use crate::cache::ProjectView;
+use crate::error::Result;
+use crate::model::{FacetValue, Facets, Status, StatusCounts};
+use crate::schema::*;
+use roaring::RoaringBitmap;
+use std::collections::HashMap;
+
+/// Running counts over a matching set, keyed by term text so that indexed and pending traces
+/// add up in one place.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub total: u64,
+    status: [u64; 2],
+    names: HashMap<String, u64>,
+    tags: HashMap<String, u64>,
+}
+
+impl Tally {
+    /// Adds one trace that is not in the bitmaps (a pending trace), tested by the caller.
+    pub(crate) fn add_trace(&mut self, status: u8, name: &str, tags: &[String], facets: bool) {
+        self.total += 1;
+        if !facets {
+            return;
+        }
+        self.status[usize::from(status == Status::Error.code())] += 1;
+        *self.names.entry(name.to_string()).or_default() += 1;
+        for t in tags {
+            *self.tags.entry(t.clone()).or_default() += 1;
+        }
+    }
+
+    /// The facets, each cut to its top values.
+    pub(crate) fn facets(self) -> Facets {
+        Facets {
+            status: StatusCounts {
+                ok: self.status[0],
+                error: self.status[1],
+            },
+            names: FacetValue::top(self.names),
+            tags: FacetValue::top(self.tags),
+            models: Vec::new(),
+        }
+    }
+}
+
+/// Counts the indexed rows (below `indexed_rows`) that match `plan`.
+pub(crate) fn count(
+    v: &ProjectView<'_>,
+    plan: &Plan,
+    indexed_rows: u32,
+    facets: bool,
+) -> Result<Tally> {
+    let mut tally = Tally::default();
+    if plan.kind == PlanKind::Empty || indexed_rows == 0 {
+        return Ok(tally);
+    }
+    let (names, tags) = if facets {
+        (v.names()?, v.tags()?)
+    } else {
+        Default::default()
+    };
+    let mut name_counts = vec![0u64; names.len()];
+    let mut tag_counts = vec![0u64; tags.len()];
+    let last_block = block_of(indexed_rows - 1);
+    for chunk in 0..=chunk_of(indexed_rows - 1) {
+        let mut set = (*chunk_candidates(v, plan, chunk)?).clone();
+        if set.is_empty() {
+            continue;
+        }
+        if plan.filters.lo_ms != i64::MIN || plan.filters.hi_ms != i64::MAX {
+            set = in_window(v, plan, chunk, last_block, set)?;
+        }
+        let n = set.len();
+        if n == 0 {
+            continue;
+        }
+        tally.total += n;
+        if !facets {
+            continue;
+        }
+        let ok = set.intersection_len(&*v.bitmap(TermKind::Status, ok_term(), chunk)?);
+        tally.status[0] += ok;
+        tally.status[1] += n - ok;
+        for (i, e) in names.iter().enumerate() {
+            if e.count > 0 {
+                name_counts[i] += set.intersection_len(&*v.bitmap(TermKind::Name, e.id, chunk)?);
+            }
+        }
+        for (i, e) in tags.iter().enumerate() {
+            if e.count > 0 {
+                tag_counts[i] += set.intersection_len(&*v.bitmap(TermKind::Tag, e.id, chunk)?);
+            }
+        }
+    }
+    if facets {
+        // Distinct ids may carry equal texts only across a delete and re-create of the term,
+        // which never happens (term ids are never reused or renamed); sum by text anyway.
+        for (e, c) in names.iter().zip(name_counts) {
+            *tally.names.entry(e.text.clone()).or_default() += c;
+        }
+        for (e, c) in tags.iter().zip(tag_counts) {
+            *tally.tags.entry(e.text.clone()).or_default() += c;
+        }
+    }
+    Ok(tally)
+}
+
+fn ok_term() -> u32 {
+    u32::from(Status::Ok.code())
+}
+
+/// The rows of `set` (one chunk's candidates) whose start time lies in the query's window:
+/// whole blocks by their bounds, rows one by one only in the blocks the window cuts.
+fn in_window(
+    v: &ProjectView<'_>,
+    plan: &Plan,
+    chunk: u32,
+    last_block: u32,
+    set: RoaringBitmap,
+) -> Result<RoaringBitmap> {
+    let (lo_ms, hi_ms) = (plan.filters.lo_ms, plan.filters.hi_ms);
+    let (from, to) = chunk_blocks(chunk, 0, last_block);
+    let mut keep = RoaringBitmap::new();
+    for e in v.t.blocks()?.range(blocks_range(v.p, from, to))? {
+        let (k, val) = e?;
+        let b = k.value().1;
+        let rec = decode_block(val.value())?;
+        if rec.max_ms < lo_ms || rec.min_ms >= hi_ms {
+            continue;
+        }
+        let offsets = block_offsets(b);
+        if rec.min_ms >= lo_ms && rec.max_ms < hi_ms {
+            keep.insert_range(offsets);
+            continue;
+        }
+        let slots = v.block_rows(b);
+        for off in set.range(offsets) {
+            let (start_ms, _) = v.row_in(&slots, chunk_row(chunk, off))?;
+            if plan.filters.in_window(*start_ms) {
+                keep.insert(off);
+            }
+        }
+    }
+    Ok(set & keep)
+}
