@@ -386,7 +386,7 @@ impl Store {
         let state = self
             .decode_cursor(project, token)
             .map_err(|m| Error::field("cursor", m))?;
-        if !req.filters.is_empty() && req.filters != state.filters {
+        if !req.filters.agrees_with(&state.filters) {
             return Err(Error::field(
                 "cursor",
                 "filters differ from the query this cursor continues",

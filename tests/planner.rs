@@ -92,13 +92,17 @@ fn arb_query() -> impl Strategy<Value = MQuery> {
         prop::option::of(any::<bool>()),
         prop::sample::subsequence(vec!["production", "v2", "eu", "rare", "absent"], 0..3),
         prop::option::of((0..3000i64, 1..3000i64)),
+        prop::sample::subsequence(vec!["production", "v2", "eu", "rare", "absent"], 0..3),
+        prop::sample::subsequence(vec!["production", "eu", "rare", "absent"], 0..2),
     )
-        .prop_map(|(n, s, tags, w)| MQuery {
+        .prop_map(|(n, s, tags, w, any, exclude)| MQuery {
             name: n.map(str::to_string),
             status: s.map(|e| if e { Status::Error } else { Status::Ok }),
             tags: tags.into_iter().map(str::to_string).collect(),
             start: w.map(|(a, _)| a * 1000),
             end: w.map(|(a, b)| (a + b) * 1000),
+            any_tags: any.into_iter().map(str::to_string).collect(),
+            exclude_tags: exclude.into_iter().map(str::to_string).collect(),
         })
 }
 
@@ -135,6 +139,15 @@ fn explain_picks_scan_for_broad_filters_and_bitmap_for_selective_ones() {
     // Inputs are intersected cheapest first.
     assert!(e.inputs.windows(2).all(|w| w[0].rows <= w[1].rows), "{e}");
     assert_eq!(plan(&[("tags", "absent")]).plan, PlanKind::Empty);
+    assert_eq!(plan(&[("anyTags", "absent,never")]).plan, PlanKind::Empty);
+    // An excluded tag no trace carries excludes nothing; one that every trace might carry is
+    // no index input (a scan tests it per row, the bitmap plan subtracts it).
+    assert_eq!(plan(&[("excludeTags", "absent")]).plan, PlanKind::Scan);
+    let any = plan(&[("anyTags", "rare,eu"), ("status", "ERROR")]);
+    assert!(
+        any.inputs.iter().any(|i| i.term == "anyTags=eu|rare"),
+        "{any}"
+    );
     assert_eq!(plan(&[("name", "no-such-name")]).plan, PlanKind::Empty);
     let shown = e.to_string();
     assert!(

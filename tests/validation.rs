@@ -102,6 +102,23 @@ fn the_contract_table() {
         (vec![("tags", long_tag.as_str())], vec!["tags"]),
         (vec![("tags", " production , ,production,")], vec![]),
         (vec![("tags", "")], vec![]),
+        // anyTags and excludeTags: the rules of `tags`; empty means no filter
+        (vec![("anyTags", tags21.as_str())], vec!["anyTags"]),
+        (vec![("anyTags", tags20.as_str())], vec![]),
+        (
+            vec![("excludeTags", long_tag.as_str())],
+            vec!["excludeTags"],
+        ),
+        (vec![("excludeTags", " a, ,a,")], vec![]),
+        (vec![("anyTags", ""), ("excludeTags", "")], vec![]),
+        // include: a comma-separated subset of total and facets, exact
+        (vec![("include", "total")], vec![]),
+        (vec![("include", "facets, total")], vec![]),
+        (vec![("include", "total,total")], vec![]),
+        (vec![("include", "")], vec!["include"]),
+        (vec![("include", ",")], vec!["include"]),
+        (vec![("include", "Total")], vec!["include"]),
+        (vec![("include", "total,count")], vec!["include"]),
         // dates
         (vec![("startDate", "2026-03-01")], vec![]),
         (vec![("startDate", "2026-03-01T00:00:00Z")], vec![]),
@@ -139,6 +156,14 @@ fn the_contract_table() {
                 ("cursor", "!!"),
             ],
             vec!["limit", "status", "startDate", "bogus", "cursor"],
+        ),
+        (
+            vec![
+                ("anyTags", tags21.as_str()),
+                ("include", "everything"),
+                ("excludeTags", long_tag.as_str()),
+            ],
+            vec!["anyTags", "include", "excludeTags"],
         ),
         // cursors that were never issued
         (vec![("cursor", "")], vec!["cursor"]),
@@ -231,17 +256,39 @@ fn changed_filters_with_a_cursor_are_rejected() {
         vec![("status", "ERROR"), ("name", "support")],
         vec![("tags", "production")],
         vec![("startDate", "2026-01-01")],
+        vec![("anyTags", "production")],
+        vec![("excludeTags", "v2")],
     ] {
         let mut params = other.clone();
         params.push(("cursor", c.as_str()));
         let e = s.query_params("p", params.iter().copied()).unwrap_err();
         assert_eq!(e.details()[0].field(), "cursor", "{other:?}");
     }
-    // The same filters (any case, any tag order) and a new limit are fine.
+    // The same filters (any case, any tag order), a new limit and `include` are fine.
     assert!(s
         .query_params(
             "p",
-            [("status", "error"), ("cursor", c.as_str()), ("limit", "7")]
+            [
+                ("status", "error"),
+                ("cursor", c.as_str()),
+                ("limit", "7"),
+                ("include", "total")
+            ]
+        )
+        .is_ok());
+    let c = real_cursor(
+        &s,
+        "p",
+        &[
+            ("limit", "1"),
+            ("anyTags", "v2,production"),
+            ("excludeTags", "x"),
+        ],
+    );
+    assert!(s
+        .query_params(
+            "p",
+            [("anyTags", "production, v2,v2"), ("cursor", c.as_str())]
         )
         .is_ok());
 }

@@ -38,6 +38,24 @@ impl Filters {
         *self == Filters::default()
     }
 
+    /// True when every filter given here means the same as in `carried` (a cursor's query);
+    /// filters not given are taken from the cursor, so they never disagree.
+    pub(crate) fn agrees_with(&self, carried: &Filters) -> bool {
+        fn same<T: PartialEq>(given: &Option<T>, carried: &Option<T>) -> bool {
+            given.is_none() || given == carried
+        }
+        fn same_list(given: &[String], carried: &[String]) -> bool {
+            given.is_empty() || given == carried
+        }
+        same(&self.status, &carried.status)
+            && same(&self.name, &carried.name)
+            && same_list(&self.tags, &carried.tags)
+            && same(&self.start_ms, &carried.start_ms)
+            && same(&self.end_ms, &carried.end_ms)
+            && same_list(&self.any_tags, &carried.any_tags)
+            && same_list(&self.exclude_tags, &carried.exclude_tags)
+    }
+
     /// The `name` filter's normal form: lowercase; empty means no filter.
     pub(crate) fn normal_name(raw: &str) -> Option<String> {
         (!raw.is_empty()).then(|| raw.to_lowercase())
