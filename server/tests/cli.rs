@@ -199,6 +199,52 @@ fn import_jsonl_then_query() {
     );
     assert!(out.contains("next cursor: none"), "{out}");
 
+    // Totals and facets of the whole matching set, whatever the page size.
+    let out = ok(run(
+        &db,
+        &[
+            "query",
+            "--project",
+            "acme",
+            "--limit",
+            "1",
+            "--exclude-tags",
+            "nothing",
+            "--any-tags",
+            "v2,eu",
+            "--include",
+            "total,facets",
+        ],
+    ));
+    assert!(
+        out.contains("total: 3 matching trace(s)")
+            && out.contains("status: OK 2, ERROR 1")
+            && out.contains("names: support-agent (3)")
+            && out.contains("production (3)"),
+        "{out}"
+    );
+    let out = ok(run(
+        &db,
+        &[
+            "query",
+            "--project",
+            "acme",
+            "--exclude-tags",
+            "v2",
+            "--include",
+            "total",
+            "--json",
+        ],
+    ));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["data"]["total"], 0);
+    assert!(v["data"].get("facets").is_none(), "{out}");
+    let err = failed(run(
+        &db,
+        &["query", "--project", "acme", "--include", "everything"],
+    ));
+    assert!(err.contains("--include"), "{err}");
+
     // Bad flags are the library's 400s, named by flag; --json prints the error envelope.
     let err = failed(run(
         &db,

@@ -304,9 +304,6 @@ pub struct Facets {
     pub names: Vec<FacetValue>,
     /// The most frequent tags (a trace counts once per tag it carries).
     pub tags: Vec<FacetValue>,
-    /// The most frequent span models: a model counts the matching traces with at least one
-    /// span of that model.
-    pub models: Vec<FacetValue>,
 }
 
 /// Matching traces per status.

@@ -54,7 +54,6 @@ impl Tally {
             },
             names: FacetValue::top(self.names),
             tags: FacetValue::top(self.tags),
-            models: Vec::new(),
         }
     }
 }

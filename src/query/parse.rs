@@ -31,7 +31,7 @@ pub const KNOWN_PARAMS: &[&str] = &[
 pub struct Include {
     /// `data.total`: the exact number of traces matching every filter.
     pub total: bool,
-    /// `data.facets`: status, names, tags and models over the matching set.
+    /// `data.facets`: status, names and tags over the matching set.
     pub facets: bool,
 }
 

@@ -19,6 +19,12 @@ pub(super) struct QueryArgs {
     /// Comma-separated tags; a trace must carry all of them.
     #[arg(long)]
     tags: Option<String>,
+    /// Comma-separated tags; a trace must carry at least one of them.
+    #[arg(long)]
+    any_tags: Option<String>,
+    /// Comma-separated tags; a trace must carry none of them.
+    #[arg(long)]
+    exclude_tags: Option<String>,
     /// Keep traces with startTime >= this instant (RFC 3339 or YYYY-MM-DD).
     #[arg(long, value_name = "INSTANT")]
     start_date: Option<String>,
@@ -31,20 +37,26 @@ pub(super) struct QueryArgs {
     /// The nextCursor of a previous page.
     #[arg(long)]
     cursor: Option<String>,
+    /// Also count the whole matching set: `total`, `facets`, or `total,facets`.
+    #[arg(long, value_name = "WHAT")]
+    include: Option<String>,
     /// Print the endpoint's exact JSON envelope instead of a table.
     #[arg(long)]
     json: bool,
 }
 
 /// Endpoint parameter → the flag that sets it, for error messages.
-const FLAGS: [(&str, &str); 7] = [
+const FLAGS: [(&str, &str); 10] = [
     ("status", "--status"),
     ("name", "--name"),
     ("tags", "--tags"),
+    ("anyTags", "--any-tags"),
+    ("excludeTags", "--exclude-tags"),
     ("startDate", "--start-date"),
     ("endDate", "--end-date"),
     ("limit", "--limit"),
     ("cursor", "--cursor"),
+    ("include", "--include"),
 ];
 
 impl QueryArgs {
@@ -55,10 +67,13 @@ impl QueryArgs {
             &self.status,
             &self.name,
             &self.tags,
+            &self.any_tags,
+            &self.exclude_tags,
             &self.start_date,
             &self.end_date,
             &self.limit,
             &self.cursor,
+            &self.include,
         ];
         FLAGS
             .iter()
@@ -145,6 +160,27 @@ pub(crate) fn render(page: &Page) -> String {
     match &page.next_cursor {
         Some(c) => out.push_str(&format!("next cursor: {c}\n")),
         None => out.push_str("next cursor: none (last page)\n"),
+    }
+    if let Some(total) = page.total {
+        out.push_str(&format!("total: {total} matching trace(s)\n"));
+    }
+    if let Some(f) = &page.facets {
+        out.push_str(&format!(
+            "status: OK {}, ERROR {}\n",
+            f.status.ok, f.status.error
+        ));
+        for (label, values) in [("names", &f.names), ("tags", &f.tags)] {
+            let shown: Vec<String> = values
+                .iter()
+                .map(|v| format!("{} ({})", v.value, v.count))
+                .collect();
+            let shown = if shown.is_empty() {
+                "none".to_string()
+            } else {
+                shown.join(", ")
+            };
+            out.push_str(&format!("{label}: {shown}\n"));
+        }
     }
     out
 }
