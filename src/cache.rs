@@ -37,7 +37,7 @@ struct ProjectCache {
     names: OnceLock<Arc<Vec<TermEntry>>>,
     tags: OnceLock<Arc<Vec<TermEntry>>>,
     terms: RwLock<HashMap<(u8, u32), u64>>,
-    tag_ids: RwLock<HashMap<String, Option<u32>>>,
+    term_ids: RwLock<HashMap<(u8, String), Option<u32>>>,
     bitmaps: RwLock<HashMap<(u8, u32, u32), Arc<RoaringBitmap>>>,
     /// Bytes of this cache's bitmaps, counted in the store-wide `budget` too.
     bitmap_bytes: AtomicUsize,
@@ -168,7 +168,7 @@ impl Caches {
             names: OnceLock::new(),
             tags: OnceLock::new(),
             terms: RwLock::default(),
-            tag_ids: RwLock::default(),
+            term_ids: RwLock::default(),
             bitmaps: RwLock::default(),
             bitmap_bytes: AtomicUsize::new(0),
             budget: self.bitmap_budget.clone(),
@@ -220,22 +220,24 @@ impl<'a> ProjectView<'a> {
 
     /// The id of a tag, if any trace of the project ever carried it.
     pub(crate) fn tag_id(&self, tag: &str) -> Result<Option<u32>> {
-        if let Some(id) = self.cache.tag_ids.read().expect("cache lock").get(tag) {
+        self.term_id(TermKind::Tag, tag)
+    }
+
+    /// The id of a term's text (of any kind but status), if the project ever had it.
+    pub(crate) fn term_id(&self, kind: TermKind, text: &str) -> Result<Option<u32>> {
+        let key = (kind.code(), text.to_string());
+        if let Some(id) = self.cache.term_ids.read().expect("cache lock").get(&key) {
             return Ok(*id);
         }
-        let id = match self
-            .t
-            .term_ids()?
-            .get((self.p, TermKind::Tag.code(), tag))?
-        {
+        let id = match self.t.term_ids()?.get((self.p, kind.code(), text))? {
             Some(v) => Some(decode_u32(v.value())?),
             None => None,
         };
         self.cache
-            .tag_ids
+            .term_ids
             .write()
             .expect("cache lock")
-            .insert(tag.to_string(), id);
+            .insert(key, id);
         Ok(id)
     }
 

@@ -61,6 +61,14 @@ pub const MAX_LIMIT: u32 = 100;
 pub const DEFAULT_LIMIT: u32 = 50;
 /// Most tags in a query's `tags` filter.
 pub const MAX_QUERY_TAGS: usize = 20;
+/// Distinct values of one top-level metadata key that get an index term, per project. Past
+/// it, new values of that key are stored but not indexed, and a `metadata.KEY` filter on that
+/// key tests each candidate trace's stored metadata instead of an index (exact, slower).
+pub const MAX_METADATA_VALUES_PER_KEY: u64 = 10_000;
+/// Most `metadata.KEY` filters in one query.
+pub const MAX_QUERY_METADATA_FILTERS: usize = 10;
+/// Longest metadata key a `metadata.KEY` filter names, in characters (of `[A-Za-z0-9_.-]`).
+pub const MAX_METADATA_KEY_CHARS: usize = 64;
 /// Most values a facet (`names`, `tags`, `models`) lists.
 pub const MAX_FACET_VALUES: usize = 20;
 /// Longest `name` filter, in characters.

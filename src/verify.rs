@@ -1,7 +1,9 @@
 //! `verify()`: walks one snapshot and checks every invariant between rows and indexes.
 
 use crate::error::Result;
+use crate::limits::MAX_METADATA_VALUES_PER_KEY;
 use crate::pending::distinct;
+use crate::query::filter::{meta_text, metadata_pairs};
 use crate::schema::*;
 use crate::validate::ends_before_start;
 use crate::write::Totals;
@@ -221,11 +223,44 @@ fn verify_project(
         if body_tags != tag_texts {
             r.fail(format!("{what}: tag ids do not match tags {:?}", b.tags));
         }
+        for (kind, term, text) in [
+            (TermKind::User, h.user_id, &b.user_id),
+            (TermKind::Session, h.session_id, &b.session_id),
+        ] {
+            let stored = match term {
+                Some(id) => Some(term_text(kind, id)?.unwrap_or_default()),
+                None => None,
+            };
+            if stored.as_ref() != text.as_ref() {
+                r.fail(format!(
+                    "{what}: {} term does not match {text:?}",
+                    kind.label()
+                ));
+            }
+        }
+        // Every metadata term names a pair of the body; a pair without a term belongs to a key
+        // over its distinct-value cap.
+        let pairs: Vec<String> = metadata_pairs(&b.metadata)
+            .iter()
+            .map(|(k, v)| meta_text(k, v))
+            .collect();
+        let mut meta_texts = Vec::new();
+        for id in &h.meta_ids {
+            meta_texts.push(term_text(TermKind::Meta, *id)?.unwrap_or_default());
+        }
+        if meta_texts.iter().any(|m| !pairs.contains(m)) {
+            r.fail(format!(
+                "{what}: a metadata term is not a pair of its metadata"
+            ));
+        }
         let mut terms = vec![
             (TermKind::Status.code(), h.status as u32),
             (TermKind::Name.code(), h.name_id),
         ];
         terms.extend(h.tag_ids.iter().map(|t| (TermKind::Tag.code(), *t)));
+        terms.extend(h.user_id.map(|t| (TermKind::User.code(), t)));
+        terms.extend(h.session_id.map(|t| (TermKind::Session.code(), t)));
+        terms.extend(h.meta_ids.iter().map(|t| (TermKind::Meta.code(), *t)));
         for term in &terms {
             *counts.entry(*term).or_default() += 1;
         }
@@ -299,7 +334,31 @@ fn verify_project(
     for e in t.terms()?.range(terms_range(p))? {
         let (k, v) = e?;
         let (_, kind, term) = k.value();
+        // Each term's text maps back to it (statuses have fixed ids and no text index).
+        if kind != TermKind::Status.code() {
+            if let Ok(rec) = decode_term(v.value()) {
+                let back = match t.term_ids()?.get((p, kind, rec.text.as_str()))? {
+                    Some(g) => decode_u32(g.value()).ok(),
+                    None => None,
+                };
+                if back != Some(term) {
+                    r.fail(format!(
+                        "project {name}: term {kind}/{term} ({:?}) is not its text's id",
+                        rec.text
+                    ));
+                }
+            }
+        }
         match decode_term(v.value()) {
+            // A metadata key's record counts its distinct values (at most the cap, or the cap
+            // plus one once over it), not rows.
+            Ok(rec) if kind == TermKind::MetaKey.code() => {
+                if rec.count > MAX_METADATA_VALUES_PER_KEY + 1 {
+                    r.fail(format!(
+                        "project {name}: metadata key {term} count over its cap"
+                    ));
+                }
+            }
             Ok(rec) if rec.count == counts.get(&(kind, term)).copied().unwrap_or(0) => {}
             Ok(rec) => r.fail(format!(
                 "project {name}: term {kind}/{term} count {} is wrong",

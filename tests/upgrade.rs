@@ -2,6 +2,10 @@
 //! was written by the last format-2 build (41 demo traces in projects `acme` and `globex`, with
 //! spans, scores, an update, a delete, four pending traces and one API key), and
 //! `format2.json` holds what that build's `get_trace` returned for every trace.
+//! `tests/fixtures/format3.redb` was written by the last format-3 build with the program beside
+//! it (`make_format3.rs`: 43 traces with span trees, payloads, user and session ids, typed
+//! metadata, an update, a delete, pending traces and an API key), and `format3.json` holds what
+//! that build returned for every trace.
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::{json, Value};
@@ -114,15 +118,15 @@ fn a_format_2_file_is_upgraded_in_place_by_its_first_open() {
     assert_eq!(new.output.as_ref().unwrap().as_json(), r#""done""#);
     assert_eq!(store.verify().unwrap(), vec![]);
     drop(store);
-    assert_eq!(format_version(&path), [3]);
-    // A second open finds format 3 and changes nothing.
+    assert_eq!(format_version(&path), [4]);
+    // A second open finds format 4 and changes nothing.
     let store = Store::open(&path).unwrap();
     assert_eq!(store.verify().unwrap(), vec![]);
 }
 
 /// A format-1 file (derived from the format-2 fixture: format 1 had no write buffer, so its
 /// pending traces are dropped and its project states lose `indexed_rows`) is upgraded through
-/// format 2 to format 3 in one open.
+/// format 2 to format 4 in one open.
 #[test]
 fn a_format_1_file_is_upgraded_through_format_2() {
     #[derive(serde::Deserialize)]
@@ -200,5 +204,114 @@ fn a_format_1_file_is_upgraded_through_format_2() {
         assert_eq!(all_details(&store, project), want, "project {project}");
     }
     drop(store);
+    assert_eq!(format_version(&path), [4]);
+}
+
+fn copy_of(fixture: &str, dir: &tempfile::TempDir) -> std::path::PathBuf {
+    let path = dir.path().join("old.redb");
+    std::fs::copy(fixture, &path).unwrap();
+    path
+}
+
+/// The ids of `details` (newest first) whose trace satisfies `keep`.
+fn ids_where(details: &[Value], keep: impl Fn(&Value) -> bool) -> Vec<String> {
+    details
+        .iter()
+        .filter(|d| keep(d))
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every id a query returns, walking all its pages.
+fn walk_ids(store: &Store, project: &str, params: &[(&str, &str)]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut req = QueryRequest::from_params(params.iter().copied()).unwrap();
+    loop {
+        let page = store.query(project, &req).unwrap();
+        out.extend(page.traces.iter().map(|t| t.id.clone()));
+        match page.next_cursor {
+            Some(c) => req = QueryRequest::builder().cursor(&c).build().unwrap(),
+            None => return out,
+        }
+    }
+}
+
+#[test]
+fn a_format_3_file_is_upgraded_and_its_user_session_and_metadata_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = copy_of("tests/fixtures/format3.redb", &dir);
     assert_eq!(format_version(&path), [3]);
+    let pending_before = {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_read().unwrap();
+        let n = txn.open_table(PENDING).unwrap().iter().unwrap().count();
+        n
+    };
+    assert!(pending_before > 0, "the fixture holds pending traces");
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string("tests/fixtures/format3.json").unwrap())
+            .unwrap();
+
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.verify().unwrap(), vec![]);
+    for project in ["acme", "globex"] {
+        let want = expected[project].as_array().unwrap();
+        // Format 4 renders every trace exactly as format 3 did.
+        assert_eq!(&all_details(&store, project), want, "project {project}");
+        // The new filters find exactly the traces whose stored fields say so, indexed and
+        // pending alike.
+        for user in ["user-0", "user-2", "user-4", "nobody"] {
+            let want_ids = ids_where(want, |d| d["userId"] == user);
+            assert_eq!(
+                walk_ids(&store, project, &[("userId", user), ("limit", "3")]),
+                want_ids,
+                "{user}"
+            );
+        }
+        for session in ["session-0", "session-6"] {
+            let want_ids = ids_where(want, |d| d["sessionId"] == session);
+            assert_eq!(
+                walk_ids(&store, project, &[("sessionId", session)]),
+                want_ids,
+                "{session}"
+            );
+        }
+        for (key, value, json_value) in [
+            ("environment", "prod", json!("prod")),
+            ("environment", "staging", json!("staging")),
+            ("tier", "2.5", json!(2.5)),
+            ("tier", "1", json!(1)),
+            ("tier", "3", json!(3)),
+            ("beta", "true", json!(true)),
+            ("region", "null", json!(null)),
+        ] {
+            let want_ids = ids_where(want, |d| d["metadata"].get(key) == Some(&json_value));
+            let param = format!("metadata.{key}");
+            let got = walk_ids(&store, project, &[(param.as_str(), value), ("limit", "4")]);
+            assert_eq!(got, want_ids, "{key}={value}");
+            let page = store
+                .query_params(project, [(param.as_str(), value), ("include", "total")])
+                .unwrap();
+            assert_eq!(page.total, Some(want_ids.len() as u64), "{key}={value}");
+        }
+        // Objects and arrays never match; pairs combine with every other filter.
+        assert!(walk_ids(&store, project, &[("metadata.nested", "{\"a\":1}")]).is_empty());
+        let want_ids = ids_where(want, |d| {
+            d["metadata"]["environment"] == "prod" && d["status"] == "ERROR"
+        });
+        assert_eq!(
+            walk_ids(
+                &store,
+                project,
+                &[("metadata.environment", "prod"), ("status", "error")]
+            ),
+            want_ids
+        );
+    }
+    let key = expected["apiKey"].as_str().unwrap();
+    assert_eq!(store.authenticate(key).unwrap(), "acme");
+    drop(store);
+    assert_eq!(format_version(&path), [4]);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.verify().unwrap(), vec![]);
 }

@@ -8,6 +8,9 @@
 //!   outside counts nothing; only the candidates of a block the window cuts are resolved (their
 //!   start times come from the row-identity cache, never from trace records).
 //!
+//! A metadata filter on a key over its distinct-value cap is the one exception: its candidates'
+//! bodies are read (see `limits::MAX_METADATA_VALUES_PER_KEY`).
+//!
 //! Facets intersect that per-chunk set with each status, name and tag bitmap
 //! (`intersection_len`, no allocation). Traces of the write buffer are not in the bitmaps; the
 //! caller adds them with [`Tally::add_trace`].
@@ -85,6 +88,9 @@ pub(crate) fn count(
         if plan.filters.lo_ms != i64::MIN || plan.filters.hi_ms != i64::MAX {
             set = in_window(v, plan, chunk, last_block, set)?;
         }
+        if plan.filters.needs_body() {
+            set = by_body(v, plan, chunk, set)?;
+        }
         let n = set.len();
         if n == 0 {
             continue;
@@ -157,4 +163,33 @@ fn in_window(
         }
     }
     Ok(set & keep)
+}
+
+/// The rows of `set` whose stored body passes the filters only a body can decide (a metadata
+/// key over its value cap): the one case where counting reads trace records.
+fn by_body(
+    v: &ProjectView<'_>,
+    plan: &Plan,
+    chunk: u32,
+    set: RoaringBitmap,
+) -> Result<RoaringBitmap> {
+    let mut keep = RoaringBitmap::new();
+    let mut slots: Option<(u32, crate::cache::BlockRows)> = None;
+    for off in set.iter() {
+        let row = chunk_row(chunk, off);
+        let b = block_of(row);
+        if slots.as_ref().is_none_or(|(sb, _)| *sb != b) {
+            slots = Some((b, v.block_rows(b)));
+        }
+        let (_, block) = slots.as_ref().expect("set above");
+        let (start_ms, id) = v.row_in(block, row)?;
+        let record =
+            v.t.traces()?
+                .get(trace_key(v.p, *start_ms, id).as_slice())?
+                .ok_or_else(|| crate::error::Error::corrupted("row points at a missing trace"))?;
+        if plan.filters.matches_body(&decode_trace(record.value())?.1) {
+            keep.insert(off);
+        }
+    }
+    Ok(keep)
 }

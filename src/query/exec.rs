@@ -90,7 +90,10 @@ fn scan(
     {
         let (k, v) = e?;
         let (h, _) = decode_trace_header(v.value())?;
-        if h.row < row_limit && f.matches_header(&h) {
+        if h.row < row_limit
+            && f.matches_header(&h)
+            && (!f.needs_body() || f.matches_body(&decode_trace(v.value())?.1))
+        {
             let (_, start_ms, id) = decode_trace_key(k.value())?;
             hits.push(Hit {
                 start_ms,

@@ -13,8 +13,9 @@
 
 use crate::cache::ProjectView;
 use crate::error::Result;
+use crate::limits::{MAX_METADATA_KEY_CHARS, MAX_METADATA_VALUES_PER_KEY};
 use crate::model::Status;
-use crate::schema::{TermKind, TraceHeader};
+use crate::schema::{TermKind, TraceBody, TraceHeader};
 use serde::{Deserialize, Serialize};
 
 /// A query's filters, normalized: the name lowercased, each tag list distinct and sorted, the
@@ -31,13 +32,15 @@ pub(crate) struct Filters {
     pub any_tags: Vec<String>,
     /// The trace carries none (`excludeTags`).
     pub exclude_tags: Vec<String>,
+    /// Exact `userId`.
+    pub user_id: Option<String>,
+    /// Exact `sessionId`.
+    pub session_id: Option<String>,
+    /// `metadata.KEY=VALUE` pairs, sorted by key (each key once); all must hold.
+    pub metadata: Vec<(String, String)>,
 }
 
 impl Filters {
-    pub(crate) fn is_empty(&self) -> bool {
-        *self == Filters::default()
-    }
-
     /// True when every filter given here means the same as in `carried` (a cursor's query);
     /// filters not given are taken from the cursor, so they never disagree.
     pub(crate) fn agrees_with(&self, carried: &Filters) -> bool {
@@ -54,6 +57,9 @@ impl Filters {
             && same(&self.end_ms, &carried.end_ms)
             && same_list(&self.any_tags, &carried.any_tags)
             && same_list(&self.exclude_tags, &carried.exclude_tags)
+            && same(&self.user_id, &carried.user_id)
+            && same(&self.session_id, &carried.session_id)
+            && (self.metadata.is_empty() || self.metadata == carried.metadata)
     }
 
     /// The `name` filter's normal form: lowercase; empty means no filter.
@@ -86,22 +92,26 @@ impl Filters {
     /// True when a trace passes every filter, tested on its fields directly (exact status,
     /// case-insensitive name substring, all tags, any tag, no excluded tag, `[start, end)`):
     /// the rules the indexes resolve, for traces that are not in the indexes (pending traces).
-    pub(crate) fn matches_trace(
-        &self,
-        start_ms: i64,
-        status: u8,
-        name: &str,
-        tags: &[String],
-    ) -> bool {
+    pub(crate) fn matches_trace(&self, start_ms: i64, status: u8, body: &TraceBody) -> bool {
         let (lo, hi) = self.window();
+        let tags = &body.tags;
         self.status.is_none_or(|s| s == status)
             && self
                 .name
                 .as_deref()
-                .is_none_or(|needle| contains_ci(name, needle))
+                .is_none_or(|needle| contains_ci(&body.name, needle))
             && self.tags.iter().all(|t| tags.contains(t))
             && (self.any_tags.is_empty() || self.any_tags.iter().any(|t| tags.contains(t)))
             && !self.exclude_tags.iter().any(|t| tags.contains(t))
+            && self
+                .user_id
+                .as_ref()
+                .is_none_or(|u| body.user_id.as_ref() == Some(u))
+            && self
+                .session_id
+                .as_ref()
+                .is_none_or(|s| body.session_id.as_ref() == Some(s))
+            && metadata_holds(&self.metadata, &body.metadata)
             && (lo..hi).contains(&start_ms)
     }
 
@@ -162,6 +172,56 @@ impl Filters {
             Some(ids)
         };
         let (exclude_tag_ids, exclude_rows) = known_tags(v, &self.exclude_tags)?;
+        let mut exact = |kind: TermKind, text: &str, label: String| -> Result<Option<u32>> {
+            let id = match v {
+                Some(v) => v.term_id(kind, text)?,
+                None => None,
+            };
+            let rows = match (v, id) {
+                (Some(v), Some(id)) => v.term_count(kind, id)?,
+                _ => 0,
+            };
+            inputs.push(Input {
+                kind,
+                terms: id.into_iter().collect(),
+                rows,
+                label,
+            });
+            Ok(id)
+        };
+        let user_id = match &self.user_id {
+            Some(u) => Some(exact(TermKind::User, u, format!("userId={u}"))?),
+            None => None,
+        };
+        let session_id = match &self.session_id {
+            Some(s) => Some(exact(TermKind::Session, s, format!("sessionId={s}"))?),
+            None => None,
+        };
+        // A pair with a term is exact through its bitmap. A pair without one matches nothing,
+        // unless its key went over its distinct-value cap: then the stored metadata decides.
+        let mut meta_ids = Vec::new();
+        let mut body_metadata = Vec::new();
+        for (key, value) in &self.metadata {
+            let text = meta_text(key, value);
+            let id = match v {
+                Some(v) => v.term_id(TermKind::Meta, &text)?,
+                None => None,
+            };
+            let over_cap = match (v, id) {
+                (Some(v), None) => match v.term_id(TermKind::MetaKey, key)? {
+                    Some(k) => v.term_count(TermKind::MetaKey, k)? > MAX_METADATA_VALUES_PER_KEY,
+                    None => false,
+                },
+                _ => false,
+            };
+            if over_cap {
+                body_metadata.push((key.clone(), value.clone()));
+                continue;
+            }
+            let id = exact(TermKind::Meta, &text, format!("metadata.{key}={value}"))?;
+            meta_ids.extend(id);
+        }
+        meta_ids.sort_unstable();
         let name_ids = match &self.name {
             None => None,
             Some(needle) => {
@@ -190,6 +250,10 @@ impl Filters {
             any_tag_ids,
             exclude_tag_ids,
             exclude_rows,
+            user_id,
+            session_id,
+            meta_ids,
+            body_metadata,
             lo_ms,
             hi_ms,
         })
@@ -225,6 +289,13 @@ pub(crate) struct Resolved {
     pub exclude_tag_ids: Vec<u32>,
     /// Live rows carrying an excluded tag, summed over the tags: an upper bound for estimates.
     pub exclude_rows: u64,
+    /// The `userId` term; Some(None) when no trace has that user (the plan is then empty).
+    user_id: Option<Option<u32>>,
+    session_id: Option<Option<u32>>,
+    /// The metadata pairs' terms, sorted.
+    meta_ids: Vec<u32>,
+    /// Metadata pairs of keys over their value cap, tested on the stored metadata.
+    pub body_metadata: Vec<(String, String)>,
     pub lo_ms: i64,
     pub hi_ms: i64,
 }
@@ -243,6 +314,21 @@ impl Resolved {
                 .as_ref()
                 .is_none_or(|ids| meets(ids, &h.tag_ids))
             && !meets(&self.exclude_tag_ids, &h.tag_ids)
+            && self.user_id.is_none_or(|u| u.is_some() && u == h.user_id)
+            && self
+                .session_id
+                .is_none_or(|s| s.is_some() && s == h.session_id)
+            && subset(&self.meta_ids, &h.meta_ids)
+    }
+
+    /// True when the filters need a row's body too (a metadata key over its value cap).
+    pub(crate) fn needs_body(&self) -> bool {
+        !self.body_metadata.is_empty()
+    }
+
+    /// The body test of what the header cannot tell.
+    pub(crate) fn matches_body(&self, b: &TraceBody) -> bool {
+        metadata_holds(&self.body_metadata, &b.metadata)
     }
 
     /// True when `start_ms` lies in the date window.
@@ -255,6 +341,51 @@ impl Resolved {
 fn subset(want: &[u32], have: &[u32]) -> bool {
     let mut h = have.iter();
     want.iter().all(|w| h.any(|x| x == w))
+}
+
+/// The index text of a metadata pair.
+pub(crate) fn meta_text(key: &str, value: &str) -> String {
+    format!("{key}={value}")
+}
+
+/// True when a `metadata.*` key is well-formed: 1 to `MAX_METADATA_KEY_CHARS` characters of
+/// `[A-Za-z0-9_.-]` (so `=` never occurs in a key and `key=value` is unambiguous).
+pub(crate) fn valid_meta_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= MAX_METADATA_KEY_CHARS
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// The top-level pairs of a trace's metadata (JSON object text) that a `metadata.KEY` filter
+/// can match: a string value as is; a number, `true`, `false` or `null` as its canonical JSON
+/// text (`2.50` is `2.5`); objects, arrays and keys a filter cannot name are left out.
+pub(crate) fn metadata_pairs(metadata: &str) -> Vec<(String, String)> {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(metadata)
+    else {
+        return Vec::new();
+    };
+    map.into_iter()
+        .filter(|(k, _)| valid_meta_key(k))
+        .filter_map(|(k, v)| {
+            let text = match v {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Array(_) | serde_json::Value::Object(_) => return None,
+                other => other.to_string(),
+            };
+            Some((k, text))
+        })
+        .collect()
+}
+
+/// True when every wanted pair is among the metadata's pairs.
+fn metadata_holds(want: &[(String, String)], metadata: &str) -> bool {
+    if want.is_empty() {
+        return true;
+    }
+    let have = metadata_pairs(metadata);
+    want.iter().all(|w| have.contains(w))
 }
 
 /// True when the sorted lists share an element.
@@ -322,6 +453,22 @@ mod tests {
         assert_eq!(Filters::normal_name(""), None);
     }
 
+    fn body(name: &str, tags: &[&str], metadata: &str) -> TraceBody {
+        TraceBody {
+            name: name.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            end_ms: None,
+            created_ms: 0,
+            metadata: metadata.into(),
+            total_cost: crate::schema::Money::from_decimal(Default::default()),
+            total_tokens: 0,
+            span_count: 0,
+            score_count: 0,
+            user_id: Some("u1".into()),
+            session_id: None,
+        }
+    }
+
     #[test]
     fn trace_test() {
         let f = Filters {
@@ -332,21 +479,51 @@ mod tests {
             end_ms: Some(20),
             ..Default::default()
         };
-        let tags = vec!["b".to_string(), "a".to_string()];
-        assert!(f.matches_trace(10, 1, "Support-agent", &tags));
-        assert!(!f.matches_trace(20, 1, "Support-agent", &tags));
-        assert!(!f.matches_trace(10, 0, "Support-agent", &tags));
-        assert!(!f.matches_trace(10, 1, "other", &tags));
-        assert!(!f.matches_trace(10, 1, "Support-agent", &tags[..1]));
+        let b = body("Support-agent", &["b", "a"], "{}");
+        assert!(f.matches_trace(10, 1, &b));
+        assert!(!f.matches_trace(20, 1, &b));
+        assert!(!f.matches_trace(10, 0, &b));
+        assert!(!f.matches_trace(10, 1, &body("other", &["a"], "{}")));
+        assert!(!f.matches_trace(10, 1, &body("Support-agent", &["b"], "{}")));
         assert!(contains_ci("ÄBC", "äb"));
         let any = Filters {
             any_tags: vec!["x".into(), "a".into()],
             exclude_tags: vec!["c".into()],
             ..Default::default()
         };
-        assert!(any.matches_trace(0, 0, "n", &tags));
-        assert!(!any.matches_trace(0, 0, "n", &["b".to_string()]));
-        assert!(!any.matches_trace(0, 0, "n", &["a".to_string(), "c".to_string()]));
+        assert!(any.matches_trace(0, 0, &b));
+        assert!(!any.matches_trace(0, 0, &body("n", &["b"], "{}")));
+        assert!(!any.matches_trace(0, 0, &body("n", &["a", "c"], "{}")));
+        let who = Filters {
+            user_id: Some("u1".into()),
+            metadata: vec![("env".into(), "prod".into()), ("tier".into(), "2.5".into())],
+            ..Default::default()
+        };
+        assert!(who.matches_trace(0, 0, &body("n", &[], r#"{"env":"prod","tier":2.50}"#)));
+        assert!(who.matches_trace(0, 0, &body("n", &[], r#"{"tier":"2.5","env":"prod"}"#)));
+        assert!(!who.matches_trace(0, 0, &body("n", &[], r#"{"env":"prod","tier":"2.50"}"#)));
+        assert!(!who.matches_trace(0, 0, &body("n", &[], r#"{"env":["prod"],"tier":2.5}"#)));
+    }
+
+    #[test]
+    fn metadata_pairs_are_canonical_scalars() {
+        let mut p = metadata_pairs(
+            r#"{"s":"x","n":2.50,"i":7,"t":true,"z":null,"o":{"a":1},"a":[1],"bad key":1}"#,
+        );
+        p.sort();
+        let want: Vec<(String, String)> = [
+            ("i", "7"),
+            ("n", "2.5"),
+            ("s", "x"),
+            ("t", "true"),
+            ("z", "null"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(p, want);
+        assert!(valid_meta_key("a.b-c_9") && !valid_meta_key("") && !valid_meta_key("a=b"));
+        assert!(!valid_meta_key(&"k".repeat(65)));
         assert!(meets(&[1, 4, 9], &[2, 9]) && !meets(&[1, 4], &[2, 3]) && !meets(&[], &[1]));
     }
 }

@@ -3,12 +3,13 @@
 //! parameter at once. The typed builder goes through the same function.
 
 use super::cursor;
-use super::filter::Filters;
+use super::filter::{valid_meta_key, Filters};
 use super::order::Order;
 use crate::error::{Error, FieldError, Result};
 use crate::limits::*;
 use crate::model::Status;
 use crate::time::{ms_ceil, parse_instant, Timestamp};
+use crate::validate::check_id;
 
 /// The parameters the endpoint knows.
 pub const KNOWN_PARAMS: &[&str] = &[
@@ -22,7 +23,13 @@ pub const KNOWN_PARAMS: &[&str] = &[
     "anyTags",
     "excludeTags",
     "include",
+    "userId",
+    "sessionId",
 ];
+
+/// The prefix of the `metadata.KEY` parameters (one per key, at most
+/// `MAX_QUERY_METADATA_FILTERS`), which `KNOWN_PARAMS` does not list one by one.
+pub const METADATA_PARAM_PREFIX: &str = "metadata.";
 
 /// What a page carries besides its traces: the exact number of matches (`include=total`) and
 /// the facet counts over them (`include=facets`). It is not part of a query's meaning, so a
@@ -75,6 +82,7 @@ impl QueryRequest {
         let mut errors: Vec<FieldError> = Vec::new();
         let mut seen: Vec<String> = Vec::new();
         let mut raw: [Option<String>; KNOWN_PARAMS.len()] = Default::default();
+        let mut metadata: Vec<(String, String)> = Vec::new();
         for (count, (k, v)) in params.into_iter().enumerate() {
             let (k, v) = (k.as_ref(), v.as_ref());
             if count >= MAX_PARAMS {
@@ -84,17 +92,19 @@ impl QueryRequest {
                 ));
                 break;
             }
-            let Some(slot) = KNOWN_PARAMS.iter().position(|p| *p == k) else {
+            let slot = KNOWN_PARAMS.iter().position(|p| *p == k);
+            if slot.is_none() && !k.starts_with(METADATA_PARAM_PREFIX) {
                 let shown: String = k.chars().take(64).collect();
                 errors.push(FieldError::new(
                     shown,
                     format!(
-                        "unknown parameter; known parameters are {}",
-                        KNOWN_PARAMS.join(", ")
+                        "unknown parameter; known parameters are {}, and {}KEY",
+                        KNOWN_PARAMS.join(", "),
+                        METADATA_PARAM_PREFIX
                     ),
                 ));
                 continue;
-            };
+            }
             if seen.iter().any(|s| s == k) {
                 if !errors.iter().any(|e| e.field() == k) {
                     errors.push(FieldError::new(k, "given more than once"));
@@ -109,9 +119,13 @@ impl QueryRequest {
                 ));
                 continue;
             }
-            raw[slot] = Some(v.to_string());
+            match slot {
+                Some(slot) => raw[slot] = Some(v.to_string()),
+                None => metadata.push((k.to_string(), v.to_string())),
+            }
         }
-        let [limit, cursor, name, status, tags, start, end, any_tags, exclude_tags, include] = raw;
+        let [limit, cursor, name, status, tags, start, end, any_tags, exclude_tags, include, user, session] =
+            raw;
         let mut bad = |field: &str, msg: String| {
             if !errors.iter().any(|e| e.field() == field) {
                 errors.push(FieldError::new(field, msg));
@@ -160,6 +174,41 @@ impl QueryRequest {
                 }
             }
         }
+        for (field, raw, slot) in [
+            ("userId", user, &mut filters.user_id),
+            ("sessionId", session, &mut filters.session_id),
+        ] {
+            match raw.as_deref() {
+                None | Some("") => {}
+                Some(v) => match check_id(v, MAX_USER_ID_BYTES) {
+                    Ok(()) => *slot = Some(v.to_string()),
+                    Err(m) => bad(field, m),
+                },
+            }
+        }
+        let mut given_keys = 0;
+        for (param, value) in metadata {
+            let key = &param[METADATA_PARAM_PREFIX.len()..];
+            given_keys += 1;
+            if !valid_meta_key(key) {
+                bad(
+                    &param,
+                    format!(
+                        "the key must be 1 to {MAX_METADATA_KEY_CHARS} characters of A-Z, a-z, \
+                         0-9, '_', '.' and '-'"
+                    ),
+                );
+            } else if !value.is_empty() {
+                filters.metadata.push((key.to_string(), value));
+            }
+        }
+        if given_keys > MAX_QUERY_METADATA_FILTERS {
+            bad(
+                "metadata",
+                format!("at most {MAX_QUERY_METADATA_FILTERS} metadata.KEY parameters"),
+            );
+        }
+        filters.metadata.sort();
         let include = match include {
             None => Include::default(),
             Some(s) => Include::parse(&s).unwrap_or_else(|| {
@@ -275,13 +324,13 @@ fn parse_limit(s: &str) -> Option<u32> {
 /// [`QueryRequest::from_params`].
 #[derive(Clone, Debug, Default)]
 pub struct QueryBuilder {
-    params: Vec<(&'static str, String)>,
+    params: Vec<(String, String)>,
 }
 
 impl QueryBuilder {
     fn set(mut self, k: &'static str, v: String) -> Self {
-        self.params.retain(|(p, _)| *p != k);
-        self.params.push((k, v));
+        self.params.retain(|(p, _)| p != k);
+        self.params.push((k.to_string(), v));
         self
     }
     /// Page size, 1..=100.
@@ -323,7 +372,7 @@ impl QueryBuilder {
         if v.is_empty() {
             // Nothing to include is the default; an empty `include` parameter is an error.
             let mut b = self;
-            b.params.retain(|(p, _)| *p != "include");
+            b.params.retain(|(p, _)| p != "include");
             return b;
         }
         self.set("include", v.join(","))
@@ -342,7 +391,7 @@ impl QueryBuilder {
     }
     /// Validates and builds.
     pub fn build(self) -> Result<QueryRequest> {
-        QueryRequest::from_params(self.params.iter().map(|(k, v)| (*k, v.as_str())))
+        QueryRequest::from_params(self.params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 }
 
@@ -394,7 +443,7 @@ mod tests {
         assert_eq!(q.filters.name.as_deref(), Some("support"));
         assert_eq!(q.filters.status, Some(Status::Error.code()));
         let q = QueryRequest::from_params([("name", "")]).unwrap();
-        assert!(q.filters.is_empty());
+        assert_eq!(q.filters, Filters::default());
     }
 
     #[test]

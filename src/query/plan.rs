@@ -133,16 +133,19 @@ pub(crate) fn plan(
         + blocks * COST_BLOCK
         + need.min(estimated as f64 + 1.0) * 2.0 * COST_CANDIDATE;
 
+    // A filter only a row's body can decide (a metadata key over its value cap) runs on the
+    // scan, which reads each row's record anyway.
+    let bitmap_ok = !inputs.is_empty() && !resolved.needs_body();
     let chosen = if empty {
         PlanKind::Empty
-    } else if inputs.is_empty() || scan_cost <= bitmap_cost {
+    } else if !bitmap_ok || scan_cost <= bitmap_cost {
         PlanKind::Scan
     } else {
         PlanKind::Bitmap
     };
     let kind = match force {
         // Forcing the bitmap plan needs at least one input; an empty plan stays empty.
-        Some(PlanKind::Bitmap) if !inputs.is_empty() && !empty => PlanKind::Bitmap,
+        Some(PlanKind::Bitmap) if bitmap_ok && !empty => PlanKind::Bitmap,
         Some(PlanKind::Scan) if !empty => PlanKind::Scan,
         _ => chosen,
     };

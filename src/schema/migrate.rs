@@ -3,7 +3,10 @@
 
 use super::records::*;
 use super::tables::WriteTables;
-use super::{FORMAT_VERSION, FORMAT_VERSION_V1, FORMAT_VERSION_V2, META_FORMAT_VERSION, RECORD_V1};
+use super::{
+    FORMAT_VERSION, FORMAT_VERSION_V1, FORMAT_VERSION_V2, FORMAT_VERSION_V3, META_FORMAT_VERSION,
+    RECORD_V1,
+};
 use crate::error::{Error, Result};
 use redb::ReadableTable;
 use serde::Deserialize;
@@ -70,6 +73,30 @@ impl TraceBodyV2 {
             score_count: self.score_count,
             user_id: None,
             session_id: None,
+        }
+    }
+}
+
+/// The trace header of formats 1 to 3: format 4 adds the `userId`, `sessionId` and metadata
+/// terms, which the engine fills in after the upgrade (`Writer::index_format4_terms`).
+#[derive(Deserialize)]
+struct TraceHeaderV3 {
+    row: u32,
+    status: u8,
+    name_id: u32,
+    tag_ids: Vec<u32>,
+}
+
+impl TraceHeaderV3 {
+    fn upgrade(self) -> TraceHeader {
+        TraceHeader {
+            row: self.row,
+            status: self.status,
+            name_id: self.name_id,
+            tag_ids: self.tag_ids,
+            user_id: None,
+            session_id: None,
+            meta_ids: Vec::new(),
         }
     }
 }
@@ -147,8 +174,8 @@ pub(crate) fn migrate_from_v2(t: &mut WriteTables<'_>) -> Result<()> {
     let mut traces = Vec::new();
     for e in t.traces.iter()? {
         let (k, v) = e?;
-        let (h, b): (TraceHeader, TraceBodyV2) = decode_two(v.value(), "format-2 trace")?;
-        traces.push((k.value().to_vec(), encode_trace(&h, &b.upgrade())));
+        let (h, b): (TraceHeaderV3, TraceBodyV2) = decode_two(v.value(), "format-2 trace")?;
+        traces.push((k.value().to_vec(), encode_trace(&h.upgrade(), &b.upgrade())));
     }
     for (k, v) in traces {
         t.traces.insert(k.as_slice(), v.as_slice())?;
@@ -191,20 +218,45 @@ pub(crate) fn migrate_from_v2(t: &mut WriteTables<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Upgrades a format-3 store in place: trace headers gain the `userId`, `sessionId` and
+/// metadata terms, empty here; the caller then indexes them from the bodies in the same
+/// transaction. Pending records do not change (they hold bodies, not headers).
+pub(crate) fn migrate_from_v3(t: &mut WriteTables<'_>) -> Result<()> {
+    let mut traces = Vec::new();
+    for e in t.traces.iter()? {
+        let (k, v) = e?;
+        let (h, b): (TraceHeaderV3, TraceBody) = decode_two(v.value(), "format-3 trace")?;
+        traces.push((k.value().to_vec(), encode_trace(&h.upgrade(), &b)));
+    }
+    for (k, v) in traces {
+        t.traces.insert(k.as_slice(), v.as_slice())?;
+    }
+    Ok(())
+}
+
 /// Checks the stored format version at open: the current one passes, formats 1 and 2 are
-/// upgraded in place, a new file gets the current version, and any other version is refused, never misread.
-pub(crate) fn check_format(t: &mut WriteTables<'_>) -> Result<()> {
+/// upgraded in place, a new file gets the current version, and any other version is refused,
+/// never misread. Returns true when the file was upgraded from format 3 or older: the caller
+/// must then index the format-4 terms (`Writer::index_format4_terms`) before it commits.
+pub(crate) fn check_format(t: &mut WriteTables<'_>) -> Result<bool> {
     let version = t.meta.get(META_FORMAT_VERSION)?.map(|v| v.value().to_vec());
     match version {
-        Some(v) if v == [FORMAT_VERSION] => Ok(()),
-        Some(v) if v == [FORMAT_VERSION_V1] || v == [FORMAT_VERSION_V2] => {
+        Some(v) if v == [FORMAT_VERSION] => Ok(false),
+        Some(v)
+            if [FORMAT_VERSION_V1, FORMAT_VERSION_V2, FORMAT_VERSION_V3].contains(&v[0])
+                && v.len() == 1 =>
+        {
             if v == [FORMAT_VERSION_V1] {
                 migrate_from_v1(t)?;
             }
-            migrate_from_v2(t)?;
+            if v == [FORMAT_VERSION_V3] {
+                migrate_from_v3(t)?;
+            } else {
+                migrate_from_v2(t)?;
+            }
             t.meta
                 .insert(META_FORMAT_VERSION, [FORMAT_VERSION].as_slice())?;
-            Ok(())
+            Ok(true)
         }
         Some(v) => Err(Error::storage(format!(
             "unsupported tracestore format version {v:?} (this build reads {FORMAT_VERSION})"
@@ -212,7 +264,7 @@ pub(crate) fn check_format(t: &mut WriteTables<'_>) -> Result<()> {
         None => {
             t.meta
                 .insert(META_FORMAT_VERSION, [FORMAT_VERSION].as_slice())?;
-            Ok(())
+            Ok(false)
         }
     }
 }

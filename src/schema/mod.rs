@@ -23,10 +23,11 @@ pub(crate) use tables::*;
 
 /// The on-disk format version, stored under `META["format_version"]`. A store written with
 /// another version is refused at open.
-pub(crate) const FORMAT_VERSION: u8 = 3;
+pub(crate) const FORMAT_VERSION: u8 = 4;
 /// Older format versions, upgraded in place at open (see `migrate`).
 pub(crate) const FORMAT_VERSION_V1: u8 = 1;
 pub(crate) const FORMAT_VERSION_V2: u8 = 2;
+pub(crate) const FORMAT_VERSION_V3: u8 = 3;
 /// The record version byte at the start of every stored value.
 pub(crate) const RECORD_V1: u8 = 1;
 
@@ -40,6 +41,15 @@ pub(crate) enum TermKind {
     Status = 0,
     Name = 1,
     Tag = 2,
+    /// A trace's `userId`.
+    User = 3,
+    /// A trace's `sessionId`.
+    Session = 4,
+    /// A top-level metadata pair, as the text `key=value` (the value's canonical form).
+    Meta = 5,
+    /// A metadata key, as its text; its term record counts the key's distinct values (not
+    /// rows), and it has no bitmap. See `limits::MAX_METADATA_VALUES_PER_KEY`.
+    MetaKey = 6,
 }
 
 impl TermKind {
@@ -51,6 +61,10 @@ impl TermKind {
             TermKind::Status => "status",
             TermKind::Name => "name",
             TermKind::Tag => "tag",
+            TermKind::User => "userId",
+            TermKind::Session => "sessionId",
+            TermKind::Meta => "metadata",
+            TermKind::MetaKey => "metadata key",
         }
     }
 }

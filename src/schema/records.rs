@@ -62,6 +62,13 @@ pub(crate) struct TraceHeader {
     pub name_id: u32,
     /// Sorted, distinct.
     pub tag_ids: Vec<u32>,
+    /// The `userId` term, when set (format 4).
+    pub user_id: Option<u32>,
+    /// The `sessionId` term, when set (format 4).
+    pub session_id: Option<u32>,
+    /// The indexed `key=value` terms of the top-level scalar metadata (format 4). Sorted,
+    /// distinct. A pair whose key is over its distinct-value cap has no term.
+    pub meta_ids: Vec<u32>,
 }
 
 /// What a list query reads of a trace besides its header: never a payload.
@@ -494,6 +501,9 @@ mod tests {
             status: 1,
             name_id: 3,
             tag_ids: vec![1, 4],
+            user_id: Some(9),
+            session_id: None,
+            meta_ids: vec![2, 5],
         };
         let b = TraceBody {
             name: "n".into(),

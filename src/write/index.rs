@@ -4,19 +4,24 @@
 
 use super::{BitmapKey, TermKey, Writer};
 use crate::error::{Error, Result};
-use crate::limits::MAX_ROWS_PER_PROJECT;
+use crate::limits::{MAX_METADATA_VALUES_PER_KEY, MAX_ROWS_PER_PROJECT};
 use crate::model::Status;
+use crate::query::filter::{meta_text, metadata_pairs};
 use crate::schema::*;
 use crate::write::merge::Merged;
 use redb::ReadableTable;
 use roaring::RoaringBitmap;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// A trace's index terms: what its row contributes to the bitmaps.
 pub(super) struct Terms {
     pub status: u32,
     pub name: u32,
     pub tags: Vec<u32>,
+    pub user: Option<u32>,
+    pub session: Option<u32>,
+    /// Sorted, distinct.
+    pub meta: Vec<u32>,
 }
 
 impl Terms {
@@ -24,12 +29,30 @@ impl Terms {
         [(TermKind::Status, self.status), (TermKind::Name, self.name)]
             .into_iter()
             .chain(self.tags.iter().map(|t| (TermKind::Tag, *t)))
+            .chain(self.user.map(|t| (TermKind::User, t)))
+            .chain(self.session.map(|t| (TermKind::Session, t)))
+            .chain(self.meta.iter().map(|t| (TermKind::Meta, *t)))
     }
     pub(super) fn of(h: &TraceHeader) -> Terms {
         Terms {
             status: h.status as u32,
             name: h.name_id,
             tags: h.tag_ids.clone(),
+            user: h.user_id,
+            session: h.session_id,
+            meta: h.meta_ids.clone(),
+        }
+    }
+    /// The stored header of a row with these terms.
+    pub(super) fn header(&self, row: u32) -> TraceHeader {
+        TraceHeader {
+            row,
+            status: self.status as u8,
+            name_id: self.name,
+            tag_ids: self.tags.clone(),
+            user_id: self.user,
+            session_id: self.session,
+            meta_ids: self.meta.clone(),
         }
     }
 }
@@ -56,6 +79,9 @@ impl Writer<'_> {
                 st.code() as u32
             }
             _ => {
+                // Load the state (which may fold pending traces, creating terms) before the
+                // lookup, so that a term is never created twice under one text.
+                self.state(p)?;
                 if let Some(v) = self.t.term_ids.get((p, kind.code(), text))? {
                     return decode_u32(v.value());
                 }
@@ -213,26 +239,73 @@ impl Writer<'_> {
         Ok(row)
     }
 
-    fn trace_terms(
+    /// The terms of a trace's indexed fields, each term created when new.
+    pub(super) fn trace_terms(
         &mut self,
         p: u32,
         status: Status,
-        name: &str,
-        tags: &[String],
+        body: &TraceBody,
     ) -> Result<Terms> {
         let status = self.term_id(p, TermKind::Status, status.as_str())?;
-        let name = self.term_id(p, TermKind::Name, name)?;
-        let mut tag_ids = Vec::with_capacity(tags.len());
-        for t in tags {
+        let name = self.term_id(p, TermKind::Name, &body.name)?;
+        let mut tag_ids = Vec::with_capacity(body.tags.len());
+        for t in &body.tags {
             tag_ids.push(self.term_id(p, TermKind::Tag, t)?);
         }
         tag_ids.sort_unstable();
         tag_ids.dedup();
+        let user = match &body.user_id {
+            Some(u) => Some(self.term_id(p, TermKind::User, u)?),
+            None => None,
+        };
+        let session = match &body.session_id {
+            Some(s) => Some(self.term_id(p, TermKind::Session, s)?),
+            None => None,
+        };
+        let mut meta = Vec::new();
+        for (key, value) in metadata_pairs(&body.metadata) {
+            if let Some(id) = self.meta_term(p, &key, &value)? {
+                meta.push(id);
+            }
+        }
+        meta.sort_unstable();
+        meta.dedup();
         Ok(Terms {
             status,
             name,
             tags: tag_ids,
+            user,
+            session,
+            meta,
         })
+    }
+
+    /// The term of one metadata pair. A pair seen before has its term; a new value of a key
+    /// gets one while the key has fewer than `MAX_METADATA_VALUES_PER_KEY` values, and past
+    /// that the key is marked over its cap (its value count set above the cap) and the pair
+    /// stays unindexed: a query on that key then tests the stored metadata itself.
+    fn meta_term(&mut self, p: u32, key: &str, value: &str) -> Result<Option<u32>> {
+        let text = meta_text(key, value);
+        if self
+            .t
+            .term_ids
+            .get((p, TermKind::Meta.code(), text.as_str()))?
+            .is_some()
+        {
+            return self.term_id(p, TermKind::Meta, &text).map(Some);
+        }
+        let key_id = self.term_id(p, TermKind::MetaKey, key)?;
+        let k = (p, TermKind::MetaKey.code(), key_id);
+        self.dirty_terms.insert(k);
+        let rec = self
+            .term_record(k)?
+            .ok_or_else(|| Error::corrupted("metadata key term missing"))?;
+        if rec.count >= MAX_METADATA_VALUES_PER_KEY {
+            rec.count = MAX_METADATA_VALUES_PER_KEY + 1;
+            return Ok(None);
+        }
+        rec.count += 1;
+        self.term_id(p, TermKind::Meta, &text).map(Some)
     }
 
     /// Indexes a merged trace: a new trace gets a row (the `reserved` one when folding), a
@@ -246,7 +319,7 @@ impl Writer<'_> {
         m: &Merged,
         reserved: Option<u32>,
     ) -> Result<(u32, Terms)> {
-        let terms = self.trace_terms(p, m.status, &m.body.name, &m.body.tags)?;
+        let terms = self.trace_terms(p, m.status, &m.body)?;
         let row = match old {
             Some((idr, h)) if idr.start_ms == m.start_ms => {
                 // Same row: move only the index entries that changed.
@@ -281,5 +354,78 @@ impl Writer<'_> {
             }
         };
         Ok((row, terms))
+    }
+}
+
+/// Traces read per step while the format-4 upgrade indexes a file, so that its memory stays
+/// bounded whatever the file's size.
+const UPGRADE_BATCH: usize = 4096;
+
+impl Writer<'_> {
+    /// The format-4 upgrade's index step: every stored trace gets its `userId`, `sessionId`
+    /// and metadata terms (from its body) in its header and in the bitmaps. Pending traces are
+    /// indexed when they are folded, as always.
+    pub(crate) fn index_format4_terms(&mut self) -> Result<()> {
+        // Loading a project's state folds its pending traces, through the ordinary (format-4)
+        // upsert. Fold them all first, and leave the rows they took alone below.
+        let mut indexed: HashMap<u32, u32> = HashMap::new();
+        for e in self.t.project_state.iter()? {
+            let (k, v) = e?;
+            indexed.insert(k.value(), decode_project_state(v.value())?.indexed_rows);
+        }
+        for p in indexed.keys() {
+            self.state(*p)?;
+        }
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let mut batch: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(UPGRADE_BATCH);
+            let range = match &after {
+                Some(k) => self.t.traces.range::<&[u8]>(k.as_slice()..)?,
+                None => self.t.traces.range::<&[u8]>(..)?,
+            };
+            for e in range {
+                let (k, v) = e?;
+                if after.as_deref() == Some(k.value()) {
+                    continue;
+                }
+                batch.push((k.value().to_vec(), v.value().to_vec()));
+                if batch.len() >= UPGRADE_BATCH {
+                    break;
+                }
+            }
+            let Some((last, _)) = batch.last() else {
+                return Ok(());
+            };
+            after = Some(last.clone());
+            for (key, value) in &batch {
+                let (p, _, _) = decode_trace_key(key)?;
+                let (mut h, b) = decode_trace(value)?;
+                if indexed.get(&p).is_none_or(|n| h.row >= *n) {
+                    continue; // a pending trace, folded above with its format-4 terms
+                }
+                let status =
+                    Status::from_code(h.status).ok_or_else(|| Error::corrupted("trace status"))?;
+                let all = self.trace_terms(p, status, &b)?;
+                let added = Terms {
+                    status: all.status,
+                    name: all.name,
+                    tags: Vec::new(),
+                    user: all.user,
+                    session: all.session,
+                    meta: all.meta.clone(),
+                };
+                for (kind, term) in added.iter() {
+                    if !matches!(kind, TermKind::Status | TermKind::Name) {
+                        self.set_term(p, kind, term, h.row, true)?;
+                    }
+                }
+                h.user_id = all.user;
+                h.session_id = all.session;
+                h.meta_ids = all.meta;
+                self.t
+                    .traces
+                    .insert(key.as_slice(), encode_trace(&h, &b).as_slice())?;
+            }
+        }
     }
 }

@@ -281,12 +281,7 @@ impl<'t> Writer<'t> {
         }
         totals.write_to(&mut m.body);
 
-        let header = TraceHeader {
-            row,
-            status: m.status.code(),
-            name_id: terms.name,
-            tag_ids: terms.tags,
-        };
+        let header = terms.header(row);
         let key = trace_key(p, m.start_ms, &v.id);
         self.t
             .traces

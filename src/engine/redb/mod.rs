@@ -61,11 +61,18 @@ impl RedbEngine {
     pub(crate) fn open(db: redb::Database, sync: Sync, write_buffer_traces: u32) -> Result<Self> {
         let mut txn = db.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
-        let secret = {
+        let (secret, upgraded) = {
             let mut t = WriteTables::open(&txn)?;
-            check_format(&mut t)?;
-            cursor_secret(&mut t)?
+            let upgraded = check_format(&mut t)?;
+            (cursor_secret(&mut t)?, upgraded)
         };
+        if upgraded {
+            // Format 4's indexes of userId, sessionId and metadata, built from the bodies in
+            // the upgrade's own transaction: a crash before the commit leaves the old format.
+            let mut w = Writer::open(&txn)?;
+            w.index_format4_terms()?;
+            w.flush()?;
+        }
         txn.commit()?;
         Ok(RedbEngine {
             db: Db::ReadWrite(db),

@@ -152,9 +152,7 @@ pub(crate) fn run(
     let (total, facets) = if q.include.total || q.include.facets {
         let mut tally = count::count(&view, &plan, st.indexed_rows, q.include.facets)?;
         for (_, h) in pending_list.iter().flat_map(|l| l.iter()) {
-            if q.filters
-                .matches_trace(h.start_ms, h.status, &h.body.name, &h.body.tags)
-            {
+            if q.filters.matches_trace(h.start_ms, h.status, &h.body) {
                 tally.add_trace(h.status, &h.body.name, &h.body.tags, q.include.facets);
             }
         }
@@ -228,7 +226,7 @@ fn pending_matches(
     list.iter()
         .filter(|(id, h)| {
             h.row < row_limit
-                && f.matches_trace(h.start_ms, h.status, &h.body.name, &h.body.tags)
+                && f.matches_trace(h.start_ms, h.status, &h.body)
                 && order.is_after(
                     Key {
                         start_ms: h.start_ms,
