@@ -103,6 +103,7 @@ fn arb_query() -> impl Strategy<Value = MQuery> {
             end: w.map(|(a, b)| (a + b) * 1000),
             any_tags: any.into_iter().map(str::to_string).collect(),
             exclude_tags: exclude.into_iter().map(str::to_string).collect(),
+            ..Default::default()
         })
 }
 

@@ -77,6 +77,10 @@ fn the_contract_table() {
         .collect::<Vec<_>>()
         .join(",");
     let long_tag = "x".repeat(65);
+    let long_id = "x".repeat(129);
+    let long_meta_key = format!("metadata.{}", "k".repeat(65));
+    let eleven_meta: Vec<(String, &str)> =
+        (0..11).map(|i| (format!("metadata.k{i}"), "v")).collect();
     let cases: Vec<(Params, Vec<&str>)> = vec![
         // limit
         (vec![("limit", "0")], vec!["limit"]),
@@ -119,6 +123,30 @@ fn the_contract_table() {
         (vec![("include", ",")], vec!["include"]),
         (vec![("include", "Total")], vec!["include"]),
         (vec![("include", "total,count")], vec!["include"]),
+        // userId and sessionId: exact ids; empty means no filter
+        (vec![("userId", "user-7")], vec![]),
+        (vec![("userId", "")], vec![]),
+        (vec![("userId", "has space")], vec!["userId"]),
+        (vec![("sessionId", long_id.as_str())], vec!["sessionId"]),
+        (vec![("sessionId", "tab\there")], vec!["sessionId"]),
+        // metadata.KEY: a key of [A-Za-z0-9_.-], at most 64 characters; at most 10 of them
+        (vec![("metadata.environment", "prod")], vec![]),
+        (vec![("metadata.a.b-c_9", "1"), ("metadata.x", "")], vec![]),
+        (vec![("metadata.", "prod")], vec!["metadata."]),
+        (vec![("metadata.bad key", "x")], vec!["metadata.bad key"]),
+        (vec![("metadata.a=b", "x")], vec!["metadata.a=b"]),
+        (
+            vec![(long_meta_key.as_str(), "x")],
+            vec![long_meta_key.as_str()],
+        ),
+        (
+            eleven_meta.iter().map(|(k, v)| (k.as_str(), *v)).collect(),
+            vec!["metadata"],
+        ),
+        (
+            vec![("metadata.env", "a"), ("metadata.env", "b")],
+            vec!["metadata.env"],
+        ),
         // dates
         (vec![("startDate", "2026-03-01")], vec![]),
         (vec![("startDate", "2026-03-01T00:00:00Z")], vec![]),
@@ -316,4 +344,67 @@ fn bad_project_names_and_ids_never_panic() {
     let a = s.get_trace("q", "t01").unwrap_err();
     let b = s.get_trace("q", "never").unwrap_err();
     assert_eq!((a.code(), a.to_string()), (b.code(), b.to_string()));
+}
+
+/// Past `MAX_METADATA_VALUES_PER_KEY` distinct values, a key's new values are not indexed, and
+/// a filter on it tests the stored metadata: still exact, for old and new values, on every
+/// plan, with totals; keys under the cap stay on their bitmaps.
+#[test]
+fn a_metadata_key_over_its_value_cap_stays_exact() {
+    let store = Store::builder()
+        .durability(tracestore::Durability::Deferred)
+        .in_memory()
+        .unwrap();
+    let cap = tracestore::limits::MAX_METADATA_VALUES_PER_KEY as usize;
+    let n = cap + 25;
+    let mut batch = Vec::new();
+    for i in 0..n {
+        batch.push(serde_json::json!({
+            "id": format!("r{i:06}"), "name": "n", "startTime": "2026-03-01T00:00:00Z",
+            "metadata": {"requestId": i, "env": if i % 2 == 0 { "prod" } else { "dev" }},
+        }));
+        if batch.len() == 1000 || i == n - 1 {
+            let body = serde_json::json!({ "traces": std::mem::take(&mut batch) }).to_string();
+            store.ingest_json("p", body.as_bytes()).unwrap();
+        }
+    }
+    for i in [0, 7, cap - 1, cap, cap + 3, n - 1] {
+        let v = i.to_string();
+        let page = store
+            .query_params(
+                "p",
+                [("metadata.requestId", v.as_str()), ("include", "total")],
+            )
+            .unwrap();
+        let ids: Vec<&str> = page.traces.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, [format!("r{i:06}")], "requestId={i}");
+        assert_eq!(page.total, Some(1));
+        let with_env = store
+            .query_params(
+                "p",
+                [
+                    ("metadata.requestId", v.as_str()),
+                    ("metadata.env", "dev"),
+                    ("include", "total"),
+                ],
+            )
+            .unwrap();
+        assert_eq!(
+            with_env.total,
+            Some((i % 2) as u64),
+            "requestId={i} env=dev"
+        );
+    }
+    let page = store
+        .query_params(
+            "p",
+            [("metadata.requestId", "no-such"), ("include", "total")],
+        )
+        .unwrap();
+    assert_eq!(page.total, Some(0));
+    let page = store
+        .query_params("p", [("metadata.env", "prod"), ("include", "total")])
+        .unwrap();
+    assert_eq!(page.total, Some(n.div_ceil(2) as u64));
+    assert!(store.verify().unwrap().is_empty());
 }

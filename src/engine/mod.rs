@@ -40,7 +40,7 @@ pub(crate) struct Resume<'a> {
 pub(crate) struct EnginePage {
     pub traces: Vec<Trace>,
     pub next: Option<(Position, Vec<u8>)>,
-    /// With `include.total` (or `include.facets`): the exact number of matches.
+    /// With `include.total`: the exact number of matches.
     pub total: Option<u64>,
     /// With `include.facets`.
     pub facets: Option<Facets>,

@@ -17,6 +17,16 @@ pub trait ModelTrace {
     fn status(&self) -> Status;
     fn start_ms(&self) -> i64;
     fn tags(&self) -> &[String];
+    fn user_id(&self) -> Option<&str> {
+        None
+    }
+    fn session_id(&self) -> Option<&str> {
+        None
+    }
+    /// The top-level scalar metadata pairs, values in canonical text.
+    fn metadata(&self) -> &[(String, String)] {
+        &[]
+    }
 }
 
 /// Implements `ModelTrace` for a struct with the fields `id`, `name`, `status`, `start_ms` and
@@ -53,6 +63,10 @@ pub struct MQuery {
     pub end: Option<i64>,
     pub any_tags: Vec<String>,
     pub exclude_tags: Vec<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    /// (key, value) pairs, each key once.
+    pub metadata: Vec<(String, String)>,
 }
 
 /// What the model counts over a query's matching set: the total, and the facets as the API
@@ -86,6 +100,15 @@ impl MQuery {
             && self.tags.iter().all(|tag| t.tags().contains(tag))
             && (self.any_tags.is_empty() || self.any_tags.iter().any(|tag| t.tags().contains(tag)))
             && !self.exclude_tags.iter().any(|tag| t.tags().contains(tag))
+            && self
+                .user_id
+                .as_deref()
+                .is_none_or(|u| t.user_id() == Some(u))
+            && self
+                .session_id
+                .as_deref()
+                .is_none_or(|u| t.session_id() == Some(u))
+            && self.metadata.iter().all(|m| t.metadata().contains(m))
             && self.start.is_none_or(|s| t.start_ms() >= BASE_MS + s)
             && self.end.is_none_or(|e| t.start_ms() < BASE_MS + e)
     }
@@ -110,6 +133,15 @@ impl MQuery {
         }
         if !self.exclude_tags.is_empty() {
             p.push(("excludeTags".into(), self.exclude_tags.join(",")));
+        }
+        if let Some(u) = &self.user_id {
+            p.push(("userId".into(), u.clone()));
+        }
+        if let Some(u) = &self.session_id {
+            p.push(("sessionId".into(), u.clone()));
+        }
+        for (k, v) in &self.metadata {
+            p.push((format!("metadata.{k}"), v.clone()));
         }
         if let Some(s) = self.start {
             p.push(("startDate".into(), ts(s).to_string()));

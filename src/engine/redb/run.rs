@@ -107,11 +107,10 @@ pub(crate) fn run(
         project: pstate,
     } = prepare(tables, caches, project, q, force)?;
     let Some((p, st)) = pstate else {
-        let wanted = q.include.total || q.include.facets;
         return Ok(EnginePage {
             traces: Vec::new(),
             next: None,
-            total: wanted.then_some(0),
+            total: q.include.total.then_some(0),
             facets: q.include.facets.then(Facets::default),
         });
     };
@@ -156,8 +155,8 @@ pub(crate) fn run(
                 tally.add_trace(h.status, &h.body.name, &h.body.tags, q.include.facets);
             }
         }
-        let total = tally.total;
-        (Some(total), q.include.facets.then(|| tally.facets()))
+        let total = q.include.total.then_some(tally.total);
+        (total, q.include.facets.then(|| tally.facets()))
     } else {
         (None, None)
     };
