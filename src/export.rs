@@ -407,9 +407,7 @@ mod tests {
                         mut m: A,
                     ) -> Result<Keys, A::Error> {
                         let mut keys = Vec::new();
-                        while let Some((k, _)) =
-                            m.next_entry::<String, serde::de::IgnoredAny>()?
-                        {
+                        while let Some((k, _)) = m.next_entry::<String, serde::de::IgnoredAny>()? {
                             keys.push(k);
                         }
                         Ok(Keys(keys))
@@ -495,7 +493,14 @@ mod tests {
                 ("format", "xml"),
                 ("start_date", "x"),
             ]),
-            vec!["limit", "status", "cursor", "include", "format", "start_date"]
+            vec![
+                "limit",
+                "status",
+                "cursor",
+                "include",
+                "format",
+                "start_date"
+            ]
         );
         assert_eq!(
             fields(&[("format", "csv"), ("format", "csv")]),

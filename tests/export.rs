@@ -174,7 +174,12 @@ fn from_query_exports_the_querys_filters_and_refuses_a_cursor() {
             Ok(())
         })
         .unwrap();
-    let paged = all_pages(&store, "demo", &[("status", "OK"), ("tags", "production")], 50);
+    let paged = all_pages(
+        &store,
+        "demo",
+        &[("status", "OK"), ("tags", "production")],
+        50,
+    );
     assert_eq!(exported, paged, "the query's limit does not cap an export");
 
     let page = store.query("demo", &q).unwrap();
@@ -207,7 +212,9 @@ fn a_sink_error_stops_the_export_and_is_returned() {
 
 /// A trace of project `p` at `start` (minutes after a base instant).
 fn trace_at(id: &str, name: &str, minute: i64, status: Status, tags: &[&str]) -> TraceInput {
-    let base = Timestamp::parse("2026-03-14T10:00:00Z").unwrap().as_millis();
+    let base = Timestamp::parse("2026-03-14T10:00:00Z")
+        .unwrap()
+        .as_millis();
     TraceInput {
         status: Some(status),
         tags: Some(tags.iter().map(|t| t.to_string()).collect()),
@@ -229,7 +236,11 @@ fn pending_traces_are_exported_as_a_query_returns_them() {
     for half in [0..600, 600..1200] {
         let indexed: Vec<TraceInput> = half
             .map(|i| {
-                let st = if i % 7 == 0 { Status::Error } else { Status::Ok };
+                let st = if i % 7 == 0 {
+                    Status::Error
+                } else {
+                    Status::Ok
+                };
                 let tags: &[&str] = if i % 2 == 0 { &["prod"] } else { &[] };
                 trace_at(&format!("i{i:05}"), "support-agent", i, st, tags)
             })
@@ -237,9 +248,16 @@ fn pending_traces_are_exported_as_a_query_returns_them() {
         store.ingest("acme", indexed).unwrap();
     }
     let mut pending_ids = Vec::new();
-    for (k, minute) in [-5i64, 0, 3, 3, 599, 600, 1199, 1300, 1400, 250].iter().enumerate() {
+    for (k, minute) in [-5i64, 0, 3, 3, 599, 600, 1199, 1300, 1400, 250]
+        .iter()
+        .enumerate()
+    {
         let id = format!("p{k:02}");
-        let st = if k % 2 == 0 { Status::Error } else { Status::Ok };
+        let st = if k % 2 == 0 {
+            Status::Error
+        } else {
+            Status::Ok
+        };
         store
             .ingest(
                 "acme",
@@ -253,7 +271,10 @@ fn pending_traces_are_exported_as_a_query_returns_them() {
         &[("status", "ERROR")],
         &[("tags", "prod")],
         &[("name", "bot")],
-        &[("startDate", "2026-03-14T15:00:00Z"), ("endDate", "2026-03-14T20:00:00Z")],
+        &[
+            ("startDate", "2026-03-14T15:00:00Z"),
+            ("endDate", "2026-03-14T20:00:00Z"),
+        ],
     ] {
         let exported = export_params(&store, "acme", q);
         assert_eq!(exported, all_pages(&store, "acme", q, 100), "{q:?}");
@@ -336,7 +357,10 @@ fn a_trace_written_during_an_export_is_not_in_it() {
     go_tx.send(()).unwrap();
     let exported = exporter.join().unwrap();
 
-    assert_eq!(exported, before, "exactly the snapshot the export began with");
+    assert_eq!(
+        exported, before,
+        "exactly the snapshot the export began with"
+    );
     assert!(exported.iter().any(|t| t.id == victim));
     assert!(exported.iter().all(|t| !t.id.starts_with("new-")));
     // The writes did land.
@@ -431,7 +455,11 @@ fn csv_parses_back_to_the_jsonl_rows_field_by_field() {
     assert_eq!(records.len(), rows.len());
     for (rec, row) in records.iter().zip(&rows) {
         let obj = row.as_object().unwrap();
-        assert_eq!(obj.len(), CSV_COLUMNS.len(), "the JSON row has the same fields");
+        assert_eq!(
+            obj.len(),
+            CSV_COLUMNS.len(),
+            "the JSON row has the same fields"
+        );
         for (col, cell) in CSV_COLUMNS.iter().zip(rec.iter()) {
             assert_cell_is(col, cell, &obj[*col]);
         }
@@ -441,11 +469,18 @@ fn csv_parses_back_to_the_jsonl_rows_field_by_field() {
     assert!(csv_text.contains("\"say \"\"hi\"\"\""));
     assert!(csv_text.contains(",\"a,b\","));
     let lf = csv_text.matches('\n').count();
-    assert_eq!(lf, csv_text.matches("\r\n").count(), "every line ends in CRLF");
+    assert_eq!(
+        lf,
+        csv_text.matches("\r\n").count(),
+        "every line ends in CRLF"
+    );
     assert_eq!(lf, rows.len() + 1, "no line break inside a cell here");
     // The JSON rows are the list endpoint's trace objects.
     let page = store
-        .query("demo", &QueryRequest::from_params([("limit", "3")]).unwrap())
+        .query(
+            "demo",
+            &QueryRequest::from_params([("limit", "3")]).unwrap(),
+        )
         .unwrap();
     for (t, row) in page.traces.iter().zip(&rows) {
         assert_eq!(&serde_json::to_value(t).unwrap(), row);
@@ -519,7 +554,11 @@ fn export_rss_growth(n: usize) -> Option<(u64, u64)> {
         .output()
         .expect("the child runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = text.lines().find_map(|l| l.split("RSS_RESULT ").nth(1))?;
     let mut nums = line.split_whitespace().map(|x| x.parse::<u64>().unwrap());
     Some((nums.next()?, nums.next()?))
@@ -559,7 +598,10 @@ fn rss_child() {
         biggest = biggest.max(out.0);
     }
     let (peak_after, _) = rss_kib().unwrap();
-    println!("\nRSS_RESULT {} {biggest}", peak_after.saturating_sub(rss_before));
+    println!(
+        "\nRSS_RESULT {} {biggest}",
+        peak_after.saturating_sub(rss_before)
+    );
 }
 
 /// The peak RSS growth allowed for an export, whatever its size: the redb page cache

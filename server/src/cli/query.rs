@@ -10,6 +10,22 @@ pub(super) struct QueryArgs {
     /// The project to query.
     #[arg(long)]
     project: String,
+    #[command(flatten)]
+    filters: FilterArgs,
+    /// Page size, 1 to 100 (50 when absent).
+    #[arg(long)]
+    limit: Option<String>,
+    /// The nextCursor of a previous page.
+    #[arg(long)]
+    cursor: Option<String>,
+    /// Print the endpoint's exact JSON envelope instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The list query's filters as flags, shared by `query` and `export`.
+#[derive(Debug, Args)]
+pub(super) struct FilterArgs {
     /// OK or ERROR (case-insensitive).
     #[arg(long)]
     status: Option<String>,
@@ -25,15 +41,6 @@ pub(super) struct QueryArgs {
     /// Keep traces with startTime < this instant (RFC 3339 or YYYY-MM-DD).
     #[arg(long, value_name = "INSTANT")]
     end_date: Option<String>,
-    /// Page size, 1 to 100 (50 when absent).
-    #[arg(long)]
-    limit: Option<String>,
-    /// The nextCursor of a previous page.
-    #[arg(long)]
-    cursor: Option<String>,
-    /// Print the endpoint's exact JSON envelope instead of a table.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Endpoint parameter → the flag that sets it, for error messages.
@@ -47,24 +54,43 @@ const FLAGS: [(&str, &str); 7] = [
     ("cursor", "--cursor"),
 ];
 
-impl QueryArgs {
-    /// The (parameter, value) pairs of the flags that were given, as an HTTP query string
-    /// would carry them. The library parses and validates them; this layer never does.
-    fn pairs(&self) -> Vec<(&'static str, &str)> {
+/// The (parameter, value) pairs of the flags that were given (`values` in `FLAGS` order), as
+/// an HTTP query string would carry them. The library parses and validates them; this layer
+/// never does.
+fn given<'a>(
+    flags: &[(&'static str, &str)],
+    values: &[&'a Option<String>],
+) -> Vec<(&'static str, &'a str)> {
+    flags
+        .iter()
+        .zip(values)
+        .filter_map(|((param, _), v)| v.as_deref().map(|v| (*param, v)))
+        .collect()
+}
+
+impl FilterArgs {
+    /// The filter flags that were given, as (parameter, value) pairs.
+    pub(super) fn pairs(&self) -> Vec<(&'static str, &str)> {
         let values = [
             &self.status,
             &self.name,
             &self.tags,
             &self.start_date,
             &self.end_date,
-            &self.limit,
-            &self.cursor,
         ];
-        FLAGS
-            .iter()
-            .zip(values)
-            .filter_map(|((param, _), v)| v.as_deref().map(|v| (*param, v)))
-            .collect()
+        given(&FLAGS[..values.len()], &values)
+    }
+}
+
+impl QueryArgs {
+    /// The flags that were given, as (parameter, value) pairs.
+    fn pairs(&self) -> Vec<(&'static str, &str)> {
+        let mut pairs = self.filters.pairs();
+        pairs.extend(given(
+            &FLAGS[FLAGS.len() - 2..],
+            &[&self.limit, &self.cursor],
+        ));
+        pairs
     }
 }
 
@@ -94,7 +120,7 @@ pub(super) fn run(db: &Path, args: QueryArgs) -> Result<(), CliError> {
 }
 
 /// A validation error in terms of the flags the user typed.
-fn flag_error(e: tracestore::Error) -> CliError {
+pub(super) fn flag_error(e: tracestore::Error) -> CliError {
     if e.details().is_empty() {
         return e.into();
     }
