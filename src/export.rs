@@ -239,7 +239,7 @@ pub struct ExportWriter<W: Write> {
 
 enum Out<W: Write> {
     Jsonl(W),
-    Csv(csv::Writer<W>),
+    Csv(Box<csv::Writer<W>>),
 }
 
 impl<W: Write> std::fmt::Debug for ExportWriter<W> {
@@ -313,11 +313,11 @@ impl<W: Write> ExportWriter<W> {
     pub fn new(format: ExportFormat, out: W) -> ExportWriter<W> {
         let out = match format {
             ExportFormat::Jsonl => Out::Jsonl(out),
-            ExportFormat::Csv => Out::Csv(
+            ExportFormat::Csv => Out::Csv(Box::new(
                 csv::WriterBuilder::new()
                     .terminator(csv::Terminator::CRLF)
                     .from_writer(out),
-            ),
+            )),
         };
         ExportWriter { out }
     }
