@@ -100,6 +100,8 @@ enum Kind {
     /// timeout, unsupported media type, read-only store.
     Refused(ErrorCode, String),
     Storage(Box<dyn std::error::Error + Send + Sync>),
+    /// Writing an export's rows failed (the reader went away, a full disk).
+    Output(std::io::Error),
     Corrupted(String),
     Internal(String),
 }
@@ -138,6 +140,12 @@ impl Error {
     pub(crate) fn storage(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Error {
             kind: Box::new(Kind::Storage(e.into())),
+        }
+    }
+    /// Writing an export's output failed.
+    pub(crate) fn output(e: std::io::Error) -> Self {
+        Error {
+            kind: Box::new(Kind::Output(e)),
         }
     }
     pub(crate) fn corrupted(what: impl Into<String>) -> Self {
@@ -231,7 +239,9 @@ impl Error {
             Kind::Unauthorized(_) => ErrorCode::Unauthorized,
             Kind::RateLimited => ErrorCode::RateLimited,
             Kind::Refused(code, _) => *code,
-            Kind::Storage(_) | Kind::Corrupted(_) | Kind::Internal(_) => ErrorCode::Internal,
+            Kind::Storage(_) | Kind::Output(_) | Kind::Corrupted(_) | Kind::Internal(_) => {
+                ErrorCode::Internal
+            }
         }
     }
 
@@ -247,7 +257,7 @@ impl Error {
     pub fn public_message(&self) -> String {
         match &*self.kind {
             Kind::Storage(_) | Kind::Corrupted(_) => "internal storage error".to_string(),
-            Kind::Internal(_) => "internal error".to_string(),
+            Kind::Internal(_) | Kind::Output(_) => "internal error".to_string(),
             Kind::Validation { message, .. } => message.clone(),
             _ => self.to_string(),
         }
@@ -284,6 +294,7 @@ impl fmt::Display for Error {
             Kind::RateLimited => f.write_str("rate limit exceeded"),
             Kind::Refused(_, m) => f.write_str(m),
             Kind::Storage(e) => write!(f, "storage error: {e}"),
+            Kind::Output(e) => write!(f, "cannot write the export: {e}"),
             Kind::Corrupted(w) => write!(f, "corrupted record: {w}"),
             Kind::Internal(w) => write!(f, "internal error: {w}"),
         }
@@ -300,6 +311,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &*self.kind {
             Kind::Storage(e) => Some(&**e),
+            Kind::Output(e) => Some(e),
             _ => None,
         }
     }

@@ -52,6 +52,7 @@ mod convert;
 pub mod demo;
 mod engine;
 mod error;
+mod export;
 pub mod limits;
 mod model;
 #[cfg(feature = "otlp")]
@@ -68,6 +69,7 @@ mod write;
 pub use api_keys::{ApiKeyInfo, NewApiKey, Principal, MAX_API_KEY_BYTES};
 pub use engine::TableUsage;
 pub use error::{Error, ErrorCode, FieldError, Result};
+pub use export::{export_params, ExportFormat, ExportRequest, ExportWriter, CSV_COLUMNS};
 pub use model::{
     FacetValue, Facets, IngestSummary, Metadata, Page, Payload, Score, ScoreInput, ScoreValue,
     Span, SpanInput, SpanKind, Status, StatusCounts, Trace, TraceDetail, TraceInput,

@@ -110,3 +110,13 @@ pub const ROW_CACHE_BLOCKS: usize = 1024;
 pub const PENDING_CACHE_BYTES: usize = 16 * 1024 * 1024;
 /// Bytes of decoded bitmap partitions the read cache holds, over all projects.
 pub const BITMAP_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Traces an export reads per step of its walk: it pages through the matches this many at a
+/// time inside its one snapshot, so its memory does not grow with the number of matches.
+pub const EXPORT_PAGE_TRACES: u32 = 500;
+/// Bytes of formatted rows the HTTP server gathers into one chunk of an export's body.
+pub const EXPORT_CHUNK_BYTES: usize = 64 * 1024;
+/// Chunks of an export's body the HTTP server holds for a client that reads slower than the
+/// export produces; the export waits when they are full (so a slow client costs at most
+/// `EXPORT_CHANNEL_CHUNKS * EXPORT_CHUNK_BYTES` of buffered body).
+pub const EXPORT_CHANNEL_CHUNKS: usize = 4;

@@ -4,7 +4,8 @@
 use crate::engine::redb::{RedbEngine, Sync};
 use crate::engine::{Engine, Query, Resume, TableUsage};
 use crate::error::{Error, FieldError, Result};
-use crate::limits::{MAX_ID_BYTES, MAX_PENDING_TRACES};
+use crate::export::{ExportRequest, ExportWriter};
+use crate::limits::{EXPORT_PAGE_TRACES, MAX_ID_BYTES, MAX_PENDING_TRACES};
 use crate::model::*;
 use crate::query::cursor::{self, CursorKey, CursorState};
 use crate::query::{Explain, Filters, Include, Order, PlanKind, Position, QueryRequest};
@@ -427,6 +428,46 @@ impl Store {
             total: out.total,
             facets: out.facets,
         })
+    }
+
+    /// Export: every trace `req` matches, with no page limit, in the query's order (newest
+    /// first), handed to `sink` one at a time; returns how many. The traces come from one
+    /// consistent snapshot, taken when the call begins: a trace written during the export is
+    /// not in it, and none appears twice. Memory is flat in the number of matches: the
+    /// engine pages through them ([`EXPORT_PAGE_TRACES`] at a time) within the snapshot and
+    /// keeps none. The first error `sink` returns stops the export and is returned. A slow
+    /// sink holds the snapshot open; writers are not blocked meanwhile.
+    pub fn export(
+        &self,
+        project: &str,
+        req: &ExportRequest,
+        mut sink: impl FnMut(&Trace) -> Result<()>,
+    ) -> Result<u64> {
+        check_project(project)?;
+        let q = Query {
+            filters: &req.query.filters,
+            order: req.query.order,
+            limit: EXPORT_PAGE_TRACES,
+            include: Include::default(),
+        };
+        self.engine.export(project, q, &mut sink)
+    }
+
+    /// [`export`](Self::export) written to `out` in the request's format
+    /// ([`ExportWriter`]): for CSV the header row first, then one row per trace; flushed at the
+    /// end. Returns how many traces were written.
+    pub fn export_to<W: std::io::Write>(
+        &self,
+        project: &str,
+        req: &ExportRequest,
+        out: W,
+    ) -> Result<u64> {
+        check_project(project)?;
+        let mut w = ExportWriter::new(req.format(), out);
+        w.header()?;
+        let n = self.export(project, req, |t| w.write(t))?;
+        w.finish()?;
+        Ok(n)
     }
 
     /// Checks every invariant of the store and returns the violations found (empty when sound).

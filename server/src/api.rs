@@ -135,6 +135,10 @@ pub fn app(state: AppState) -> Router {
                 .route_layer(project.clone()),
         )
         .route(
+            "/api/v1/export/traces",
+            get(crate::export::export_traces).route_layer(project.clone()),
+        )
+        .route(
             "/api/v1/traces/{id}",
             get(get_trace).delete(delete_trace).route_layer(project),
         )

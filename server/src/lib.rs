@@ -5,7 +5,8 @@
 //! never depends on an async runtime.
 //!
 //! - [`api`]: routes, authentication, rate-limit headers, timeouts, request logs.
-//! - `handlers`: the route handlers; `input`: query-string, content-type and body decoding.
+//! - `handlers`: the route handlers; `export`: the streamed export route; `input`:
+//!   query-string, content-type and body decoding.
 //! - [`error`]: the error envelope, mapped from `tracestore::ErrorCode`.
 //! - [`otlp`]: the OTLP/HTTP trace receiver, `POST /v1/traces` (transport; the library decodes).
 //! - [`ratelimit`]: the per-key fixed-window limiter.
@@ -18,6 +19,7 @@ pub mod api;
 pub mod cli;
 pub mod demo;
 pub mod error;
+mod export;
 mod handlers;
 mod input;
 pub mod otlp;

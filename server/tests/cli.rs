@@ -1364,3 +1364,116 @@ fn logging_follows_rust_log_and_the_address_is_always_printed() {
     assert!(logs.contains("ignoring RUST_LOG"), "{logs}");
     assert!(logs.contains("status=200"), "{logs}");
 }
+
+/// `export` on a file: every match of the `query` filters, JSON Lines on stdout by default or
+/// CSV into `--out`, the count on stderr (no progress display when stderr is not a terminal),
+/// the flags named in errors, and nothing created or written on failure.
+#[test]
+fn export_to_stdout_and_to_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.redb");
+    let jsonl = [
+        trace_line("a", "OK", "2026-03-14T10:00:00Z"),
+        trace_line("b", "ERROR", "2026-03-14T11:00:00Z"),
+        trace_line("c", "OK", "2026-03-14T12:00:00Z"),
+    ]
+    .join("\n");
+    let file = write(dir.path(), "traces.jsonl", &jsonl);
+    for project in ["acme", "other"] {
+        ok(run(
+            &db,
+            &["import", file.to_str().unwrap(), "--project", project],
+        ));
+    }
+    let before = std::fs::read(&db).unwrap();
+
+    // JSON Lines on stdout: the list endpoint's rows, newest first.
+    let o = run(&db, &["export", "--project", "acme"]);
+    assert_eq!(
+        stderr(&o),
+        "exported 3 trace(s)\n",
+        "no progress off a terminal"
+    );
+    let out = ok(o);
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let page: Value =
+        serde_json::from_str(&ok(run(&db, &["query", "--project", "acme", "--json"]))).unwrap();
+    assert_eq!(&Value::from(rows.clone()), &page["data"]["traces"]);
+    let ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["c", "b", "a"]);
+
+    // The query's filter flags, CSV into a file.
+    let csv_path = dir.path().join("errors.csv");
+    let o = run(
+        &db,
+        &[
+            "export",
+            "--project",
+            "acme",
+            "--status",
+            "error",
+            "--tags",
+            "production",
+            "--start-date",
+            "2026-03-14",
+            "--format",
+            "csv",
+            "--out",
+            csv_path.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        stderr(&o).contains("exported 1 trace(s) to"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(ok(o), "", "nothing on stdout with --out");
+    let text = std::fs::read_to_string(&csv_path).unwrap();
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    assert_eq!(lines[0], tracestore::CSV_COLUMNS.join(","));
+    assert!(
+        lines[1].starts_with("b,support-agent,ERROR,2026-03-14T11:00:00.000Z,"),
+        "{text}"
+    );
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("partial")),
+        "no temporary file is left"
+    );
+
+    // Bad values are named by their flags; nothing is written.
+    let bad_out = dir.path().join("bad.jsonl");
+    let err = failed(run(
+        &db,
+        &[
+            "export",
+            "--project",
+            "acme",
+            "--start-date",
+            "soon",
+            "--status",
+            "maybe",
+            "--out",
+            bad_out.to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        err.contains("--start-date") && err.contains("--status"),
+        "{err}"
+    );
+    assert!(!bad_out.exists());
+    let missing = dir.path().join("missing.redb");
+    assert!(failed(run(&missing, &["export", "--project", "acme"])).contains("no database at"));
+    assert!(!missing.exists());
+    assert!(
+        std::fs::read(&db).unwrap() == before,
+        "export changed the file"
+    );
+}

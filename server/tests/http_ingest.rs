@@ -157,6 +157,7 @@ async fn openapi_lists_every_route_and_each_answers() {
         ("delete", "/api/v1/traces"),
         ("delete", "/api/v1/traces/{id}"),
         ("get", "/api/v1/admin/keys"),
+        ("get", "/api/v1/export/traces"),
         ("get", "/api/v1/traces"),
         ("get", "/api/v1/traces/{id}"),
         ("get", "/healthz"),
@@ -217,6 +218,7 @@ async fn openapi_lists_every_route_and_each_answers() {
     for (method, path, body, status) in [
         ("post", "/api/v1/traces", ingest.as_str(), 200),
         ("get", "/api/v1/traces", "", 200),
+        ("get", "/api/v1/export/traces", "", 200),
         ("get", "/api/v1/traces/{id}", "", 200),
         ("delete", "/api/v1/traces/{id}", "", 200),
         ("delete", "/api/v1/traces?before=2026-03-15", "", 200),

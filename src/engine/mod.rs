@@ -96,6 +96,16 @@ pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
         resume: Option<Resume<'_>>,
         force: Option<PlanKind>,
     ) -> Result<EnginePage>;
+    /// Every trace `q` matches, in `q.order`, from one consistent snapshot (traces written
+    /// meanwhile are not part of it), handed to `sink` one at a time; stops at the first error
+    /// `sink` returns. `q.limit` is how many the engine reads per step of its walk, not a cap:
+    /// memory stays flat in the number of matches. Returns how many traces `sink` took.
+    fn export(
+        &self,
+        project: &str,
+        q: Query<'_>,
+        sink: &mut dyn FnMut(&Trace) -> Result<()>,
+    ) -> Result<u64>;
     /// The plan a query would run, with its estimates.
     fn explain(&self, project: &str, q: Query<'_>) -> Result<Explain>;
 

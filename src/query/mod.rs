@@ -21,5 +21,5 @@ pub(crate) mod plan;
 
 pub(crate) use filter::Filters;
 pub(crate) use order::{Order, Position};
-pub use parse::{Include, QueryBuilder, QueryRequest, KNOWN_PARAMS};
+pub use parse::{Include, QueryBuilder, QueryRequest, KNOWN_PARAMS, METADATA_PARAM_PREFIX};
 pub use plan::{Explain, ExplainInput, PlanKind};

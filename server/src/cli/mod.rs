@@ -1,5 +1,7 @@
-//! The `tracestore` command line: `serve`, `keys`, `import`, `query`, `show` and `retention`.
+//! The `tracestore` command line: `serve`, `keys`, `import`, `query`, `export`, `show` and
+//! `retention`.
 
+mod export;
 mod import;
 mod keys;
 mod query;
@@ -25,7 +27,8 @@ pub const DEFAULT_DB: &str = "./tracestore.redb";
 )]
 struct Cli {
     /// The database file [default: ./tracestore.redb]. `serve`, `import` and `keys create`
-    /// create it when absent; `query`, `show` and `keys list` only read it and never create it.
+    /// create it when absent; `query`, `export`, `show` and `keys list` only read it and never
+    /// create it.
     #[arg(long, global = true, value_name = "PATH")]
     db: Option<PathBuf>,
     #[command(subcommand)]
@@ -42,6 +45,8 @@ enum Command {
     Import(ImportArgs),
     /// Query a project's traces with the parameters of GET /api/v1/traces.
     Query(query::QueryArgs),
+    /// Export every trace of a project matching `query`'s filters, as JSON Lines or CSV.
+    Export(export::ExportArgs),
     /// Show one trace of a project: a header line and its span tree.
     Show(show::ShowArgs),
     /// Delete a project's traces that started before an instant, in a database file or on a
@@ -144,6 +149,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keys(args) => keys::run(&db, args),
         Command::Import(args) => import::run(db.path(), &args.file, &args.project, args.format),
         Command::Query(args) => query::run(db.path(), args),
+        Command::Export(args) => export::run(db.path(), args),
         Command::Show(args) => show::run(db.path(), args),
         Command::Retention(args) => retention::run(&db, args),
     }

@@ -10,27 +10,8 @@ pub(super) struct QueryArgs {
     /// The project to query.
     #[arg(long)]
     project: String,
-    /// OK or ERROR (case-insensitive).
-    #[arg(long)]
-    status: Option<String>,
-    /// Case-insensitive substring of the trace name.
-    #[arg(long)]
-    name: Option<String>,
-    /// Comma-separated tags; a trace must carry all of them.
-    #[arg(long)]
-    tags: Option<String>,
-    /// Comma-separated tags; a trace must carry at least one of them.
-    #[arg(long)]
-    any_tags: Option<String>,
-    /// Comma-separated tags; a trace must carry none of them.
-    #[arg(long)]
-    exclude_tags: Option<String>,
-    /// Keep traces with startTime >= this instant (RFC 3339 or YYYY-MM-DD).
-    #[arg(long, value_name = "INSTANT")]
-    start_date: Option<String>,
-    /// Keep traces with startTime < this instant (RFC 3339 or YYYY-MM-DD).
-    #[arg(long, value_name = "INSTANT")]
-    end_date: Option<String>,
+    #[command(flatten)]
+    filters: FilterArgs,
     /// Page size, 1 to 100 (50 when absent).
     #[arg(long)]
     limit: Option<String>,
@@ -45,41 +26,103 @@ pub(super) struct QueryArgs {
     json: bool,
 }
 
-/// Endpoint parameter → the flag that sets it, for error messages.
-const FLAGS: [(&str, &str); 10] = [
+/// The list query's filters as flags, shared by `query` and `export`.
+#[derive(Debug, Args)]
+pub(super) struct FilterArgs {
+    /// OK or ERROR (case-insensitive).
+    #[arg(long)]
+    status: Option<String>,
+    /// Case-insensitive substring of the trace name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Comma-separated tags; a trace must carry all of them.
+    #[arg(long)]
+    tags: Option<String>,
+    /// Keep traces with startTime >= this instant (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, value_name = "INSTANT")]
+    start_date: Option<String>,
+    /// Keep traces with startTime < this instant (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, value_name = "INSTANT")]
+    end_date: Option<String>,
+    /// Comma-separated tags; a trace must carry at least one of them.
+    #[arg(long)]
+    any_tags: Option<String>,
+    /// Comma-separated tags; a trace must carry none of them.
+    #[arg(long)]
+    exclude_tags: Option<String>,
+    /// Exact userId.
+    #[arg(long)]
+    user_id: Option<String>,
+    /// Exact sessionId.
+    #[arg(long)]
+    session_id: Option<String>,
+    /// KEY=VALUE: the trace's top-level metadata KEY equals VALUE (repeatable; all must hold).
+    #[arg(long, value_name = "KEY=VALUE")]
+    metadata: Vec<String>,
+}
+
+/// Endpoint parameter → the flag that sets it, for error messages: the filters (in
+/// `FilterArgs::pairs` order), then the page flags.
+const FLAGS: [(&str, &str); 12] = [
     ("status", "--status"),
     ("name", "--name"),
     ("tags", "--tags"),
-    ("anyTags", "--any-tags"),
-    ("excludeTags", "--exclude-tags"),
     ("startDate", "--start-date"),
     ("endDate", "--end-date"),
+    ("anyTags", "--any-tags"),
+    ("excludeTags", "--exclude-tags"),
+    ("userId", "--user-id"),
+    ("sessionId", "--session-id"),
     ("limit", "--limit"),
     ("cursor", "--cursor"),
     ("include", "--include"),
 ];
 
-impl QueryArgs {
-    /// The (parameter, value) pairs of the flags that were given, as an HTTP query string
-    /// would carry them. The library parses and validates them; this layer never does.
-    fn pairs(&self) -> Vec<(&'static str, &str)> {
+/// The (parameter, value) pairs of the flags that were given (`values` in `FLAGS` order), as
+/// an HTTP query string would carry them. The library parses and validates them; this layer
+/// never does.
+fn given(flags: &[(&'static str, &str)], values: &[&Option<String>]) -> Vec<(String, String)> {
+    flags
+        .iter()
+        .zip(values)
+        .filter_map(|((param, _), v)| v.as_ref().map(|v| (param.to_string(), v.clone())))
+        .collect()
+}
+
+impl FilterArgs {
+    /// The filter flags that were given, as (parameter, value) pairs; `--metadata K=V` is the
+    /// parameter `metadata.K` (a value without `=` names the key alone, which the library then
+    /// refuses or takes as empty, as it would over HTTP).
+    pub(super) fn pairs(&self) -> Vec<(String, String)> {
         let values = [
             &self.status,
             &self.name,
             &self.tags,
-            &self.any_tags,
-            &self.exclude_tags,
             &self.start_date,
             &self.end_date,
-            &self.limit,
-            &self.cursor,
-            &self.include,
+            &self.any_tags,
+            &self.exclude_tags,
+            &self.user_id,
+            &self.session_id,
         ];
-        FLAGS
-            .iter()
-            .zip(values)
-            .filter_map(|((param, _), v)| v.as_deref().map(|v| (*param, v)))
-            .collect()
+        let mut pairs = given(&FLAGS[..values.len()], &values);
+        for m in &self.metadata {
+            let (k, v) = m.split_once('=').unwrap_or((m.as_str(), ""));
+            pairs.push((format!("metadata.{k}"), v.to_string()));
+        }
+        pairs
+    }
+}
+
+impl QueryArgs {
+    /// The flags that were given, as (parameter, value) pairs.
+    fn pairs(&self) -> Vec<(String, String)> {
+        let mut pairs = self.filters.pairs();
+        pairs.extend(given(
+            &FLAGS[FLAGS.len() - 3..],
+            &[&self.limit, &self.cursor, &self.include],
+        ));
+        pairs
     }
 }
 
@@ -109,7 +152,7 @@ pub(super) fn run(db: &Path, args: QueryArgs) -> Result<(), CliError> {
 }
 
 /// A validation error in terms of the flags the user typed.
-fn flag_error(e: tracestore::Error) -> CliError {
+pub(super) fn flag_error(e: tracestore::Error) -> CliError {
     if e.details().is_empty() {
         return e.into();
     }
@@ -117,10 +160,14 @@ fn flag_error(e: tracestore::Error) -> CliError {
         .details()
         .iter()
         .map(|d| {
-            let flag = FLAGS
-                .iter()
-                .find(|(p, _)| *p == d.field())
-                .map_or(d.field(), |(_, f)| *f);
+            let flag = match FLAGS.iter().find(|(p, _)| *p == d.field()) {
+                Some((_, f)) => f.to_string(),
+                None => match d.field().strip_prefix("metadata.") {
+                    Some(key) => format!("--metadata {key}=..."),
+                    None if d.field() == "metadata" => "--metadata".to_string(),
+                    None => d.field().to_string(),
+                },
+            };
             format!("{flag}: {}", d.message())
         })
         .collect();

@@ -6,6 +6,7 @@
 //! trait on top of them. The rooms it uses: `schema` (what is stored), `write` (the writer),
 //! `pending` (the write buffer), `run` with `query::{plan, exec}` (the executor), `cache`, `verify`.
 
+mod export;
 mod ops;
 mod run;
 

@@ -1,6 +1,6 @@
 //! The `Engine` operations of the redb engine, each in its own transaction.
 
-use super::{run, RedbEngine};
+use super::{export, run, RedbEngine};
 use crate::convert::{detail, trace_of_record};
 use crate::engine::TableUsage;
 use crate::engine::{Engine, EnginePage, Query, Resume};
@@ -196,6 +196,15 @@ impl Engine for RedbEngine {
         force: Option<PlanKind>,
     ) -> Result<EnginePage> {
         run::run(self.read()?, &self.caches, project, q, resume, force)
+    }
+
+    fn export(
+        &self,
+        project: &str,
+        q: Query<'_>,
+        sink: &mut dyn FnMut(&crate::model::Trace) -> Result<()>,
+    ) -> Result<u64> {
+        export::export(self.read()?, &self.caches, project, q, sink)
     }
 
     fn explain(&self, project: &str, q: Query<'_>) -> Result<Explain> {

@@ -43,14 +43,14 @@ impl RedbResume {
 }
 
 /// A query resolved against one snapshot, ready to execute.
-struct Prepared {
-    tables: ReadTables,
-    plan: plan::Plan,
+pub(super) struct Prepared {
+    pub(super) tables: ReadTables,
+    pub(super) plan: plan::Plan,
     /// The project's id and state, when it exists.
-    project: Option<(u32, ProjectState)>,
+    pub(super) project: Option<(u32, ProjectState)>,
 }
 
-fn prepare(
+pub(super) fn prepare(
     tables: ReadTables,
     caches: &Caches,
     project: &str,
@@ -189,13 +189,13 @@ pub(crate) fn project_id(t: &ReadTables, name: &str) -> Result<Option<u32>> {
 }
 
 /// One page entry before conversion: an executor hit or a pending trace.
-enum Item {
+pub(super) enum Item {
     Indexed(Hit),
     Pending(Arc<str>, Arc<PendingHead>),
 }
 
 impl Item {
-    fn key(&self) -> Key<'_> {
+    pub(super) fn key(&self) -> Key<'_> {
         match self {
             Item::Indexed(h) => Key {
                 start_ms: h.start_ms,
@@ -210,11 +210,11 @@ impl Item {
 }
 
 /// The order of the cached pending list: the executors' order.
-const PENDING_ORDER: Order = Order::StartTimeDesc;
+pub(super) const PENDING_ORDER: Order = Order::StartTimeDesc;
 
 /// Up to `need` pending traces from `list` (in query order) that match `f`, with a reserved
 /// row below `row_limit` and a position after `after`.
-fn pending_matches(
+pub(super) fn pending_matches(
     list: &PendingList,
     f: &Filters,
     row_limit: u32,
