@@ -21,6 +21,10 @@ pub const EXAMPLE_ERRORS_QUERY: &str = "limit=20&status=ERROR&name=support-agent
 /// The seed document's third example, unchanged.
 pub const EXAMPLE_DATES_TAGS_QUERY: &str =
     "startDate=2026-03-01T00:00:00Z&endDate=2026-03-15T00:00:00Z&tags=production,v2";
+/// Totals and facets of the error traces, on a one-trace page.
+pub const EXAMPLE_COUNTS_QUERY: &str = "status=ERROR&limit=1&include=total,facets";
+/// A CSV export of the error traces tagged production.
+pub const EXAMPLE_EXPORT_QUERY: &str = "status=ERROR&tags=production&format=csv";
 
 /// The generator configuration of the demo.
 pub fn demo_config(traces: usize) -> DemoConfig {
@@ -199,7 +203,7 @@ pub struct Examples {
     pub commands: [String; 3],
     /// Further examples, each with the comment line to print above it (without `# `): the
     /// span tree of the first example's first trace (`?payloads=false`), when there is one,
-    /// and an OTLP/HTTP export.
+    /// the total and facets of the error traces, a CSV export, and an OTLP/HTTP send.
     pub more: Vec<(String, String)>,
 }
 
@@ -226,6 +230,18 @@ pub fn examples(store: &Store, base_url: &str, key: &str) -> Result<Examples> {
             ),
         ));
     }
+    more.push((
+        "Count every error trace, with its top names and tags (exact, from the indexes)"
+            .to_string(),
+        curl(EXAMPLE_COUNTS_QUERY),
+    ));
+    more.push((
+        "Export every error trace tagged production, as CSV (no page limit, one snapshot)"
+            .to_string(),
+        format!(
+            "curl \"{base_url}/api/v1/export/traces?{EXAMPLE_EXPORT_QUERY}\" \\\n  -H \"Authorization: Bearer {key}\""
+        ),
+    ));
     more.push((
         "Send a span over OTLP/HTTP (OTLP/JSON; exporters send application/x-protobuf here too)"
             .to_string(),

@@ -707,11 +707,13 @@ async fn serve_demo_prints_working_commands_and_stops_on_sigint() {
         .filter_map(|l| l.strip_prefix("curl \""))
         .map(|l| l.trim_end_matches("\" \\"))
         .collect();
-    // Three list queries, then one trace's tree and an OTLP send (run as printed by
-    // `tests/http_detail.rs`).
-    assert_eq!(all.len(), 5, "{printed}");
+    // Three list queries, then one trace's tree, the counts, an export and an OTLP send (run
+    // as printed by `tests/http_detail.rs`).
+    assert_eq!(all.len(), 7, "{printed}");
     assert!(all[3].contains("?payloads=false"), "{printed}");
-    assert!(all[4].ends_with("/v1/traces"), "{printed}");
+    assert!(all[4].contains("include=total,facets"), "{printed}");
+    assert!(all[5].contains("/api/v1/export/traces?"), "{printed}");
+    assert!(all[6].ends_with("/v1/traces"), "{printed}");
     let urls = &all[..3];
     assert!(
         urls.iter().all(|u| u.starts_with(&base)),

@@ -306,7 +306,7 @@ async fn printed_demo_extras_work_as_printed() {
     let k = key(&store, demo::DEMO_PROJECT);
     let server = TestServer::start(store.clone()).await;
     let ex = demo::examples(&store, &server.base, &k).expect("examples");
-    assert_eq!(ex.more.len(), 2, "{:?}", ex.more);
+    assert_eq!(ex.more.len(), 4, "{:?}", ex.more);
     assert!(demo::EXAMPLE_OTLP_BODY.contains(demo::EXAMPLE_OTLP_TRACE_ID));
     let have_curl = std::process::Command::new("curl")
         .arg("--version")
@@ -330,6 +330,31 @@ async fn printed_demo_extras_work_as_printed() {
             assert!(!spans.is_empty());
             assert!(spans.iter().all(|s| s.get("attributes").is_none()));
             r.body
+        } else if i == 1 {
+            assert!(url.ends_with(demo::EXAMPLE_COUNTS_QUERY), "{url}");
+            let r = server.send(server.client.get(&url).bearer_auth(&k)).await;
+            let data = r.data();
+            let total = data["total"].as_u64().unwrap();
+            assert!(total > 1, "{data:#}");
+            assert_eq!(data["facets"]["status"]["ERROR"], total);
+            assert_eq!(data["facets"]["status"]["OK"], 0);
+            assert!(!data["facets"]["names"].as_array().unwrap().is_empty());
+            r.body
+        } else if i == 2 {
+            assert!(url.contains("/api/v1/export/traces?"), "{url}");
+            let r = server
+                .client
+                .get(&url)
+                .bearer_auth(&k)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let text = r.text().await.unwrap();
+            let mut lines = text.lines();
+            assert!(lines.next().unwrap().starts_with("id,name,status,"));
+            assert!(lines.count() > 1, "{text}");
+            Value::Null
         } else {
             assert_eq!(url, format!("{}/v1/traces", server.base));
             let mut req = server.client.post(&url).body(body.expect("a body"));
@@ -353,6 +378,12 @@ async fn printed_demo_extras_work_as_printed() {
             .await
             .unwrap();
             assert!(out.status.success(), "{cmd}");
+            if answer.is_null() {
+                // The export: CSV, not JSON.
+                let text = String::from_utf8(out.stdout).unwrap();
+                assert!(text.starts_with("id,name,status,"), "{cmd}");
+                continue;
+            }
             let got: Value = serde_json::from_slice(&out.stdout).expect("JSON");
             assert_eq!(got, answer, "{cmd}");
         }
