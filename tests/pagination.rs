@@ -555,6 +555,10 @@ struct RichTrace {
     /// The metadata object as sent, and its scalar pairs in canonical text.
     metadata: serde_json::Value,
     pairs: Vec<(String, String)>,
+    /// End offset from the start (None: running), and one span's cost (thousandths) and tokens.
+    end_after_ms: Option<u64>,
+    cost_milli: u64,
+    tokens: u64,
 }
 
 impl ModelTrace for RichTrace {
@@ -582,6 +586,15 @@ impl ModelTrace for RichTrace {
     fn metadata(&self) -> &[(String, String)] {
         &self.pairs
     }
+    fn duration_ms(&self) -> Option<u64> {
+        self.end_after_ms
+    }
+    fn cost_milli(&self) -> u64 {
+        self.cost_milli
+    }
+    fn total_tokens(&self) -> u64 {
+        self.tokens
+    }
 }
 
 const USERS: [&str; 3] = ["u1", "u2", "u3"];
@@ -604,8 +617,11 @@ fn arb_rich() -> impl Strategy<Value = (usize, RichTrace)> {
         prop::option::of(0..2usize),
         prop::option::of(0..6usize),
         prop::option::of(0..3usize),
+        // Always finished: a re-sent trace keeps a stored endTime it does not carry, which a
+        // moved startTime could put before it; running traces are tested in validation.rs.
+        ((0..5u64).prop_map(Some), 0..4u64, 0..4u64),
     )
-        .prop_map(|((p, base), u, s, env, tier)| {
+        .prop_map(|((p, base), u, s, env, tier, (end, cost, tokens))| {
             let mut obj = serde_json::Map::new();
             let mut pairs = Vec::new();
             if let Some(e) = env {
@@ -625,6 +641,9 @@ fn arb_rich() -> impl Strategy<Value = (usize, RichTrace)> {
                     session: s.map(|i| format!("s{i}")),
                     metadata: serde_json::Value::Object(obj),
                     pairs,
+                    end_after_ms: end.map(|e| e * 1000),
+                    cost_milli: cost * 5,
+                    tokens: tokens * 100,
                 },
             )
         })
@@ -639,8 +658,21 @@ fn arb_rich_query() -> impl Strategy<Value = MQuery> {
             "prod", "staging", "2.5", "2.50", "true", "null", "x",
         ])),
         prop::option::of(0..4usize),
+        (
+            prop::option::of(0..6u64),
+            prop::option::of(0..6u64),
+            prop::option::of(0..20u64),
+            prop::option::of(0..400u64),
+        ),
     )
-        .prop_map(|(mut q, u, s, env, tier)| {
+        .prop_map(|(mut q, u, s, env, tier, (dlo, dhi, clo, thi))| {
+            // Bounds in order; an empty range is the parser's business (tested elsewhere).
+            q.duration = match (dlo, dhi) {
+                (Some(a), Some(b)) => (Some(a.min(b) * 1000), Some(a.max(b) * 1000)),
+                (a, b) => (a.map(|x| x * 1000), b.map(|x| x * 1000)),
+            };
+            q.cost_milli = (clo, None);
+            q.tokens = (None, thi);
             q.user_id = u.map(|i| USERS.get(i).copied().unwrap_or("nobody").to_string());
             q.session_id = s.map(|i| format!("s{i}"));
             q.metadata = env
@@ -676,7 +708,12 @@ proptest! {
                             "id": b.id, "name": b.name, "status": b.status.as_str(),
                             "startTime": tracestore::Timestamp::from_millis(b.start_ms).unwrap().to_string(),
                             "tags": b.tags,
+                            "spans": [{"id": "s", "name": "llm", "cost": format!("0.{:03}", t.cost_milli),
+                                       "inputTokens": t.tokens, "outputTokens": 0}],
                         });
+                        if let Some(e) = t.end_after_ms {
+                            v["endTime"] = serde_json::json!(tracestore::Timestamp::from_millis(b.start_ms + e as i64).unwrap().to_string());
+                        }
                         if let Some(u) = &t.user {
                             v["userId"] = serde_json::json!(u);
                         }

@@ -147,6 +147,47 @@ fn the_contract_table() {
             vec![("metadata.env", "a"), ("metadata.env", "b")],
             vec!["metadata.env"],
         ),
+        // ranges: digits only (leading zeros allowed), decimals without sign or exponent
+        (
+            vec![("minDurationMs", "0"), ("maxDurationMs", "0100")],
+            vec![],
+        ),
+        (vec![("minDurationMs", "")], vec!["minDurationMs"]),
+        (vec![("maxDurationMs", "-1")], vec!["maxDurationMs"]),
+        (vec![("minDurationMs", "1.5")], vec!["minDurationMs"]),
+        (vec![("minDurationMs", "1e3")], vec!["minDurationMs"]),
+        (vec![("minDurationMs", "+5")], vec!["minDurationMs"]),
+        (
+            vec![("minDurationMs", "99999999999999999999999")],
+            vec!["minDurationMs"],
+        ),
+        (
+            vec![("minDurationMs", "10"), ("maxDurationMs", "9")],
+            vec!["maxDurationMs"],
+        ),
+        (vec![("minCost", "0.0034"), ("maxCost", "1")], vec![]),
+        (vec![("minCost", "007.50")], vec![]),
+        (vec![("minCost", "")], vec!["minCost"]),
+        (vec![("minCost", "-0.1")], vec!["minCost"]),
+        (vec![("maxCost", "1e-3")], vec!["maxCost"]),
+        (vec![("maxCost", ".5")], vec!["maxCost"]),
+        (vec![("maxCost", "5.")], vec!["maxCost"]),
+        (
+            vec![("minCost", "0.50"), ("maxCost", "0.4999")],
+            vec!["maxCost"],
+        ),
+        (vec![("minCost", "0.50"), ("maxCost", "0.5")], vec![]),
+        (vec![("minTokens", "5"), ("maxTokens", "5")], vec![]),
+        (vec![("maxTokens", "x")], vec!["maxTokens"]),
+        (
+            vec![
+                ("minTokens", "9"),
+                ("maxTokens", "1"),
+                ("minCost", "a"),
+                ("maxDurationMs", ""),
+            ],
+            vec!["maxTokens", "minCost", "maxDurationMs"],
+        ),
         // dates
         (vec![("startDate", "2026-03-01")], vec![]),
         (vec![("startDate", "2026-03-01T00:00:00Z")], vec![]),
@@ -407,4 +448,70 @@ fn a_metadata_key_over_its_value_cap_stays_exact() {
         .unwrap();
     assert_eq!(page.total, Some(n.div_ceil(2) as u64));
     assert!(store.verify().unwrap().is_empty());
+}
+
+/// Range filters: inclusive bounds on durationMs, totalCost (exact decimals) and totalTokens;
+/// a running trace never matches a duration bound; cursors carry the ranges.
+#[test]
+fn range_filters_are_inclusive_and_exact() {
+    let store = Store::in_memory().unwrap();
+    let body = serde_json::json!({"traces": [
+        {"id": "fast", "name": "n", "startTime": "2026-03-01T00:00:00Z", "endTime": "2026-03-01T00:00:00.100Z",
+         "spans": [{"id": "s", "cost": "0.10", "inputTokens": 10, "outputTokens": 5}]},
+        {"id": "slow", "name": "n", "startTime": "2026-03-01T00:00:01Z", "endTime": "2026-03-01T00:00:03Z",
+         "spans": [{"id": "s", "cost": "0.3", "inputTokens": 100, "outputTokens": 0}]},
+        {"id": "running", "name": "n", "startTime": "2026-03-01T00:00:02Z",
+         "spans": [{"id": "s", "cost": "0.1000001", "inputTokens": 15}]},
+    ]})
+    .to_string();
+    store.ingest_json("p", body.as_bytes()).unwrap();
+    let ids = |params: &[(&str, &str)]| -> Vec<String> {
+        let mut all: Vec<(&str, &str)> = params.to_vec();
+        all.push(("include", "total"));
+        let page = store.query_params("p", all).unwrap();
+        assert_eq!(page.total, Some(page.traces.len() as u64));
+        page.traces.iter().map(|t| t.id.clone()).collect()
+    };
+    assert_eq!(ids(&[("minDurationMs", "100")]), ["slow", "fast"]);
+    assert_eq!(ids(&[("maxDurationMs", "100")]), ["fast"]);
+    assert_eq!(
+        ids(&[("minDurationMs", "101"), ("maxDurationMs", "2000")]),
+        ["slow"]
+    );
+    assert_eq!(
+        ids(&[("minDurationMs", "0")]),
+        ["slow", "fast"],
+        "running never matches"
+    );
+    assert_eq!(ids(&[("minCost", "0.1")]), ["running", "slow", "fast"]);
+    assert_eq!(ids(&[("maxCost", "0.100")]), ["fast"]);
+    assert_eq!(
+        ids(&[("minCost", "0.1000001"), ("maxCost", "0.2")]),
+        ["running"]
+    );
+    assert_eq!(
+        ids(&[("minTokens", "15"), ("maxTokens", "15")]),
+        ["running", "fast"]
+    );
+    assert_eq!(ids(&[("maxTokens", "14")]), Vec::<String>::new());
+    // A cursor carries its ranges; a different range beside it is refused.
+    let page = store
+        .query_params("p", [("minCost", "0.1"), ("limit", "1")])
+        .unwrap();
+    let c = page.next_cursor.unwrap();
+    let next = store.query_params("p", [("cursor", c.as_str())]).unwrap();
+    assert_eq!(
+        next.traces
+            .iter()
+            .map(|t| t.id.as_str())
+            .collect::<Vec<_>>(),
+        ["slow", "fast"]
+    );
+    assert!(store
+        .query_params("p", [("cursor", c.as_str()), ("minCost", "0.10")])
+        .is_ok());
+    let e = store
+        .query_params("p", [("cursor", c.as_str()), ("minCost", "0.2")])
+        .unwrap_err();
+    assert_eq!(e.details()[0].field(), "cursor");
 }

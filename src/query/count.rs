@@ -8,8 +8,9 @@
 //!   outside counts nothing; only the candidates of a block the window cuts are resolved (their
 //!   start times come from the row-identity cache, never from trace records).
 //!
-//! A metadata filter on a key over its distinct-value cap is the one exception: its candidates'
-//! bodies are read (see `limits::MAX_METADATA_VALUES_PER_KEY`).
+//! Range filters (duration, cost, tokens) and a metadata filter on a key over its
+//! distinct-value cap are the exceptions: the candidates' bodies are read (see
+//! `limits::MAX_METADATA_VALUES_PER_KEY`).
 //!
 //! Facets intersect that per-chunk set with each status, name and tag bitmap
 //! (`intersection_len`, no allocation). Traces of the write buffer are not in the bitmaps; the
@@ -187,7 +188,10 @@ fn by_body(
             v.t.traces()?
                 .get(trace_key(v.p, *start_ms, id).as_slice())?
                 .ok_or_else(|| crate::error::Error::corrupted("row points at a missing trace"))?;
-        if plan.filters.matches_body(&decode_trace(record.value())?.1) {
+        if plan
+            .filters
+            .matches_body(*start_ms, &decode_trace(record.value())?.1)
+        {
             keep.insert(off);
         }
     }

@@ -92,7 +92,10 @@ fn scan(
         let (h, _) = decode_trace_header(v.value())?;
         if h.row < row_limit
             && f.matches_header(&h)
-            && (!f.needs_body() || f.matches_body(&decode_trace(v.value())?.1))
+            && (!f.needs_body() || {
+                let (_, start_ms, _) = decode_trace_key(k.value())?;
+                f.matches_body(start_ms, &decode_trace(v.value())?.1)
+            })
         {
             let (_, start_ms, id) = decode_trace_key(k.value())?;
             hits.push(Hit {

@@ -15,7 +15,7 @@ use crate::cache::ProjectView;
 use crate::error::Result;
 use crate::limits::{MAX_METADATA_KEY_CHARS, MAX_METADATA_VALUES_PER_KEY};
 use crate::model::Status;
-use crate::schema::{TermKind, TraceBody, TraceHeader};
+use crate::schema::{Money, TermKind, TraceBody, TraceHeader};
 use serde::{Deserialize, Serialize};
 
 /// A query's filters, normalized: the name lowercased, each tag list distinct and sorted, the
@@ -38,6 +38,12 @@ pub(crate) struct Filters {
     pub session_id: Option<String>,
     /// `metadata.KEY=VALUE` pairs, sorted by key (each key once); all must hold.
     pub metadata: Vec<(String, String)>,
+    /// Inclusive `durationMs` bounds; a running trace never matches.
+    pub duration_ms: Option<(u64, u64)>,
+    /// Inclusive `totalCost` bounds, normalized exact decimals (None: unbounded on that side).
+    pub cost: Option<(Option<Money>, Option<Money>)>,
+    /// Inclusive `totalTokens` bounds.
+    pub tokens: Option<(u64, u64)>,
 }
 
 impl Filters {
@@ -60,6 +66,37 @@ impl Filters {
             && same(&self.user_id, &carried.user_id)
             && same(&self.session_id, &carried.session_id)
             && (self.metadata.is_empty() || self.metadata == carried.metadata)
+            && same(&self.duration_ms, &carried.duration_ms)
+            && same(&self.cost, &carried.cost)
+            && same(&self.tokens, &carried.tokens)
+    }
+
+    /// True when the trace's `durationMs`, `totalCost` and `totalTokens` lie in the ranges.
+    pub(crate) fn in_ranges(&self, start_ms: i64, body: &TraceBody) -> bool {
+        let duration = body
+            .end_ms
+            .map(|end| u64::try_from(end.saturating_sub(start_ms)).unwrap_or(0));
+        let cost_ok = match &self.cost {
+            None => true,
+            Some((lo, hi)) => match body.total_cost.to_decimal() {
+                Ok(c) => {
+                    lo.is_none_or(|m| m.to_decimal().is_ok_and(|lo| c >= lo))
+                        && hi.is_none_or(|m| m.to_decimal().is_ok_and(|hi| c <= hi))
+                }
+                Err(_) => false,
+            },
+        };
+        self.duration_ms
+            .is_none_or(|(lo, hi)| duration.is_some_and(|d| (lo..=hi).contains(&d)))
+            && self
+                .tokens
+                .is_none_or(|(lo, hi)| (lo..=hi).contains(&body.total_tokens))
+            && cost_ok
+    }
+
+    /// True when a range filter is given (they are tested on each row's body).
+    pub(crate) fn has_ranges(&self) -> bool {
+        self.duration_ms.is_some() || self.cost.is_some() || self.tokens.is_some()
     }
 
     /// The `name` filter's normal form: lowercase; empty means no filter.
@@ -112,6 +149,7 @@ impl Filters {
                 .as_ref()
                 .is_none_or(|s| body.session_id.as_ref() == Some(s))
             && metadata_holds(&self.metadata, &body.metadata)
+            && self.in_ranges(start_ms, body)
             && (lo..hi).contains(&start_ms)
     }
 
@@ -254,6 +292,7 @@ impl Filters {
             session_id,
             meta_ids,
             body_metadata,
+            ranges: self.has_ranges().then(|| self.clone()),
             lo_ms,
             hi_ms,
         })
@@ -296,6 +335,8 @@ pub(crate) struct Resolved {
     meta_ids: Vec<u32>,
     /// Metadata pairs of keys over their value cap, tested on the stored metadata.
     pub body_metadata: Vec<(String, String)>,
+    /// The filters, when they hold range filters: those are tested on each row's body.
+    ranges: Option<Filters>,
     pub lo_ms: i64,
     pub hi_ms: i64,
 }
@@ -321,14 +362,19 @@ impl Resolved {
             && subset(&self.meta_ids, &h.meta_ids)
     }
 
-    /// True when the filters need a row's body too (a metadata key over its value cap).
+    /// True when the filters need a row's body too: a range filter, or a metadata key over
+    /// its value cap.
     pub(crate) fn needs_body(&self) -> bool {
-        !self.body_metadata.is_empty()
+        !self.body_metadata.is_empty() || self.ranges.is_some()
     }
 
     /// The body test of what the header cannot tell.
-    pub(crate) fn matches_body(&self, b: &TraceBody) -> bool {
+    pub(crate) fn matches_body(&self, start_ms: i64, b: &TraceBody) -> bool {
         metadata_holds(&self.body_metadata, &b.metadata)
+            && self
+                .ranges
+                .as_ref()
+                .is_none_or(|f| f.in_ranges(start_ms, b))
     }
 
     /// True when `start_ms` lies in the date window.

@@ -8,8 +8,10 @@ use super::order::Order;
 use crate::error::{Error, FieldError, Result};
 use crate::limits::*;
 use crate::model::Status;
+use crate::schema::Money;
 use crate::time::{ms_ceil, parse_instant, Timestamp};
 use crate::validate::check_id;
+use rust_decimal::Decimal;
 
 /// The parameters the endpoint knows.
 pub const KNOWN_PARAMS: &[&str] = &[
@@ -25,6 +27,12 @@ pub const KNOWN_PARAMS: &[&str] = &[
     "include",
     "userId",
     "sessionId",
+    "minDurationMs",
+    "maxDurationMs",
+    "minCost",
+    "maxCost",
+    "minTokens",
+    "maxTokens",
 ];
 
 /// The prefix of the `metadata.KEY` parameters (one per key, at most
@@ -124,7 +132,7 @@ impl QueryRequest {
                 None => metadata.push((k.to_string(), v.to_string())),
             }
         }
-        let [limit, cursor, name, status, tags, start, end, any_tags, exclude_tags, include, user, session] =
+        let [limit, cursor, name, status, tags, start, end, any_tags, exclude_tags, include, user, session, min_dur, max_dur, min_cost, max_cost, min_tok, max_tok] =
             raw;
         let mut bad = |field: &str, msg: String| {
             if !errors.iter().any(|e| e.field() == field) {
@@ -186,6 +194,13 @@ impl QueryRequest {
                 },
             }
         }
+        filters.duration_ms = int_range(
+            ("minDurationMs", min_dur),
+            ("maxDurationMs", max_dur),
+            &mut bad,
+        );
+        filters.tokens = int_range(("minTokens", min_tok), ("maxTokens", max_tok), &mut bad);
+        filters.cost = cost_range(("minCost", min_cost), ("maxCost", max_cost), &mut bad);
         let mut given_keys = 0;
         for (param, value) in metadata {
             let key = &param[METADATA_PARAM_PREFIX.len()..];
@@ -297,6 +312,83 @@ impl Default for QueryRequest {
     }
 }
 
+/// An inclusive integer range from two optional bounds: decimal digits only (leading zeros
+/// allowed; no sign, exponent or fraction); an empty bound or max < min is an error.
+fn int_range(
+    min: (&str, Option<String>),
+    max: (&str, Option<String>),
+    bad: &mut impl FnMut(&str, String),
+) -> Option<(u64, u64)> {
+    let mut read = |(field, raw): (&str, Option<String>)| -> Option<Option<u64>> {
+        let raw = raw?;
+        let n = (!raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| raw.parse::<u64>().ok())
+            .flatten();
+        if n.is_none() {
+            bad(
+                field,
+                "must be a non-negative integer (decimal digits only)".into(),
+            );
+        }
+        Some(n)
+    };
+    let (lo_field, hi_field) = (min.0, max.0);
+    let (lo, hi) = (read(min), read(max));
+    if matches!((lo, hi), (Some(None), _) | (_, Some(None))) {
+        return None;
+    }
+    let (lo, hi) = (lo.flatten(), hi.flatten());
+    if let (Some(a), Some(b)) = (lo, hi) {
+        if b < a {
+            bad(hi_field, format!("must not be less than {lo_field}"));
+            return None;
+        }
+    }
+    (lo.is_some() || hi.is_some()).then(|| (lo.unwrap_or(0), hi.unwrap_or(u64::MAX)))
+}
+
+/// A cost range's bounds, exact and normalized; None on a side means unbounded.
+type CostRange = (Option<Money>, Option<Money>);
+
+/// An inclusive range of exact decimal costs: digits with an optional fraction (no sign or
+/// exponent); an empty bound or max < min is an error.
+fn cost_range(
+    min: (&str, Option<String>),
+    max: (&str, Option<String>),
+    bad: &mut impl FnMut(&str, String),
+) -> Option<CostRange> {
+    let mut read = |(field, raw): (&str, Option<String>)| -> Option<Option<Decimal>> {
+        let raw = raw?;
+        let (int, frac) = raw.split_once('.').unwrap_or((raw.as_str(), "0"));
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let d = (digits(int) && digits(frac))
+            .then(|| raw.parse::<Decimal>().ok())
+            .flatten();
+        if d.is_none() {
+            bad(
+                field,
+                "must be a decimal >= 0 (digits with an optional fraction, no sign or exponent)"
+                    .into(),
+            );
+        }
+        Some(d)
+    };
+    let (lo_field, hi_field) = (min.0, max.0);
+    let (lo, hi) = (read(min), read(max));
+    if matches!((lo, hi), (Some(None), _) | (_, Some(None))) {
+        return None;
+    }
+    let (lo, hi) = (lo.flatten(), hi.flatten());
+    if let (Some(a), Some(b)) = (lo, hi) {
+        if b < a {
+            bad(hi_field, format!("must not be less than {lo_field}"));
+            return None;
+        }
+    }
+    (lo.is_some() || hi.is_some())
+        .then(|| (lo.map(Money::from_decimal), hi.map(Money::from_decimal)))
+}
+
 /// A comma-separated tag list (`tags`, `anyTags`, `excludeTags`) in its normal form, within the
 /// query's limits.
 fn tag_list(raw: &str) -> std::result::Result<Vec<String>, String> {
@@ -359,6 +451,48 @@ impl QueryBuilder {
     pub fn exclude_tags<I: IntoIterator<Item = S>, S: AsRef<str>>(self, tags: I) -> Self {
         let v: Vec<String> = tags.into_iter().map(|t| t.as_ref().to_string()).collect();
         self.set("excludeTags", v.join(","))
+    }
+    /// Exact `userId`.
+    pub fn user_id(self, id: &str) -> Self {
+        self.set("userId", id.to_string())
+    }
+    /// Exact `sessionId`.
+    pub fn session_id(self, id: &str) -> Self {
+        self.set("sessionId", id.to_string())
+    }
+    /// The trace's top-level metadata `key` equals `value` (a string as is; a number, boolean
+    /// or null as its canonical JSON text). Several keys must all hold.
+    pub fn metadata(mut self, key: &str, value: &str) -> Self {
+        let param = format!("{METADATA_PARAM_PREFIX}{key}");
+        self.params.retain(|(p, _)| *p != param);
+        self.params.push((param, value.to_string()));
+        self
+    }
+    /// Inclusive bounds on `durationMs` (a running trace never matches).
+    pub fn duration_ms(self, min: Option<u64>, max: Option<u64>) -> Self {
+        self.bounds(("minDurationMs", "maxDurationMs"), min, max)
+    }
+    /// Inclusive bounds on `totalCost`, compared exactly.
+    pub fn cost(self, min: Option<Decimal>, max: Option<Decimal>) -> Self {
+        self.bounds(("minCost", "maxCost"), min, max)
+    }
+    /// Inclusive bounds on `totalTokens`.
+    pub fn tokens(self, min: Option<u64>, max: Option<u64>) -> Self {
+        self.bounds(("minTokens", "maxTokens"), min, max)
+    }
+    fn bounds<T: std::fmt::Display>(
+        mut self,
+        (lo, hi): (&'static str, &'static str),
+        min: Option<T>,
+        max: Option<T>,
+    ) -> Self {
+        self.params.retain(|(p, _)| p != lo && p != hi);
+        for (k, v) in [(lo, min), (hi, max)] {
+            if let Some(v) = v {
+                self = self.set(k, v.to_string());
+            }
+        }
+        self
     }
     /// Also count the matches (`data.total`) and/or their facets (`data.facets`).
     pub fn include(self, include: Include) -> Self {

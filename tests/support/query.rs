@@ -27,6 +27,17 @@ pub trait ModelTrace {
     fn metadata(&self) -> &[(String, String)] {
         &[]
     }
+    /// `durationMs`, None while running.
+    fn duration_ms(&self) -> Option<u64> {
+        None
+    }
+    /// `totalCost` in thousandths of a dollar (the models' costs are whole thousandths).
+    fn cost_milli(&self) -> u64 {
+        0
+    }
+    fn total_tokens(&self) -> u64 {
+        0
+    }
 }
 
 /// Implements `ModelTrace` for a struct with the fields `id`, `name`, `status`, `start_ms` and
@@ -67,6 +78,15 @@ pub struct MQuery {
     pub session_id: Option<String>,
     /// (key, value) pairs, each key once.
     pub metadata: Vec<(String, String)>,
+    /// Inclusive bounds, each side optional.
+    pub duration: (Option<u64>, Option<u64>),
+    /// In thousandths of a dollar.
+    pub cost_milli: (Option<u64>, Option<u64>),
+    pub tokens: (Option<u64>, Option<u64>),
+}
+
+fn within(v: u64, (lo, hi): (Option<u64>, Option<u64>)) -> bool {
+    lo.is_none_or(|l| v >= l) && hi.is_none_or(|h| v <= h)
 }
 
 /// What the model counts over a query's matching set: the total, and the facets as the API
@@ -109,6 +129,10 @@ impl MQuery {
                 .as_deref()
                 .is_none_or(|u| t.session_id() == Some(u))
             && self.metadata.iter().all(|m| t.metadata().contains(m))
+            && (self.duration == (None, None)
+                || t.duration_ms().is_some_and(|d| within(d, self.duration)))
+            && within(t.cost_milli(), self.cost_milli)
+            && within(t.total_tokens(), self.tokens)
             && self.start.is_none_or(|s| t.start_ms() >= BASE_MS + s)
             && self.end.is_none_or(|e| t.start_ms() < BASE_MS + e)
     }
@@ -142,6 +166,19 @@ impl MQuery {
         }
         for (k, v) in &self.metadata {
             p.push((format!("metadata.{k}"), v.clone()));
+        }
+        let milli = |m: u64| format!("{}.{:03}", m / 1000, m % 1000);
+        for (name, v) in [
+            ("minDurationMs", self.duration.0.map(|d| d.to_string())),
+            ("maxDurationMs", self.duration.1.map(|d| d.to_string())),
+            ("minCost", self.cost_milli.0.map(milli)),
+            ("maxCost", self.cost_milli.1.map(milli)),
+            ("minTokens", self.tokens.0.map(|d| d.to_string())),
+            ("maxTokens", self.tokens.1.map(|d| d.to_string())),
+        ] {
+            if let Some(v) = v {
+                p.push((name.into(), v));
+            }
         }
         if let Some(s) = self.start {
             p.push(("startDate".into(), ts(s).to_string()));

@@ -56,6 +56,24 @@ pub(super) struct FilterArgs {
     /// Exact sessionId.
     #[arg(long)]
     session_id: Option<String>,
+    /// Inclusive lower bound on durationMs (a running trace never matches).
+    #[arg(long, value_name = "MS")]
+    min_duration_ms: Option<String>,
+    /// Inclusive upper bound on durationMs.
+    #[arg(long, value_name = "MS")]
+    max_duration_ms: Option<String>,
+    /// Inclusive lower bound on totalCost (an exact decimal).
+    #[arg(long, value_name = "USD")]
+    min_cost: Option<String>,
+    /// Inclusive upper bound on totalCost.
+    #[arg(long, value_name = "USD")]
+    max_cost: Option<String>,
+    /// Inclusive lower bound on totalTokens.
+    #[arg(long, value_name = "N")]
+    min_tokens: Option<String>,
+    /// Inclusive upper bound on totalTokens.
+    #[arg(long, value_name = "N")]
+    max_tokens: Option<String>,
     /// KEY=VALUE: the trace's top-level metadata KEY equals VALUE (repeatable; all must hold).
     #[arg(long, value_name = "KEY=VALUE")]
     metadata: Vec<String>,
@@ -63,7 +81,7 @@ pub(super) struct FilterArgs {
 
 /// Endpoint parameter → the flag that sets it, for error messages: the filters (in
 /// `FilterArgs::pairs` order), then the page flags.
-const FLAGS: [(&str, &str); 12] = [
+const FLAGS: [(&str, &str); 18] = [
     ("status", "--status"),
     ("name", "--name"),
     ("tags", "--tags"),
@@ -73,6 +91,12 @@ const FLAGS: [(&str, &str); 12] = [
     ("excludeTags", "--exclude-tags"),
     ("userId", "--user-id"),
     ("sessionId", "--session-id"),
+    ("minDurationMs", "--min-duration-ms"),
+    ("maxDurationMs", "--max-duration-ms"),
+    ("minCost", "--min-cost"),
+    ("maxCost", "--max-cost"),
+    ("minTokens", "--min-tokens"),
+    ("maxTokens", "--max-tokens"),
     ("limit", "--limit"),
     ("cursor", "--cursor"),
     ("include", "--include"),
@@ -104,6 +128,12 @@ impl FilterArgs {
             &self.exclude_tags,
             &self.user_id,
             &self.session_id,
+            &self.min_duration_ms,
+            &self.max_duration_ms,
+            &self.min_cost,
+            &self.max_cost,
+            &self.min_tokens,
+            &self.max_tokens,
         ];
         let mut pairs = given(&FLAGS[..values.len()], &values);
         for m in &self.metadata {
