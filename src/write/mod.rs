@@ -26,9 +26,9 @@ use crate::schema::*;
 use crate::validate::ValidTrace;
 use index::Terms;
 use redb::{CursorError, ReadableTable, Table, WriteTransaction};
-use std::ops::Bound;
 use roaring::RoaringBitmap;
 use std::collections::{HashMap, HashSet};
+use std::ops::Bound;
 
 type BitmapKey = (u32, u8, u32, u32);
 type TermKey = (u32, u8, u32);
