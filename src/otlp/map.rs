@@ -50,6 +50,11 @@ mod tests;
 const BAD_TRACE_ID: &str = "invalid trace id (must be 16 nonzero bytes)";
 const BAD_SPAN_ID: &str = "invalid span id (must be 8 nonzero bytes)";
 
+/// Bytes reserved up front for the JSON text of an attributes object or a non-string payload.
+const ATTRIBUTES_SIZE_HINT: usize = 256;
+/// Bytes reserved beyond a string's length for its JSON text: the quotes and a few escapes.
+const ESCAPE_ROOM: usize = 16;
+
 /// The resource attributes that become `TraceAttrs::service` rather than `attributes.resource`.
 const SERVICE_KEYS: [&str; 2] = ["service.name", "service.version"];
 
@@ -169,7 +174,8 @@ impl ResourceParts {
             .filter(|kv| inner(kv).is_some())
             .collect();
         ResourceParts {
-            service: (!service.is_empty()).then(|| compact_of(&Object::of_kvs(&service))),
+            service: (!service.is_empty())
+                .then(|| compact_of(&Object::of_kvs(&service), ATTRIBUTES_SIZE_HINT)),
             others,
         }
     }
@@ -335,8 +341,12 @@ fn attributes_text(
             entries.push((key, field));
         }
     }
-    (!entries.is_empty())
-        .then(|| limit_text(compact_of(&Object::new(entries)), MAX_ATTRIBUTES_BYTES))
+    (!entries.is_empty()).then(|| {
+        limit_text(
+            compact_of(&Object::new(entries), ATTRIBUTES_SIZE_HINT),
+            MAX_ATTRIBUTES_BYTES,
+        )
+    })
 }
 
 /// Unix nanoseconds to milliseconds (truncated), within the representable range.
@@ -531,21 +541,21 @@ fn take_payload<'a>(
                 match is_json.then(|| serde_json::from_str::<Json>(s)) {
                     Some(Ok(parsed)) => {
                         a.mark(mime_key);
-                        compact(&parsed)
+                        compact_of(&parsed, s.len())
                     }
-                    _ => compact_of(s),
+                    _ => compact_of(s, s.len() + ESCAPE_ROOM),
                 }
             }
-            other => compact_of(&AnyJson(Some(other))),
+            other => compact_of(&AnyJson(Some(other)), ATTRIBUTES_SIZE_HINT),
         }
     } else {
         a.take(&[messages_key], |v| {
             Some(match v {
                 Any::StringValue(s) => match serde_json::from_str::<Json>(s) {
-                    Ok(parsed) => compact(&parsed),
-                    Err(_) => compact_of(s),
+                    Ok(parsed) => compact_of(&parsed, s.len()),
+                    Err(_) => compact_of(s, s.len() + ESCAPE_ROOM),
                 },
-                other => compact_of(&AnyJson(Some(other))),
+                other => compact_of(&AnyJson(Some(other)), ATTRIBUTES_SIZE_HINT),
             })
         })?
     };

@@ -162,11 +162,16 @@ impl Serialize for EventJson<'_> {
     }
 }
 
-/// Compact JSON text of a value serialized straight to text. The serializers here write only
-/// string keys and finite numbers, so serializing cannot fail; the empty fallback only keeps
-/// this path free of panics.
-pub(super) fn compact_of(v: &impl Serialize) -> String {
-    serde_json::to_string(v).unwrap_or_default()
+/// Compact JSON text of a value serialized straight to text, into a buffer of about
+/// `size_hint` bytes (payloads are hundreds of bytes; growing from empty copies them several
+/// times). The serializers here write only string keys and finite numbers, and serde_json
+/// writes UTF-8, so this cannot fail; the empty fallback only keeps this path free of panics.
+pub(super) fn compact_of(v: &impl Serialize, size_hint: usize) -> String {
+    let mut out = Vec::with_capacity(size_hint);
+    match serde_json::to_writer(&mut out, v) {
+        Ok(()) => String::from_utf8(out).unwrap_or_default(),
+        Err(_) => String::new(),
+    }
 }
 
 /// The text itself when it is at most `max` bytes, else the text of the marker that keeps its
