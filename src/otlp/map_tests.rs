@@ -1420,7 +1420,7 @@ fn attribute_text_is_serde_json_text_of_the_value() {
         Some(match next() % if depth > 2 { 6 } else { 8 } {
             0 => return None,
             1 => s(STRS[pick(STRS.len() as u64, next)]),
-            2 => Any::BoolValue(next() % 2 == 0),
+            2 => Any::BoolValue(next().is_multiple_of(2)),
             3 => dbl(DOUBLES[pick(DOUBLES.len() as u64, next)]),
             4 => int([
                 0,
@@ -1446,7 +1446,7 @@ fn attribute_text_is_serde_json_text_of_the_value() {
         (0..next() % 6)
             .map(|_| KeyValue {
                 key: KEYS[(next() % KEYS.len() as u64) as usize].into(),
-                value: (next() % 5 != 0).then(|| AnyValue {
+                value: (!next().is_multiple_of(5)).then(|| AnyValue {
                     value: value(next, depth),
                 }),
                 ..Default::default()
