@@ -54,7 +54,7 @@ pub(crate) fn check(mapped: Vec<MappedTrace>) -> (Vec<OtlpTrace>, u64, Option<St
         let mut spans = Vec::with_capacity(t.spans.len());
         for s in t.spans {
             let id = s.span.id.clone().unwrap_or_default();
-            match validate_one_span(s.span) {
+            match validate_one_span(s.span, s.payload) {
                 Ok((record, mut payload)) => {
                     if !s.attrs.is_empty() {
                         payload.otlp = Some(s.attrs);

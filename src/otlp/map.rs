@@ -27,6 +27,7 @@ use crate::limits::{
 use crate::model::parse_decimal;
 use crate::model::{SpanInput, SpanKind, Status};
 use crate::time::Timestamp;
+use crate::validate::PayloadTexts;
 use crate::validate::{check_id, check_tag};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
@@ -36,9 +37,11 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind as OtelKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use rust_decimal::{Decimal, RoundingStrategy};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 use std::collections::{HashMap, HashSet};
-use value::{as_str, clean_text, compact, cut_bytes, inner, limit, limit_object, object, to_json};
+use value::{
+    as_str, clean_text, compact, compact_of, cut_bytes, inner, limit_text, AnyJson, Field, Object,
+};
 
 #[cfg(test)]
 #[path = "map_tests.rs"]
@@ -46,6 +49,11 @@ mod tests;
 
 const BAD_TRACE_ID: &str = "invalid trace id (must be 16 nonzero bytes)";
 const BAD_SPAN_ID: &str = "invalid span id (must be 8 nonzero bytes)";
+
+/// Bytes reserved up front for the JSON text of an attributes object or a non-string payload.
+const ATTRIBUTES_SIZE_HINT: usize = 256;
+/// Bytes reserved beyond a string's length for its JSON text: the quotes and a few escapes.
+const ESCAPE_ROOM: usize = 16;
 
 /// The resource attributes that become `TraceAttrs::service` rather than `attributes.resource`.
 const SERVICE_KEYS: [&str; 2] = ["service.name", "service.version"];
@@ -57,15 +65,17 @@ pub(crate) fn map_request(request: &ExportTraceServiceRequest) -> Mapped {
     for resource_spans in &request.resource_spans {
         let resource = ResourceParts::new(resource_spans.resource.as_ref());
         for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
-            let Some(trace_id) = id_hex(&span.trace_id, 16) else {
+            let Some(trace_key) = id_bytes::<16>(&span.trace_id) else {
                 bad_trace += 1;
                 continue;
             };
-            let Some(span_id) = id_hex(&span.span_id, 8) else {
+            let Some(span_key) = id_bytes::<8>(&span.span_id) else {
                 bad_span += 1;
                 continue;
             };
-            traces.push(trace_id, map_span(span, span_id, &resource));
+            traces.push(trace_key, span_key, || {
+                map_span(span, hex(&span_key), &resource)
+            });
         }
     }
     Mapped {
@@ -88,12 +98,26 @@ fn rejection_message(bad_trace: u64, bad_span: u64) -> Option<String> {
     Some(format!("{total} {noun} rejected: {why}"))
 }
 
-/// An id as lowercase hex, when it has exactly `len` bytes and is not all zero.
-fn id_hex(bytes: &[u8], len: usize) -> Option<String> {
-    if bytes.len() != len || bytes.iter().all(|&b| b == 0) {
-        return None;
+/// An id's bytes, when it has exactly `N` bytes and is not all zero.
+fn id_bytes<const N: usize>(bytes: &[u8]) -> Option<[u8; N]> {
+    let id: [u8; N] = bytes.try_into().ok()?;
+    id.iter().any(|&b| b != 0).then_some(id)
+}
+
+/// Bytes as lowercase hex.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
     }
-    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    out
+}
+
+/// An id as lowercase hex, when it has exactly `N` bytes and is not all zero.
+fn id_hex<const N: usize>(bytes: &[u8]) -> Option<String> {
+    id_bytes::<N>(bytes).map(|id| hex(&id))
 }
 
 /// The mapped traces, grouped by trace id in first-seen order, each span id once.
@@ -101,33 +125,28 @@ fn id_hex(bytes: &[u8], len: usize) -> Option<String> {
 struct Traces {
     traces: Vec<MappedTrace>,
     /// Trace id → index in `traces`.
-    by_trace: HashMap<String, usize>,
+    by_trace: HashMap<[u8; 16], usize>,
     /// (trace index, span id) → index in that trace's spans.
-    by_span: HashMap<(usize, String), usize>,
+    by_span: HashMap<(usize, [u8; 8]), usize>,
 }
 
 impl Traces {
     /// Adds a span; one whose id was seen before in its trace replaces the earlier one in place
     /// (a re-sent span is the newer state of the same span).
-    fn push(&mut self, trace_id: String, span: MappedSpan) {
-        let t = match self.by_trace.get(&trace_id) {
-            Some(&t) => t,
-            None => {
-                self.by_trace.insert(trace_id.clone(), self.traces.len());
-                self.traces.push(MappedTrace {
-                    trace_id,
-                    spans: Vec::new(),
-                });
-                self.traces.len() - 1
-            }
-        };
+    fn push(&mut self, trace_id: [u8; 16], span_id: [u8; 8], span: impl FnOnce() -> MappedSpan) {
+        let t = *self.by_trace.entry(trace_id).or_insert_with(|| {
+            self.traces.push(MappedTrace {
+                trace_id: hex(&trace_id),
+                spans: Vec::new(),
+            });
+            self.traces.len() - 1
+        });
         let spans = &mut self.traces[t].spans;
-        let span_id = span.span.id.clone().unwrap_or_default();
-        match self.by_span.get(&(t, span_id.clone())) {
-            Some(&i) => spans[i] = span,
+        match self.by_span.get(&(t, span_id)) {
+            Some(&i) => spans[i] = span(),
             None => {
                 self.by_span.insert((t, span_id), spans.len());
-                spans.push(span);
+                spans.push(span());
             }
         }
     }
@@ -138,7 +157,7 @@ struct ResourceParts {
     /// `service.name` and `service.version` as compact JSON object text.
     service: Option<String>,
     /// Every other resource attribute, for root spans' `attributes.resource`.
-    others: Map<String, Json>,
+    others: Vec<KeyValue>,
 }
 
 impl ResourceParts {
@@ -155,8 +174,9 @@ impl ResourceParts {
             .filter(|kv| inner(kv).is_some())
             .collect();
         ResourceParts {
-            service: (!service.is_empty()).then(|| compact(&Json::Object(object(&service)))),
-            others: object(&others),
+            service: (!service.is_empty())
+                .then(|| compact_of(&Object::of_kvs(&service), ATTRIBUTES_SIZE_HINT)),
+            others,
         }
     }
 }
@@ -165,14 +185,15 @@ impl ResourceParts {
 /// the unmarked rest become the span's `attributes`.
 struct Attrs<'a> {
     kvs: &'a [KeyValue],
-    used: HashSet<&'a str>,
+    /// A handful of keys at most (one per mapped field), so a list beats a hash set.
+    used: Vec<&'a str>,
 }
 
 impl<'a> Attrs<'a> {
     fn new(kvs: &'a [KeyValue]) -> Attrs<'a> {
         Attrs {
             kvs,
-            used: HashSet::new(),
+            used: Vec::new(),
         }
     }
 
@@ -182,7 +203,9 @@ impl<'a> Attrs<'a> {
     }
 
     fn mark(&mut self, key: &'a str) {
-        self.used.insert(key);
+        if !self.used.contains(&key) {
+            self.used.push(key);
+        }
     }
 
     /// The first of `keys` whose value `read` accepts; that attribute is marked used.
@@ -196,22 +219,20 @@ impl<'a> Attrs<'a> {
         None
     }
 
-    /// Every attribute not used for a field, as JSON.
-    fn into_rest(self) -> Map<String, Json> {
-        let rest: Vec<KeyValue> = self
-            .kvs
+    /// Every attribute not used for a field, as object entries (not yet in key order).
+    fn into_rest(self) -> Vec<(&'a str, Field<'a>)> {
+        self.kvs
             .iter()
-            .filter(|kv| !self.used.contains(kv.key.as_str()))
-            .cloned()
-            .collect();
-        object(&rest)
+            .filter(|kv| !self.used.contains(&kv.key.as_str()))
+            .map(|kv| (kv.key.as_str(), Field::Any(inner(kv))))
+            .collect()
     }
 }
 
 /// Maps one span whose ids are valid.
 fn map_span(span: &Span, span_id: String, resource: &ResourceParts) -> MappedSpan {
     let mut a = Attrs::new(&span.attributes);
-    let parent_id = id_hex(&span.parent_span_id, 8);
+    let parent_id = id_hex::<8>(&span.parent_span_id);
 
     let kind = take_kind(&mut a);
     let status = match span.status.as_ref().map(|s| s.code()) {
@@ -253,16 +274,7 @@ fn map_span(span: &Span, span_id: String, resource: &ResourceParts) -> MappedSpa
         "gen_ai.output.messages",
     );
 
-    let mut attributes = a.into_rest();
-    if let Some(k) = otel_kind(span.kind) {
-        attributes.insert("otel.span_kind".into(), Json::String(k.into()));
-    }
-    if !span.events.is_empty() {
-        attributes.insert("events".into(), events(span));
-    }
-    if parent_id.is_none() && !resource.others.is_empty() {
-        attributes.insert("resource".into(), Json::Object(resource.others.clone()));
-    }
+    let attributes = attributes_text(a, span, parent_id.is_none(), resource);
 
     let name = clean_text(&span.name, MAX_NAME_CHARS);
     let start_ms = millis(span.start_time_unix_nano);
@@ -289,14 +301,52 @@ fn map_span(span: &Span, span_id: String, resource: &ResourceParts) -> MappedSpa
             output_tokens: usage.output,
             total_tokens: usage.total,
             cost: usage.cost,
+            ..Default::default()
+        },
+        payload: PayloadTexts {
             input,
             output,
-            attributes: (!attributes.is_empty())
-                .then(|| limit_object(attributes, MAX_ATTRIBUTES_BYTES)),
+            attributes,
         },
         attrs,
         tags,
     }
+}
+
+/// The span's `attributes` as compact JSON object text within `MAX_ATTRIBUTES_BYTES`: every
+/// attribute not used for a field, then the mapping's own keys, each replacing a span
+/// attribute of its name: `otel.span_kind`, `events`, and on a root `resource`. None when
+/// there is nothing.
+fn attributes_text(
+    a: Attrs<'_>,
+    span: &Span,
+    is_root: bool,
+    resource: &ResourceParts,
+) -> Option<String> {
+    let mut entries = a.into_rest();
+    let mapped = [
+        ("otel.span_kind", otel_kind(span.kind).map(Field::Str)),
+        (
+            "events",
+            (!span.events.is_empty()).then_some(Field::Events(&span.events)),
+        ),
+        (
+            "resource",
+            (is_root && !resource.others.is_empty()).then_some(Field::Kvs(&resource.others)),
+        ),
+    ];
+    for (key, field) in mapped {
+        if let Some(field) = field {
+            entries.retain(|(k, _)| *k != key);
+            entries.push((key, field));
+        }
+    }
+    (!entries.is_empty()).then(|| {
+        limit_text(
+            compact_of(&Object::new(entries), ATTRIBUTES_SIZE_HINT),
+            MAX_ATTRIBUTES_BYTES,
+        )
+    })
 }
 
 /// Unix nanoseconds to milliseconds (truncated), within the representable range.
@@ -474,16 +524,16 @@ fn tag_list(v: &Any) -> Option<Vec<String>> {
     )
 }
 
-/// An input or output: the OpenInference `*.value` (parsed when its mime type says JSON and it
-/// parses; the mime type is then used up), else the GenAI `gen_ai.*.messages`. Cut to
-/// `MAX_PAYLOAD_BYTES` by the truncation marker.
+/// An input or output as compact JSON text: the OpenInference `*.value` (parsed when its mime
+/// type says JSON and it parses; the mime type is then used up), else the GenAI
+/// `gen_ai.*.messages`. Cut to `MAX_PAYLOAD_BYTES` by the truncation marker.
 fn take_payload<'a>(
     a: &mut Attrs<'a>,
     value_key: &'a str,
     mime_key: &'a str,
     messages_key: &'a str,
-) -> Option<Json> {
-    let payload = if let Some(v) = a.get(value_key) {
+) -> Option<String> {
+    let text = if let Some(v) = a.get(value_key) {
         a.mark(value_key);
         match v {
             Any::StringValue(s) => {
@@ -491,24 +541,25 @@ fn take_payload<'a>(
                 match is_json.then(|| serde_json::from_str::<Json>(s)) {
                     Some(Ok(parsed)) => {
                         a.mark(mime_key);
-                        parsed
+                        compact_of(&parsed, s.len())
                     }
-                    _ => Json::String(s.clone()),
+                    _ => compact_of(s, s.len() + ESCAPE_ROOM),
                 }
             }
-            other => to_json(Some(other)),
+            other => compact_of(&AnyJson(Some(other)), ATTRIBUTES_SIZE_HINT),
         }
     } else {
         a.take(&[messages_key], |v| {
             Some(match v {
-                Any::StringValue(s) => {
-                    serde_json::from_str(s).unwrap_or_else(|_| Json::String(s.clone()))
-                }
-                other => to_json(Some(other)),
+                Any::StringValue(s) => match serde_json::from_str::<Json>(s) {
+                    Ok(parsed) => compact_of(&parsed, s.len()),
+                    Err(_) => compact_of(s, s.len() + ESCAPE_ROOM),
+                },
+                other => compact_of(&AnyJson(Some(other)), ATTRIBUTES_SIZE_HINT),
             })
         })?
     };
-    Some(limit(payload, MAX_PAYLOAD_BYTES))
+    Some(limit_text(text, MAX_PAYLOAD_BYTES))
 }
 
 /// `application/json`, ignoring case and parameters such as `; charset=utf-8`.
@@ -537,22 +588,4 @@ fn status_message(span: &Span) -> Option<String> {
     from_status
         .or_else(from_event)
         .map(|m| cut_bytes(m, MAX_STATUS_MESSAGE_BYTES).to_string())
-}
-
-/// The span's events as `[{name, time, attributes}]`, the time in RFC 3339 UTC with
-/// milliseconds. Exception events stay here whole.
-fn events(span: &Span) -> Json {
-    Json::Array(
-        span.events
-            .iter()
-            .map(|e| {
-                let mut m = Map::new();
-                m.insert("name".into(), Json::String(e.name.clone()));
-                let time = Timestamp::from_millis_unchecked(millis(e.time_unix_nano));
-                m.insert("time".into(), Json::String(time.to_string()));
-                m.insert("attributes".into(), Json::Object(object(&e.attributes)));
-                Json::Object(m)
-            })
-            .collect(),
-    )
 }

@@ -9,7 +9,8 @@ use crate::otlp::{OtlpEncoding, OtlpRequest};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValueList};
 use opentelemetry_proto::tonic::trace::v1::span::Event;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Status as OtelStatus};
-use serde_json::json;
+use serde_json::{json, Map};
+use value::{object, to_json};
 
 const TRACE: [u8; 16] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
 const TRACE_HEX: &str = "0102030405060708090a0b0c0d0e0f10";
@@ -111,6 +112,7 @@ fn base(id: &str) -> MappedSpan {
             end_time: Some(Timestamp::from_millis_unchecked(END_MS)),
             ..Default::default()
         },
+        payload: PayloadTexts::default(),
         attrs: TraceAttrs::default(),
         tags: vec![],
     }
@@ -129,11 +131,43 @@ fn dec(s: &str) -> Option<Decimal> {
 
 // ---- checks ----
 
-/// Maps `request`, compares with `expected`, and checks the result passes validation.
-fn check(request: ExportTraceServiceRequest, expected: Mapped) {
+/// Maps `request`, compares with `expected`, and checks the result passes validation. The
+/// expected payloads are written as values on `span` (`input`, `output`, `attributes`); the
+/// mapping's texts must be exactly `serde_json`'s compact text of them.
+fn check(request: ExportTraceServiceRequest, mut expected: Mapped) {
+    for m in expected.traces.iter_mut().flat_map(|t| &mut t.spans) {
+        as_texts(m);
+    }
     let got = map_request(&request);
     assert_eq!(got, expected);
     assert_valid(&got);
+}
+
+/// Moves the expected payload values of `m.span` to `m.payload` as compact JSON text.
+fn as_texts(m: &mut MappedSpan) {
+    let s = &mut m.span;
+    let texts = PayloadTexts {
+        input: s.input.take().map(|v| compact(&v)),
+        output: s.output.take().map(|v| compact(&v)),
+        attributes: s.attributes.take().map(|a| compact(&Json::Object(a))),
+    };
+    if texts != PayloadTexts::default() {
+        m.payload = texts;
+    }
+}
+
+/// A mapped span with its payload texts read back as values, as the JSON ingest would take it.
+fn with_values(m: &MappedSpan) -> SpanInput {
+    let parse = |t: &Option<String>| -> Option<Json> {
+        t.as_deref()
+            .map(|t| serde_json::from_str(t).expect("the mapping writes JSON text"))
+    };
+    SpanInput {
+        input: parse(&m.payload.input),
+        output: parse(&m.payload.output),
+        attributes: parse(&m.payload.attributes).and_then(object_of),
+        ..m.span.clone()
+    }
 }
 
 /// One span from `attributes`; expected is the base span changed by `edit`.
@@ -161,7 +195,7 @@ fn one_trace(spans: Vec<MappedSpan>) -> Mapped {
 fn assert_valid(m: &Mapped) {
     for t in &m.traces {
         let trace = TraceInput {
-            spans: t.spans.iter().map(|s| s.span.clone()).collect(),
+            spans: t.spans.iter().map(with_values).collect(),
             ..TraceInput::new(t.trace_id.clone(), "t", Timestamp::from_millis_unchecked(0))
         };
         let checked = crate::validate::validate_batch(vec![trace]).expect("one trace");
@@ -186,11 +220,13 @@ fn assert_valid(m: &Mapped) {
                 );
                 assert_eq!(s.cost, None);
             }
-            for p in [&s.input, &s.output].into_iter().flatten() {
-                assert!(compact(p).len() <= MAX_PAYLOAD_BYTES);
+            assert_eq!((&s.input, &s.output, &s.attributes), (&None, &None, &None));
+            for p in [&m.payload.input, &m.payload.output].into_iter().flatten() {
+                assert!(p.len() <= MAX_PAYLOAD_BYTES);
             }
-            if let Some(a) = &s.attributes {
-                assert!(compact(&Json::Object(a.clone())).len() <= MAX_ATTRIBUTES_BYTES);
+            if let Some(a) = &m.payload.attributes {
+                assert!(a.len() <= MAX_ATTRIBUTES_BYTES);
+                assert!(a.starts_with('{'), "{a}");
             }
             if let Some(msg) = &s.status_message {
                 assert!(msg.len() <= MAX_STATUS_MESSAGE_BYTES);
@@ -1352,4 +1388,78 @@ fn mutated_requests_map_to_valid_spans() {
         }
     }
     assert!(decoded > 100, "only {decoded} mutations decoded");
+}
+
+/// The attribute writer gives the text `serde_json` gives for the `Value` that `object` builds,
+/// byte for byte, on random values: nested arrays and kvlists, repeated keys, escapes and
+/// non-ASCII text, doubles of every kind, ints on both sides of 2^53, bytes, empty values.
+#[test]
+fn attribute_text_is_serde_json_text_of_the_value() {
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    const KEYS: [&str; 7] = ["a", "b", "é", "a.b", "\"q\"", "", "Z"];
+    const STRS: [&str; 6] = ["x", "line\nbreak", "tab\t\u{1}", "ünï", "\\", ""];
+    const DOUBLES: [f64; 9] = [
+        0.0,
+        -0.0,
+        1.5,
+        1e300,
+        -2.5e-8,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        0.1,
+    ];
+    fn value(next: &mut impl FnMut() -> u64, depth: u32) -> Option<Any> {
+        let pick = |n: u64, next: &mut dyn FnMut() -> u64| (next() % n) as usize;
+        Some(match next() % if depth > 2 { 6 } else { 8 } {
+            0 => return None,
+            1 => s(STRS[pick(STRS.len() as u64, next)]),
+            2 => Any::BoolValue(next().is_multiple_of(2)),
+            3 => dbl(DOUBLES[pick(DOUBLES.len() as u64, next)]),
+            4 => int([
+                0,
+                -1,
+                1 << 53,
+                (1 << 53) + 1,
+                -(1 << 53) - 1,
+                i64::MIN,
+                i64::MAX,
+            ][pick(7, next)]),
+            5 => Any::BytesValue((0..next() % 5).map(|b| b as u8 * 61).collect()),
+            6 => Any::ArrayValue(ArrayValue {
+                values: (0..next() % 4)
+                    .map(|_| AnyValue {
+                        value: value(next, depth + 1),
+                    })
+                    .collect(),
+            }),
+            _ => kvlist(kvs(next, depth + 1)),
+        })
+    }
+    fn kvs(next: &mut impl FnMut() -> u64, depth: u32) -> Vec<KeyValue> {
+        (0..next() % 6)
+            .map(|_| KeyValue {
+                key: KEYS[(next() % KEYS.len() as u64) as usize].into(),
+                value: (!next().is_multiple_of(5)).then(|| AnyValue {
+                    value: value(next, depth),
+                }),
+                ..Default::default()
+            })
+            .collect()
+    }
+    for _ in 0..2000 {
+        let kvs = kvs(&mut next, 0);
+        let want = compact(&Json::Object(object(&kvs)));
+        assert_eq!(compact_of(&Object::of_kvs(&kvs), 0), want);
+        for kv in &kvs {
+            let v = inner(kv);
+            assert_eq!(compact_of(&AnyJson(v), 0), compact(&to_json(v)));
+        }
+    }
 }

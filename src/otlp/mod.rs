@@ -20,6 +20,7 @@ pub use decode::{otlp_status_body, OtlpEncoding, OtlpOutcome, OtlpRequest};
 pub(crate) use map::map_request;
 
 use crate::model::SpanInput;
+use crate::validate::PayloadTexts;
 
 /// One request's spans, mapped: one entry per trace id, in first-seen order.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -48,7 +49,10 @@ pub(crate) struct MappedSpan {
     /// `id` is 16 lowercase hex characters; `parent_id` is None for a missing, empty, all-zero
     /// or malformed parent id, else 16 lowercase hex characters; `kind` and `status` are Some;
     /// tokens and cost are set only on LLM and EMBEDDING spans; `start_time` <= `end_time`.
+    /// Its `input`, `output` and `attributes` are None: they are in `payload`.
     pub span: SpanInput,
+    /// The span's input, output and attributes as compact JSON text, each within its limit.
+    pub payload: PayloadTexts,
     /// The span's trace-level attributes.
     pub attrs: TraceAttrs,
     /// Tags the span carries that pass the tag rules, distinct, in the order sent (not capped).

@@ -293,7 +293,18 @@ pub(crate) struct SpanRecord {
     pub cost: Option<Money>,
 }
 pub(crate) fn encode_span(r: &SpanRecord) -> Vec<u8> {
-    encode(r)
+    // The same bytes as `encode`, into one buffer sized for a typical span (ids, name, model
+    // and a few varints), as a request writes hundreds of them.
+    encode_into(r, 96)
+}
+
+/// `encode`'s bytes written into one buffer of `capacity` bytes (grown if needed), instead of a
+/// postcard vector that grows from empty and is then copied after the version byte.
+fn encode_into<T: Serialize>(v: &T, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
+    out.push(RECORD_V1);
+    // postcard only fails on serializer-unsupported types, which no record here contains.
+    postcard::to_extend(v, out).expect("postcard encodes every record type")
 }
 pub(crate) fn decode_span(b: &[u8]) -> Result<SpanRecord> {
     let r: SpanRecord = decode(b, "span record")?;
@@ -394,6 +405,24 @@ pub(crate) struct PayloadRecord {
 }
 
 impl PayloadRecord {
+    /// About the encoded size: the blobs' and strings' bytes plus room for the lengths and tags.
+    fn encoded_size_hint(&self) -> usize {
+        let blob = |b: &Option<Blob>| match b {
+            Some(Blob::Text(t)) => t.len(),
+            Some(Blob::Zstd { data, .. }) => data.len(),
+            None => 0,
+        };
+        let text = |t: &Option<String>| t.as_ref().map_or(0, String::len);
+        let otlp = self.otlp.as_ref().map_or(0, |a| {
+            text(&a.user_id) + text(&a.session_id) + text(&a.metadata) + text(&a.service)
+        });
+        32 + blob(&self.input)
+            + blob(&self.output)
+            + blob(&self.attributes)
+            + text(&self.status_message)
+            + otlp
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.input.is_none()
             && self.output.is_none()
@@ -403,7 +432,7 @@ impl PayloadRecord {
     }
 }
 pub(crate) fn encode_payload(r: &PayloadRecord) -> Vec<u8> {
-    encode(r)
+    encode_into(r, r.encoded_size_hint())
 }
 pub(crate) fn decode_payload(b: &[u8]) -> Result<PayloadRecord> {
     decode(b, "payload record")

@@ -325,7 +325,7 @@ fn validate_trace(t: TraceInput, e: &mut Errs<'_>) -> ValidTrace {
         .map(|v| payload_text(&v, MAX_PAYLOAD_BYTES, "output", e));
     let mut spans = Vec::with_capacity(t.spans.len());
     for (j, s) in t.spans.into_iter().enumerate().take(MAX_SPANS_PER_ITEM) {
-        if let Some(v) = validate_span(s, &mut e.child(format!("spans[{j}]"))) {
+        if let Some(v) = validate_span(s, None, &mut e.child(format!("spans[{j}]"))) {
             spans.push(v);
         }
     }
@@ -375,8 +375,9 @@ fn validate_trace(t: TraceInput, e: &mut Errs<'_>) -> ValidTrace {
             let sid =
                 s.id.clone()
                     .unwrap_or_else(|| derived_id_of_bytes("span", &id, &s.id_content()));
-            span_payloads.push((sid.clone(), s.payload()));
-            (sid, s.record)
+            let (record, payload) = s.into_record_and_payload();
+            span_payloads.push((sid.clone(), payload));
+            (sid, record)
         })
         .collect();
     // A span id sent twice in one item is one span, the later one (as in the span table): only
@@ -432,6 +433,24 @@ fn payload_text(v: &Value, max_bytes: usize, field: &str, e: &mut Errs<'_>) -> S
     s
 }
 
+/// A payload given as compact JSON text: checked against its limit as `payload_text` checks a
+/// value, and, as for a value, the text `null` is the same as absent.
+fn checked_text(
+    t: Option<String>,
+    max_bytes: usize,
+    field: &str,
+    e: &mut Errs<'_>,
+) -> Option<String> {
+    let t = t.filter(|t| t != CLEAR)?;
+    if t.len() > max_bytes {
+        e.push(
+            field,
+            format!("must be at most {max_bytes} bytes serialized"),
+        );
+    }
+    Some(t)
+}
+
 /// A span that passed its checks, with its payload texts (not yet compressed).
 struct SpanParts {
     id: Option<String>,
@@ -481,38 +500,50 @@ impl SpanParts {
         }
         out
     }
-    fn payload(&self) -> PayloadRecord {
-        PayloadRecord {
-            input: self.input.clone().map(Blob::of),
-            output: self.output.clone().map(Blob::of),
-            attributes: self.attributes.clone().map(Blob::of),
-            status_message: self.status_message.clone(),
+    fn into_record_and_payload(self) -> (SpanRecord, PayloadRecord) {
+        let payload = PayloadRecord {
+            input: self.input.map(Blob::of),
+            output: self.output.map(Blob::of),
+            attributes: self.attributes.map(Blob::of),
+            status_message: self.status_message,
             otlp: None,
-        }
+        };
+        (self.record, payload)
     }
 }
 
+/// A span's input, output and attributes as compact JSON text, as the OTLP mapping writes them
+/// (`serde_json`'s text of the equivalent values), so that validation does not serialize them
+/// again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PayloadTexts {
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub attributes: Option<String>,
+}
+
 /// One span with a given id, checked alone (for OTLP ingest, whose spans the mapping has
-/// already brought within the limits): its record and payload, or its problems.
+/// already brought within the limits): its record and payload, or its problems. The payloads
+/// come as `texts`; the span's own `input`, `output` and `attributes` are ignored.
 #[cfg(feature = "otlp")]
 pub(crate) fn validate_one_span(
     s: SpanInput,
+    texts: PayloadTexts,
 ) -> std::result::Result<(SpanRecord, PayloadRecord), Vec<FieldError>> {
     let mut out = Vec::new();
     let mut e = Errs {
         path: "span".into(),
         out: &mut out,
     };
-    match validate_span(s, &mut e) {
-        Some(parts) if out.is_empty() => {
-            let payload = parts.payload();
-            Ok((parts.record, payload))
-        }
+    match validate_span(s, Some(texts), &mut e) {
+        Some(parts) if out.is_empty() => Ok(parts.into_record_and_payload()),
         _ => Err(out),
     }
 }
 
-fn validate_span(s: SpanInput, e: &mut Errs<'_>) -> Option<SpanParts> {
+/// Checks one span. Its payloads are its `input`, `output` and `attributes` values, or, when
+/// `texts` is given, those texts (checked the same way, in the same order).
+fn validate_span(s: SpanInput, texts: Option<PayloadTexts>, e: &mut Errs<'_>) -> Option<SpanParts> {
     let before = e.out.len();
     let id = given_id(s.id, e);
     if let Some(p) = &s.parent_id {
@@ -543,14 +574,23 @@ fn validate_span(s: SpanInput, e: &mut Errs<'_>) -> Option<SpanParts> {
         v.filter(|v| !v.is_null())
             .map(|v| payload_text(&v, max, field, e))
     };
-    let input = text(s.input, MAX_PAYLOAD_BYTES, "input", e);
-    let output = text(s.output, MAX_PAYLOAD_BYTES, "output", e);
-    let attributes = text(
-        s.attributes.map(Value::Object),
-        MAX_ATTRIBUTES_BYTES,
-        "attributes",
-        e,
-    );
+    let (input, output, attributes) = match texts {
+        None => (
+            text(s.input, MAX_PAYLOAD_BYTES, "input", e),
+            text(s.output, MAX_PAYLOAD_BYTES, "output", e),
+            text(
+                s.attributes.map(Value::Object),
+                MAX_ATTRIBUTES_BYTES,
+                "attributes",
+                e,
+            ),
+        ),
+        Some(t) => (
+            checked_text(t.input, MAX_PAYLOAD_BYTES, "input", e),
+            checked_text(t.output, MAX_PAYLOAD_BYTES, "output", e),
+            checked_text(t.attributes, MAX_ATTRIBUTES_BYTES, "attributes", e),
+        ),
+    };
     if ends_before_start(
         s.start_time.map(Timestamp::as_millis),
         s.end_time.map(Timestamp::as_millis),

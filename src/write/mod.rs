@@ -25,9 +25,10 @@ use crate::model::Status;
 use crate::schema::*;
 use crate::validate::ValidTrace;
 use index::Terms;
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{CursorError, ReadableTable, Table, WriteTransaction};
 use roaring::RoaringBitmap;
 use std::collections::{HashMap, HashSet};
+use std::ops::Bound;
 
 type BitmapKey = (u32, u8, u32, u32);
 type TermKey = (u32, u8, u32);
@@ -43,6 +44,16 @@ pub(crate) struct Writer<'t> {
     dirty_terms: HashSet<TermKey>,
     block_cache: HashMap<(u32, u32), Option<BlockRecord>>,
     dirty_blocks: HashSet<(u32, u32)>,
+    /// The spans and payloads of rows created in this transaction, not yet in their tables
+    /// (see `insert_new_children`).
+    new_children: NewChildren,
+}
+
+/// Encoded (key, value) entries of new rows' children, one list per table.
+#[derive(Default)]
+struct NewChildren {
+    spans: Vec<(Vec<u8>, Vec<u8>)>,
+    payloads: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Whether an upsert created the trace or updated it.
@@ -64,6 +75,7 @@ impl<'t> Writer<'t> {
             dirty_terms: HashSet::new(),
             block_cache: HashMap::new(),
             dirty_blocks: HashSet::new(),
+            new_children: NewChildren::default(),
         })
     }
 
@@ -239,37 +251,14 @@ impl<'t> Writer<'t> {
 
         // Children live under the row; they change only the aggregates of the body.
         let mut totals = Totals::of_body(&m.body)?;
-        let span_payloads = v.span_payloads();
-        for (sid, rec) in &v.spans {
-            let key = child_key(p, row, sid);
-            let prev = match self
-                .t
-                .spans
-                .insert(key.as_slice(), encode_span(rec).as_slice())?
-            {
-                Some(g) => Some(decode_span(g.value())?),
-                None => None,
-            };
-            if let Err(msg) = totals.put_span(prev.as_ref(), rec)? {
-                errors.push(FieldError::new(format!("{path}.spans"), msg));
-                return Ok(outcome);
-            }
-            // A span is replaced whole: without a payload now, it keeps none. A span that did
-            // not exist has none to remove (invariant 16).
-            match span_payloads.get(sid.as_str()) {
-                Some(pl) => {
-                    self.t
-                        .payloads
-                        .insert(key.as_slice(), encode_payload(pl).as_slice())?;
-                }
-                None if prev.is_some() => {
-                    self.t.payloads.remove(key.as_slice())?;
-                }
-                None => {}
-            }
-        }
-        if let Some(patch) = v.trace_payload() {
-            self.patch_trace_payload(p, row, patch)?;
+        let children = if outcome == Upserted::Created {
+            self.insert_new_children(p, row, &v, &mut totals)?
+        } else {
+            self.upsert_children(p, row, &v, &mut totals)?
+        };
+        if let Err(msg) = children {
+            errors.push(FieldError::new(format!("{path}.spans"), msg));
+            return Ok(outcome);
         }
         for (sid, rec) in &v.scores {
             let key = child_key(p, row, sid);
@@ -297,6 +286,101 @@ impl<'t> Writer<'t> {
         Ok(outcome)
     }
 
+    /// Upserts the spans (and their payloads) of a trace that is stored already, one by one:
+    /// each may replace a stored span. The inner error names a sum that overflows.
+    fn upsert_children(
+        &mut self,
+        p: u32,
+        row: u32,
+        v: &ValidTrace,
+        totals: &mut Totals,
+    ) -> Result<std::result::Result<(), &'static str>> {
+        self.write_new_children()?;
+        let span_payloads = v.span_payloads();
+        for (sid, rec) in &v.spans {
+            let key = child_key(p, row, sid);
+            let prev = match self
+                .t
+                .spans
+                .insert(key.as_slice(), encode_span(rec).as_slice())?
+            {
+                Some(g) => Some(decode_span(g.value())?),
+                None => None,
+            };
+            if let Err(msg) = totals.put_span(prev.as_ref(), rec)? {
+                return Ok(Err(msg));
+            }
+            // A span is replaced whole: without a payload now, it keeps none. A span that did
+            // not exist has none to remove (invariant 16).
+            match span_payloads.get(sid.as_str()) {
+                Some(pl) => {
+                    self.t
+                        .payloads
+                        .insert(key.as_slice(), encode_payload(pl).as_slice())?;
+                }
+                None if prev.is_some() => {
+                    self.t.payloads.remove(key.as_slice())?;
+                }
+                None => {}
+            }
+        }
+        if let Some(patch) = v.trace_payload() {
+            self.patch_trace_payload(p, row, patch)?;
+        }
+        Ok(Ok(()))
+    }
+
+    /// Buffers the spans, span payloads and trace payload of a trace that was just created:
+    /// its row is new, so none of these keys exist. The result is what `upsert_children` would
+    /// store (a span id sent twice is the later span, and the sums see the replacement), but
+    /// the entries reach their tables in `write_new_children`, in key order through one cursor
+    /// run per table: redb packs such a run into full leaves with one update of the parent
+    /// path, where an insert per key descends the tree and splits leaves (half-empty pages on
+    /// these append-only keys, and every page is written and fsynced at commit).
+    fn insert_new_children(
+        &mut self,
+        p: u32,
+        row: u32,
+        v: &ValidTrace,
+        totals: &mut Totals,
+    ) -> Result<std::result::Result<(), &'static str>> {
+        let span_payloads = v.span_payloads();
+        let mut latest: HashMap<&str, &SpanRecord> = HashMap::with_capacity(v.spans.len());
+        for (sid, rec) in &v.spans {
+            let prev = latest.insert(sid.as_str(), rec);
+            if let Err(msg) = totals.put_span(prev, rec)? {
+                return Ok(Err(msg));
+            }
+        }
+        let mut spans = Vec::with_capacity(latest.len());
+        let mut payloads = Vec::with_capacity(span_payloads.len() + 1);
+        for (sid, rec) in latest {
+            let key = child_key(p, row, sid);
+            if let Some(pl) = span_payloads.get(sid) {
+                payloads.push((key.clone(), encode_payload(pl)));
+            }
+            spans.push((key, encode_span(rec)));
+        }
+        if let Some(patch) = v.trace_payload() {
+            let mut rec = PayloadRecord::default();
+            apply_payload_patch(&mut rec, patch);
+            if !rec.is_empty() {
+                payloads.push((child_key(p, row, ""), encode_payload(&rec)));
+            }
+        }
+        self.new_children.spans.extend(spans);
+        self.new_children.payloads.extend(payloads);
+        Ok(Ok(()))
+    }
+
+    /// Writes the buffered children of new rows to their tables. Called before anything reads
+    /// or changes stored children, and by `flush`, so that the buffer is invisible.
+    fn write_new_children(&mut self) -> Result<()> {
+        let buffered = std::mem::take(&mut self.new_children);
+        insert_absent(&mut self.t.spans, buffered.spans)?;
+        insert_absent(&mut self.t.payloads, buffered.payloads)
+    }
+
     /// Applies a trace's payload patch: each field given replaces the stored one (a JSON
     /// `null` clears it).
     fn patch_trace_payload(&mut self, p: u32, row: u32, patch: &PayloadRecord) -> Result<()> {
@@ -305,19 +389,7 @@ impl<'t> Writer<'t> {
             Some(g) => decode_payload(g.value())?,
             None => PayloadRecord::default(),
         };
-        let set = |field: &mut Option<Blob>, new: &Option<Blob>| {
-            if let Some(b) = new {
-                *field = match b {
-                    Blob::Text(t) if t == crate::validate::CLEAR => None,
-                    b => Some(b.clone()),
-                };
-            }
-        };
-        set(&mut rec.input, &patch.input);
-        set(&mut rec.output, &patch.output);
-        if patch.otlp.is_some() {
-            rec.otlp = patch.otlp.clone();
-        }
+        apply_payload_patch(&mut rec, patch);
         if rec.is_empty() {
             self.t.payloads.remove(key.as_slice())?;
         } else {
@@ -339,6 +411,7 @@ impl<'t> Writer<'t> {
         let Some((idr, _, body)) = self.load(p, id)? else {
             return Ok(None);
         };
+        self.write_new_children()?;
         let (lo, hi) = child_range(p, idr.row);
         let mut spans = Vec::new();
         for e in self.t.spans.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
@@ -362,7 +435,13 @@ impl<'t> Writer<'t> {
 
     /// The payload record of a trace (the empty id) or of one of its spans.
     #[cfg(feature = "otlp")]
-    pub(crate) fn payload_of(&self, p: u32, row: u32, id: &str) -> Result<Option<PayloadRecord>> {
+    pub(crate) fn payload_of(
+        &mut self,
+        p: u32,
+        row: u32,
+        id: &str,
+    ) -> Result<Option<PayloadRecord>> {
+        self.write_new_children()?;
         match self.t.payloads.get(child_key(p, row, id).as_slice())? {
             Some(g) => Ok(Some(decode_payload(g.value())?)),
             None => Ok(None),
@@ -415,6 +494,7 @@ impl<'t> Writer<'t> {
     /// Removes a trace with its spans, scores and every index entry. False if it did not exist.
     pub(crate) fn delete(&mut self, p: u32, id: &str) -> Result<bool> {
         self.state(p)?;
+        self.write_new_children()?;
         let idr = match self.t.ids.remove((p, id))? {
             Some(g) => decode_id(g.value())?,
             None => return Ok(false),
@@ -440,6 +520,7 @@ impl<'t> Writer<'t> {
 
     /// Re-keys a trace's spans and scores from its old row to its new one.
     fn move_children(&mut self, p: u32, from: u32, to: u32) -> Result<()> {
+        self.write_new_children()?;
         let (old, new) = (child_prefix(p, from), child_prefix(p, to));
         for table in [&mut self.t.spans, &mut self.t.payloads, &mut self.t.scores] {
             for (suffix, value) in take_prefix(table, &old)? {
@@ -470,6 +551,7 @@ impl<'t> Writer<'t> {
 
     /// Writes every cached change back to its table.
     pub(crate) fn flush(&mut self) -> Result<()> {
+        self.write_new_children()?;
         for key in self.dirty_bitmaps.drain() {
             let bm = self
                 .bitmap_cache
@@ -500,6 +582,54 @@ impl<'t> Writer<'t> {
         }
         Ok(())
     }
+}
+
+/// A trace payload patch applied to the stored record: each field given replaces the stored
+/// one (a JSON `null` clears it).
+fn apply_payload_patch(rec: &mut PayloadRecord, patch: &PayloadRecord) {
+    let set = |field: &mut Option<Blob>, new: &Option<Blob>| {
+        if let Some(b) = new {
+            *field = match b {
+                Blob::Text(t) if t == crate::validate::CLEAR => None,
+                b => Some(b.clone()),
+            };
+        }
+    };
+    set(&mut rec.input, &patch.input);
+    set(&mut rec.output, &patch.output);
+    if patch.otlp.is_some() {
+        rec.otlp = patch.otlp.clone();
+    }
+}
+
+/// Inserts entries with distinct keys, all absent from `table`, in key order through cursor
+/// runs: redb buffers a run of ascending inserts at one gap and splices it in as packed leaves.
+/// The keys are the children of new rows, so they usually fill one gap; a stored key between
+/// them (a trace moved to a new row in between) ends one run and the next starts past it. A
+/// key that is itself stored means the new row's children were not empty: corruption.
+fn insert_absent(
+    table: &mut Table<'_, &'static [u8], &'static [u8]>,
+    mut entries: Vec<(Vec<u8>, Vec<u8>)>,
+) -> Result<()> {
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut rest = entries.as_slice();
+    while let Some((first, _)) = rest.first() {
+        let mut cursor = table.lower_bound_mut(Bound::Included(first.as_slice()))?;
+        let mut written = 0;
+        for (key, value) in rest {
+            match cursor.insert_before(key.as_slice(), value.as_slice()) {
+                Ok(()) => written += 1,
+                Err(CursorError::UnorderedKey) if written > 0 => break,
+                Err(CursorError::UnorderedKey) => {
+                    return Err(Error::corrupted("a child of a new row is already stored"))
+                }
+                Err(e) => return Err(redb::Error::from(e).into()),
+            }
+        }
+        cursor.close()?;
+        rest = &rest[written..];
+    }
+    Ok(())
 }
 
 /// Removes every entry under `prefix` and returns them (key suffix after the prefix, value).
