@@ -761,6 +761,11 @@ proptest! {
                 i += 1;
             }
             prop_assert_eq!(&got, &want, "{:?}", q);
+            // Both executors, forced, test the record-only filters (ranges) the same way.
+            for plan in [tracestore::PlanKind::Scan, tracestore::PlanKind::Bitmap] {
+                let forced = walk_forced(&store, PROJECTS[*p], q, limits, plan);
+                prop_assert_eq!(&forced, &want, "{:?} {:?}", q, plan);
+            }
         }
         assert_verified(&store);
     }

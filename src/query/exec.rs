@@ -138,6 +138,18 @@ impl TopK {
             None
         }
     }
+    /// True when `offer` would keep this key.
+    fn would_keep(&self, start: i64, id: &Arc<str>) -> bool {
+        let k = Key {
+            start_ms: start,
+            id,
+        };
+        !self.full()
+            || self
+                .items
+                .last()
+                .is_some_and(|last| ORDER.cmp(k, key(last)).is_lt())
+    }
     fn offer(&mut self, start: i64, id: &Arc<str>) {
         let k = Key {
             start_ms: start,
@@ -264,6 +276,23 @@ fn consider(
     let start_ms = *start_ms;
     if !plan.filters.in_window(start_ms) || !ORDER.is_after(Key { start_ms, id }, after) {
         return Ok(());
+    }
+    if plan.filters.needs_body() {
+        // Filters only a record can decide (ranges, a metadata key over its cap): read the
+        // record, but only of a candidate that would make the page.
+        if !top.would_keep(start_ms, id) {
+            return Ok(());
+        }
+        let record =
+            v.t.traces()?
+                .get(trace_key(v.p, start_ms, id).as_slice())?
+                .ok_or_else(|| Error::corrupted("row points at a missing trace"))?;
+        if !plan
+            .filters
+            .matches_body(start_ms, &decode_trace(record.value())?.1)
+        {
+            return Ok(());
+        }
     }
     top.offer(start_ms, id);
     Ok(())

@@ -133,9 +133,10 @@ pub(crate) fn plan(
         + blocks * COST_BLOCK
         + need.min(estimated as f64 + 1.0) * 2.0 * COST_CANDIDATE;
 
-    // A filter only a row's body can decide (a metadata key over its value cap) runs on the
-    // scan, which reads each row's record anyway.
-    let bitmap_ok = !inputs.is_empty() && !resolved.needs_body();
+    // Filters only a record can decide (ranges, a metadata key over its value cap) are tested
+    // by both executors: the scan on every row it reads, the bitmap plan on the candidates that
+    // would make the page. Neither is an index input, so they do not change the estimates.
+    let bitmap_ok = !inputs.is_empty();
     let chosen = if empty {
         PlanKind::Empty
     } else if !bitmap_ok || scan_cost <= bitmap_cost {
