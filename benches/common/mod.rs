@@ -46,11 +46,11 @@ pub use payload::{
 };
 #[allow(unused_imports)]
 pub use shapes::{
-    busy_needle, prepare, rare_needle, run_sqlite, run_tracestore, shapes, Filter, Prepared, Shape,
-    ShapeKind,
+    busy_needle, prepare, rare_needle, run_sqlite, run_tracestore, shapes, Counts, Filter,
+    Prepared, Shape, ShapeKind,
 };
 #[allow(unused_imports)]
-pub use sqlite::{SqlDetail, SqlScore, SqlSpan, SqlTrace, Sqlite, Sync};
+pub use sqlite::{SqlCounts, SqlDetail, SqlScore, SqlSpan, SqlTrace, Sqlite, Sync};
 #[allow(unused_imports)]
 pub use verify::{plan_of, verify};
 

@@ -15,6 +15,17 @@ pub struct Filter {
     pub tags: Vec<String>,
     pub start: Option<Timestamp>,
     pub end: Option<Timestamp>,
+    /// What the page also counts over the whole matching set (`include`).
+    pub counts: Counts,
+}
+
+/// `include` of a shape: nothing, the total, or the total and the facets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Counts {
+    #[default]
+    None,
+    Total,
+    TotalAndFacets,
 }
 
 impl Filter {
@@ -35,6 +46,11 @@ impl Filter {
         }
         if let Some(e) = self.end {
             params.push(("endDate", e.to_string()));
+        }
+        match self.counts {
+            Counts::None => {}
+            Counts::Total => params.push(("include", "total".into())),
+            Counts::TotalAndFacets => params.push(("include", "total,facets".into())),
         }
         QueryRequest::from_params(params.iter().map(|(k, v)| (*k, v.as_str())))
             .expect("valid request")
@@ -72,7 +88,9 @@ pub fn busy_needle() -> String {
     BUSY_NAME.split('-').next().unwrap().to_string()
 }
 
-/// Every shape of the issue, Q1–Q10 (Q9 at pages 1, 10, 100 and 1000).
+/// Every shape: Q1–Q10 (Q9 at pages 1, 10, 100 and 1000), then the counting shapes Q13, Q14
+/// and Q19 (a first page with `include`; the SQLite peer runs the page, then `COUNT(*)` and
+/// `GROUP BY` over the same filter).
 pub fn shapes() -> Vec<Shape> {
     let err = || Filter {
         status: Some(Status::Error),
@@ -165,6 +183,35 @@ pub fn shapes() -> Vec<Shape> {
         label: "get by id (random)".into(),
         kind: ShapeKind::GetById,
     });
+    v.push(Shape {
+        key: "Q13".into(),
+        label: "status=ERROR + include=total,facets".into(),
+        kind: ShapeKind::List(Filter {
+            counts: Counts::TotalAndFacets,
+            ..err()
+        }),
+    });
+    v.push(Shape {
+        key: "Q14".into(),
+        label: "no filter + include=total,facets".into(),
+        kind: ShapeKind::List(Filter {
+            counts: Counts::TotalAndFacets,
+            ..Default::default()
+        }),
+    });
+    // The demo's oldest week (its data starts on 2026-03-01).
+    let week_end = Timestamp::parse("2026-03-08T00:00:00Z").unwrap();
+    v.push(Shape {
+        key: "Q19".into(),
+        label: format!("oldest week + ERROR + tag {} + include=total", TAGS[0]),
+        kind: ShapeKind::List(Filter {
+            start: Some(day),
+            end: Some(week_end),
+            tags: vec![TAGS[0].to_string()],
+            counts: Counts::Total,
+            ..err()
+        }),
+    });
     v
 }
 
@@ -240,9 +287,13 @@ pub fn run_tracestore(l: &Loaded, p: &Prepared, i: usize) -> usize {
 pub fn run_sqlite(l: &Loaded, p: &Prepared, i: usize) -> usize {
     match p {
         Prepared::List { filter, after, .. } => {
-            black_box(l.sqlite.query(PROJECT, filter, after.as_ref(), PAGE + 1))
+            let n = black_box(l.sqlite.query(PROJECT, filter, after.as_ref(), PAGE + 1))
                 .len()
-                .min(PAGE)
+                .min(PAGE);
+            if filter.counts != Counts::None {
+                black_box(l.sqlite.counts(PROJECT, filter));
+            }
+            n
         }
         Prepared::Get { ids } => {
             black_box(l.sqlite.get_trace(PROJECT, &ids[i % ids.len()]).unwrap())

@@ -111,6 +111,15 @@ pub struct SqlTrace {
     pub created_ms: i64,
 }
 
+/// The peer's total and facets of a filter.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SqlCounts {
+    pub total: u64,
+    pub error: u64,
+    pub names: Vec<(String, u64)>,
+    pub tags: Vec<(String, u64)>,
+}
+
 /// A span row of the peer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SqlSpan {

@@ -2,7 +2,7 @@
 //! get-by-id); and tracestore's plan of a shape.
 
 use super::load::Loaded;
-use super::shapes::{Prepared, Shape};
+use super::shapes::{Counts, Prepared, Shape};
 use super::sqlite::{SqlDetail, SqlTrace};
 use super::{PAGE, PROJECT};
 use tracestore::{Timestamp, TraceDetail};
@@ -136,6 +136,30 @@ pub fn verify(l: &Loaded, shape: &Shape, p: &Prepared) -> Result<usize, String> 
             }
             for (a, b) in ts.traces.iter().zip(&sq) {
                 same_trace(a, b).map_err(|e| format!("{}: {e}", shape.key))?;
+            }
+            if filter.counts != Counts::None {
+                let c = l.sqlite.counts(PROJECT, filter);
+                if ts.total != Some(c.total) {
+                    return Err(format!(
+                        "{}: total differs (tracestore {:?}, SQLite {})",
+                        shape.key, ts.total, c.total
+                    ));
+                }
+                if let Some(facets) = &ts.facets {
+                    let pairs = |v: &[tracestore::FacetValue]| -> Vec<(String, u64)> {
+                        v.iter().map(|x| (x.value.clone(), x.count)).collect()
+                    };
+                    let same = facets.status.error == c.error
+                        && facets.status.ok == c.total - c.error
+                        && pairs(&facets.names) == c.names
+                        && pairs(&facets.tags) == c.tags;
+                    if !same {
+                        return Err(format!(
+                            "{}: facets differ\n  tracestore {facets:?}\n  SQLite     {c:?}",
+                            shape.key
+                        ));
+                    }
+                }
             }
             Ok(ts.traces.len())
         }

@@ -1,8 +1,8 @@
 //! The SQLite peer's reads: the SQL of a [`Filter`], one keyset page, its query plan, and
 //! `get_trace`.
 
-use super::{SqlDetail, SqlScore, SqlSpan, SqlTrace, Sqlite};
-use crate::common::{Filter, PAGE};
+use super::{SqlCounts, SqlDetail, SqlScore, SqlSpan, SqlTrace, Sqlite};
+use crate::common::{Counts, Filter, PAGE};
 use rusqlite::{params, OptionalExtension};
 use tracestore::{ScoreValue, Status};
 
@@ -77,6 +77,66 @@ impl Sqlite {
         }
         sql.push_str(" ORDER BY t.start_time DESC, t.id DESC LIMIT ?8");
         sql
+    }
+
+    /// The total and (with `Counts::TotalAndFacets`) the facets of a filter's whole matching
+    /// set, the way SQLite answers them: `COUNT(*)` with the status split, then `GROUP BY` name
+    /// and, through the tag table, `GROUP BY` tag, each ordered by count descending then value
+    /// (byte order) and cut to 20. Each reads every matching row (or index entry).
+    pub fn counts(&self, project: &str, f: &Filter) -> SqlCounts {
+        let mut out = SqlCounts::default();
+        let Some(p) = self.lookup_project(project) else {
+            return out;
+        };
+        let page = Sqlite::sql(f, false);
+        let (_, rest) = page.split_once(" FROM ").expect("FROM");
+        let (from_where, _) = rest.split_once(" ORDER BY ").expect("ORDER BY");
+        let run = |sql: String, each: &mut dyn FnMut(&rusqlite::Row<'_>)| {
+            let mut st = self.conn.prepare_cached(&sql).expect("prepare");
+            Sqlite::bind(&mut st, p, f, None, PAGE + 1);
+            let mut rows = st.raw_query();
+            while let Some(r) = rows.next().expect("step") {
+                each(r);
+            }
+        };
+        // `?8` (the page's LIMIT) is bound but unused here; SQLite allows that.
+        run(
+            format!("SELECT count(*), coalesce(sum(t.status), 0), ?8 FROM {from_where}"),
+            &mut |r| {
+                out.total = r.get::<_, i64>(0).unwrap() as u64;
+                out.error = r.get::<_, i64>(1).unwrap() as u64;
+            },
+        );
+        if f.counts != Counts::TotalAndFacets {
+            return out;
+        }
+        run(
+            format!(
+                "SELECT t.name, count(*) AS n, ?8 FROM {from_where} GROUP BY t.name \
+                 ORDER BY n DESC, t.name LIMIT 20"
+            ),
+            &mut |r| {
+                out.names
+                    .push((r.get(0).unwrap(), r.get::<_, i64>(1).unwrap() as u64))
+            },
+        );
+        let tagged = from_where.replacen(
+            "traces t WHERE ",
+            "traces t JOIN trace_tags x ON x.project=t.project AND x.start_time=t.start_time \
+             AND x.id=t.id WHERE ",
+            1,
+        );
+        run(
+            format!(
+                "SELECT x.tag, count(*) AS n, ?8 FROM {tagged} GROUP BY x.tag \
+                 ORDER BY n DESC, x.tag LIMIT 20"
+            ),
+            &mut |r| {
+                out.tags
+                    .push((r.get(0).unwrap(), r.get::<_, i64>(1).unwrap() as u64))
+            },
+        );
+        out
     }
 
     /// Binds a filter's parameters, numbered as in [`Sqlite::sql`].
