@@ -194,13 +194,34 @@ impl QueryRequest {
                 },
             }
         }
-        filters.duration_ms = int_range(
+        const COUNT: &str = "a non-negative integer (decimal digits only)";
+        const COST: &str = "a decimal >= 0 (digits with an optional fraction, no sign or exponent)";
+        let whole =
+            |(lo, hi): (Option<u64>, Option<u64>)| (lo.unwrap_or(0), hi.unwrap_or(u64::MAX));
+        filters.duration_ms = range(
             ("minDurationMs", min_dur),
             ("maxDurationMs", max_dur),
+            read_count,
+            COUNT,
             &mut bad,
-        );
-        filters.tokens = int_range(("minTokens", min_tok), ("maxTokens", max_tok), &mut bad);
-        filters.cost = cost_range(("minCost", min_cost), ("maxCost", max_cost), &mut bad);
+        )
+        .map(whole);
+        filters.tokens = range(
+            ("minTokens", min_tok),
+            ("maxTokens", max_tok),
+            read_count,
+            COUNT,
+            &mut bad,
+        )
+        .map(whole);
+        filters.cost = range(
+            ("minCost", min_cost),
+            ("maxCost", max_cost),
+            read_cost,
+            COST,
+            &mut bad,
+        )
+        .map(|(lo, hi)| (lo.map(Money::from_decimal), hi.map(Money::from_decimal)));
         let mut given_keys = 0;
         for (param, value) in metadata {
             let key = &param[METADATA_PARAM_PREFIX.len()..];
@@ -312,81 +333,55 @@ impl Default for QueryRequest {
     }
 }
 
-/// An inclusive integer range from two optional bounds: decimal digits only (leading zeros
-/// allowed; no sign, exponent or fraction); an empty bound or max < min is an error.
-fn int_range(
-    min: (&str, Option<String>),
-    max: (&str, Option<String>),
+/// An inclusive range from two optional bounds, each read by `read` (None: malformed, reported
+/// with `what`); an empty bound is malformed, and max < min is an error on the max. None when
+/// neither bound is given or one is bad.
+fn range<T: PartialOrd + Copy>(
+    (lo_field, lo_raw): (&str, Option<String>),
+    (hi_field, hi_raw): (&str, Option<String>),
+    read: impl Fn(&str) -> Option<T>,
+    what: &str,
     bad: &mut impl FnMut(&str, String),
-) -> Option<(u64, u64)> {
-    let mut read = |(field, raw): (&str, Option<String>)| -> Option<Option<u64>> {
+) -> Option<(Option<T>, Option<T>)> {
+    let mut ok = true;
+    let mut bound = |field: &str, raw: Option<String>| {
         let raw = raw?;
-        let n = (!raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| raw.parse::<u64>().ok())
-            .flatten();
-        if n.is_none() {
-            bad(
-                field,
-                "must be a non-negative integer (decimal digits only)".into(),
-            );
+        let v = read(&raw);
+        if v.is_none() {
+            bad(field, format!("must be {what}"));
+            ok = false;
         }
-        Some(n)
+        v
     };
-    let (lo_field, hi_field) = (min.0, max.0);
-    let (lo, hi) = (read(min), read(max));
-    if matches!((lo, hi), (Some(None), _) | (_, Some(None))) {
+    let (lo, hi) = (bound(lo_field, lo_raw), bound(hi_field, hi_raw));
+    if !ok {
         return None;
     }
-    let (lo, hi) = (lo.flatten(), hi.flatten());
     if let (Some(a), Some(b)) = (lo, hi) {
         if b < a {
             bad(hi_field, format!("must not be less than {lo_field}"));
             return None;
         }
     }
-    (lo.is_some() || hi.is_some()).then(|| (lo.unwrap_or(0), hi.unwrap_or(u64::MAX)))
+    (lo.is_some() || hi.is_some()).then_some((lo, hi))
 }
 
-/// A cost range's bounds, exact and normalized; None on a side means unbounded.
-type CostRange = (Option<Money>, Option<Money>);
-
-/// An inclusive range of exact decimal costs: digits with an optional fraction (no sign or
-/// exponent); an empty bound or max < min is an error.
-fn cost_range(
-    min: (&str, Option<String>),
-    max: (&str, Option<String>),
-    bad: &mut impl FnMut(&str, String),
-) -> Option<CostRange> {
-    let mut read = |(field, raw): (&str, Option<String>)| -> Option<Option<Decimal>> {
-        let raw = raw?;
-        let (int, frac) = raw.split_once('.').unwrap_or((raw.as_str(), "0"));
-        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        let d = (digits(int) && digits(frac))
-            .then(|| raw.parse::<Decimal>().ok())
-            .flatten();
-        if d.is_none() {
-            bad(
-                field,
-                "must be a decimal >= 0 (digits with an optional fraction, no sign or exponent)"
-                    .into(),
-            );
-        }
-        Some(d)
-    };
-    let (lo_field, hi_field) = (min.0, max.0);
-    let (lo, hi) = (read(min), read(max));
-    if matches!((lo, hi), (Some(None), _) | (_, Some(None))) {
+/// Decimal digits only (leading zeros allowed; no sign, exponent or fraction).
+fn read_count(raw: &str) -> Option<u64> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let (lo, hi) = (lo.flatten(), hi.flatten());
-    if let (Some(a), Some(b)) = (lo, hi) {
-        if b < a {
-            bad(hi_field, format!("must not be less than {lo_field}"));
-            return None;
-        }
+    raw.parse().ok()
+}
+
+/// Digits with an optional fraction (no sign or exponent), as an exact decimal.
+fn read_cost(raw: &str) -> Option<Decimal> {
+    let (int, frac) = raw.split_once('.').unwrap_or((raw, "0"));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !(digits(int) && digits(frac)) {
+        return None;
     }
-    (lo.is_some() || hi.is_some())
-        .then(|| (lo.map(Money::from_decimal), hi.map(Money::from_decimal)))
+    raw.parse().ok()
 }
 
 /// A comma-separated tag list (`tags`, `anyTags`, `excludeTags`) in its normal form, within the
