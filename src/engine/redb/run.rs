@@ -129,7 +129,11 @@ pub(crate) fn run(
         hint,
         need,
     )?;
-    let pending_list = if st.indexed_rows < st.next_row {
+    let counting = q.include.total || q.include.facets;
+    // The pending list is read only when the page can show a pending trace, or the counts
+    // must include them.
+    let pending_list = if st.indexed_rows < st.next_row && (st.indexed_rows < row_limit || counting)
+    {
         Some(
             caches.pending(&tables, p, st.next_row, st.indexed_rows, |list| {
                 PENDING_ORDER.sort(list, |(id, h)| Key {
@@ -148,7 +152,7 @@ pub(crate) fn run(
         _ => Vec::new(),
     };
     // Totals and facets: the whole matching set of this snapshot, whatever the cursor.
-    let (total, facets) = if q.include.total || q.include.facets {
+    let (total, facets) = if counting {
         let mut tally = count::count(&view, &plan, st.indexed_rows, q.include.facets)?;
         for (_, h) in pending_list.iter().flat_map(|l| l.iter()) {
             if q.filters.matches_trace(h.start_ms, h.status, &h.body) {
