@@ -5,7 +5,8 @@
 //! `tests/fixtures/format3.redb` was written by the last format-3 build with the program beside
 //! it (`make_format3.rs`: 43 traces with span trees, payloads, user and session ids, typed
 //! metadata, an update, a delete, pending traces and an API key), and `format3.json` holds what
-//! that build returned for every trace.
+//! that build returned for every trace. `tests/fixtures/format4.redb` and `format4.json` were
+//! written the same way by the last format-4 build (`make_format4.rs`, the same program).
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::{json, Value};
@@ -118,15 +119,15 @@ fn a_format_2_file_is_upgraded_in_place_by_its_first_open() {
     assert_eq!(new.output.as_ref().unwrap().as_json(), r#""done""#);
     assert_eq!(store.verify().unwrap(), vec![]);
     drop(store);
-    assert_eq!(format_version(&path), [4]);
-    // A second open finds format 4 and changes nothing.
+    assert_eq!(format_version(&path), [5]);
+    // A second open finds format 5 and changes nothing.
     let store = Store::open(&path).unwrap();
     assert_eq!(store.verify().unwrap(), vec![]);
 }
 
 /// A format-1 file (derived from the format-2 fixture: format 1 had no write buffer, so its
 /// pending traces are dropped and its project states lose `indexed_rows`) is upgraded through
-/// format 2 to format 4 in one open.
+/// format 2 to format 5 in one open.
 #[test]
 fn a_format_1_file_is_upgraded_through_format_2() {
     #[derive(serde::Deserialize)]
@@ -204,7 +205,7 @@ fn a_format_1_file_is_upgraded_through_format_2() {
         assert_eq!(all_details(&store, project), want, "project {project}");
     }
     drop(store);
-    assert_eq!(format_version(&path), [4]);
+    assert_eq!(format_version(&path), [5]);
 }
 
 fn copy_of(fixture: &str, dir: &tempfile::TempDir) -> std::path::PathBuf {
@@ -311,7 +312,30 @@ fn a_format_3_file_is_upgraded_and_its_user_session_and_metadata_indexed() {
     let key = expected["apiKey"].as_str().unwrap();
     assert_eq!(store.authenticate(key).unwrap(), "acme");
     drop(store);
+    assert_eq!(format_version(&path), [5]);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.verify().unwrap(), vec![]);
+}
+
+#[test]
+fn a_format_4_file_is_upgraded_and_renders_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = copy_of("tests/fixtures/format4.redb", &dir);
     assert_eq!(format_version(&path), [4]);
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string("tests/fixtures/format4.json").unwrap())
+            .unwrap();
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.verify().unwrap(), vec![]);
+    for project in ["acme", "globex"] {
+        let want = expected[project].as_array().unwrap();
+        // Format 5 renders every trace exactly as format 4 did.
+        assert_eq!(&all_details(&store, project), want, "project {project}");
+    }
+    let key = expected["apiKey"].as_str().unwrap();
+    assert_eq!(store.authenticate(key).unwrap(), "acme");
+    drop(store);
+    assert_eq!(format_version(&path), [5]);
     let store = Store::open(&path).unwrap();
     assert_eq!(store.verify().unwrap(), vec![]);
 }

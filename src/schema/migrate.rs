@@ -4,8 +4,8 @@
 use super::records::*;
 use super::tables::WriteTables;
 use super::{
-    FORMAT_VERSION, FORMAT_VERSION_V1, FORMAT_VERSION_V2, FORMAT_VERSION_V3, META_FORMAT_VERSION,
-    RECORD_V1,
+    FORMAT_VERSION, FORMAT_VERSION_V1, FORMAT_VERSION_V2, FORMAT_VERSION_V3, FORMAT_VERSION_V4,
+    META_FORMAT_VERSION, RECORD_V1,
 };
 use crate::error::{Error, Result};
 use redb::ReadableTable;
@@ -234,29 +234,38 @@ pub(crate) fn migrate_from_v3(t: &mut WriteTables<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Checks the stored format version at open: the current one passes, formats 1 and 2 are
+/// Checks the stored format version at open: the current one passes, older formats are
 /// upgraded in place, a new file gets the current version, and any other version is refused,
-/// never misread. Returns true when the file was upgraded from format 3 or older: the caller
-/// must then index the format-4 terms (`Writer::index_format4_terms`) before it commits.
-pub(crate) fn check_format(t: &mut WriteTables<'_>) -> Result<bool> {
+/// never misread. Returns the format the file had when it was upgraded: the caller must then
+/// build, before it commits, the indexes that format lacks (`Writer::index_format4_terms` for
+/// formats 1 to 3, `Writer::index_format5` for formats 1 to 4).
+pub(crate) fn check_format(t: &mut WriteTables<'_>) -> Result<Option<u8>> {
     let version = t.meta.get(META_FORMAT_VERSION)?.map(|v| v.value().to_vec());
     match version {
-        Some(v) if v == [FORMAT_VERSION] => Ok(false),
+        Some(v) if v == [FORMAT_VERSION] => Ok(None),
         Some(v)
-            if [FORMAT_VERSION_V1, FORMAT_VERSION_V2, FORMAT_VERSION_V3].contains(&v[0])
-                && v.len() == 1 =>
+            if v.len() == 1
+                && [
+                    FORMAT_VERSION_V1,
+                    FORMAT_VERSION_V2,
+                    FORMAT_VERSION_V3,
+                    FORMAT_VERSION_V4,
+                ]
+                .contains(&v[0]) =>
         {
-            if v == [FORMAT_VERSION_V1] {
+            let from = v[0];
+            if from == FORMAT_VERSION_V1 {
                 migrate_from_v1(t)?;
             }
-            if v == [FORMAT_VERSION_V3] {
-                migrate_from_v3(t)?;
-            } else {
+            if from <= FORMAT_VERSION_V2 {
                 migrate_from_v2(t)?;
+            } else if from == FORMAT_VERSION_V3 {
+                migrate_from_v3(t)?;
             }
+            // Format 5 adds tables only; their contents are built by the caller.
             t.meta
                 .insert(META_FORMAT_VERSION, [FORMAT_VERSION].as_slice())?;
-            Ok(true)
+            Ok(Some(from))
         }
         Some(v) => Err(Error::storage(format!(
             "unsupported tracestore format version {v:?} (this build reads {FORMAT_VERSION})"
@@ -264,7 +273,7 @@ pub(crate) fn check_format(t: &mut WriteTables<'_>) -> Result<bool> {
         None => {
             t.meta
                 .insert(META_FORMAT_VERSION, [FORMAT_VERSION].as_slice())?;
-            Ok(false)
+            Ok(None)
         }
     }
 }

@@ -23,11 +23,12 @@ pub(crate) use tables::*;
 
 /// The on-disk format version, stored under `META["format_version"]`. A store written with
 /// another version is refused at open.
-pub(crate) const FORMAT_VERSION: u8 = 4;
+pub(crate) const FORMAT_VERSION: u8 = 5;
 /// Older format versions, upgraded in place at open (see `migrate`).
 pub(crate) const FORMAT_VERSION_V1: u8 = 1;
 pub(crate) const FORMAT_VERSION_V2: u8 = 2;
 pub(crate) const FORMAT_VERSION_V3: u8 = 3;
+pub(crate) const FORMAT_VERSION_V4: u8 = 4;
 /// The record version byte at the start of every stored value.
 pub(crate) const RECORD_V1: u8 = 1;
 

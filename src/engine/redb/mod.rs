@@ -67,11 +67,14 @@ impl RedbEngine {
             let upgraded = check_format(&mut t)?;
             (cursor_secret(&mut t)?, upgraded)
         };
-        if upgraded {
-            // Format 4's indexes of userId, sessionId and metadata, built from the bodies in
-            // the upgrade's own transaction: a crash before the commit leaves the old format.
+        if let Some(from) = upgraded {
+            // The indexes the old format lacks, built from the stored traces in the upgrade's
+            // own transaction: a crash before the commit leaves the old format whole.
             let mut w = Writer::open(&txn)?;
-            w.index_format4_terms()?;
+            if from <= FORMAT_VERSION_V3 {
+                w.index_format4_terms()?;
+            }
+            w.index_format5()?;
             w.flush()?;
         }
         txn.commit()?;
