@@ -77,7 +77,7 @@ pub use model::{
 #[cfg(feature = "otlp")]
 pub use otlp::{otlp_status_body, OtlpEncoding, OtlpOutcome, OtlpRequest};
 pub use query::{
-    Explain, ExplainInput, Include, PlanKind, QueryBuilder, QueryRequest, KNOWN_PARAMS,
+    Explain, ExplainInput, Include, Order, PlanKind, QueryBuilder, QueryRequest, KNOWN_PARAMS,
 };
 pub use store::{Durability, Store, StoreBuilder};
 pub use time::Timestamp;

@@ -382,7 +382,7 @@ impl Store {
         req: &QueryRequest,
     ) -> Result<(Filters, Order, Option<Resumed>)> {
         let Some(token) = &req.cursor else {
-            return Ok((req.filters.clone(), req.order, None));
+            return Ok((req.filters.clone(), req.order.unwrap_or_default(), None));
         };
         let state = self
             .decode_cursor(project, token)
@@ -391,6 +391,12 @@ impl Store {
             return Err(Error::field(
                 "cursor",
                 "filters differ from the query this cursor continues",
+            ));
+        }
+        if req.order.is_some_and(|o| o != state.order) {
+            return Err(Error::field(
+                "cursor",
+                "orderBy differs from the order this cursor continues",
             ));
         }
         Ok((
@@ -430,8 +436,8 @@ impl Store {
         })
     }
 
-    /// Export: every trace `req` matches, with no page limit, in the query's order (newest
-    /// first), handed to `sink` one at a time; returns how many. The traces come from one
+    /// Export: every trace `req` matches, with no page limit, in the query's order (`orderBy`;
+    /// newest first by default), handed to `sink` one at a time; returns how many. The traces come from one
     /// consistent snapshot, taken when the call begins: a trace written during the export is
     /// not in it, and none appears twice. Memory is flat in the number of matches: the
     /// engine pages through them ([`EXPORT_PAGE_TRACES`] at a time) within the snapshot and
@@ -446,7 +452,7 @@ impl Store {
         check_project(project)?;
         let q = Query {
             filters: &req.query.filters,
-            order: req.query.order,
+            order: req.query.order(),
             limit: EXPORT_PAGE_TRACES,
             include: Include::default(),
         };

@@ -162,6 +162,13 @@ fn verify_project(
         })
     };
 
+    // Invariant 19: the sort index holds exactly one entry per indexed trace and keyed field.
+    let field_lo = sort_field_prefix(p, SORT_FIELDS[0]);
+    let field_hi = project_key_end(p);
+    let sort_entries = t
+        .sort_keys()?
+        .range::<&[u8]>(field_lo.as_slice()..field_hi.as_slice())?
+        .count() as u64;
     let (lo, hi) = project_trace_range(p);
     let mut live = 0u64;
     for e in t.traces()?.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
@@ -196,6 +203,18 @@ fn verify_project(
                 _ => r.fail(format!("{what}: row {} points elsewhere", h.row)),
             },
             None => r.fail(format!("{what}: row {} missing", h.row)),
+        }
+        // Invariant 19: one sort entry per keyed field, with the trace's value and row.
+        let values = crate::query::sorted::sort_values(start, b.end_ms, &b.total_cost, b.total_tokens);
+        for (i, field) in SORT_FIELDS.into_iter().enumerate() {
+            let key = sort_key(p, field, values[i], start, id);
+            match t.sort_keys()?.get(key.as_slice())? {
+                Some(g) => match decode_sort_entry(g.value()) {
+                    Ok(e) if e.row == h.row && e.changed <= state.generation => {}
+                    _ => r.fail(format!("{what}: sort entry {field:?} disagrees with the row")),
+                },
+                None => r.fail(format!("{what}: no sort entry for {field:?} {:?}", values[i])),
+            }
         }
         if h.row >= state.next_row {
             r.fail(format!(
@@ -287,6 +306,11 @@ fn verify_project(
         r.fail(format!(
             "project {name}: live count {} but {live} traces",
             state.live
+        ));
+    }
+    if sort_entries != live * SORT_FIELDS.len() as u64 {
+        r.fail(format!(
+            "project {name}: {sort_entries} sort entries for {live} indexed traces"
         ));
     }
     verify_pending(t, name, p, &state, r)?;

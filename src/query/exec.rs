@@ -1,8 +1,12 @@
-//! The redb engine's executors, for the order `startTime desc, id desc` (the primary key's
-//! reverse order, and the order the block bounds prune). Both return up to `need` hits in query
-//! order, strictly after the cursor position, and never resolve more rows than the page requires.
+//! The redb engine's executors. Each returns up to `need` hits in query order, strictly after
+//! the cursor position, and never resolves more rows than the page requires:
+//! - the scan walks the primary key (backwards for `startTime.desc`, forwards for
+//!   `startTime.asc`) and tests each row's header;
+//! - the bitmap executor, for `startTime.desc`, walks time blocks newest first over the
+//!   intersected bitmaps; under another order it resolves a small candidate set whole;
+//! - the sorted executor (`query/sorted.rs`) walks the sort index of a keyed order.
 
-use super::order::{Key, Order, Position};
+use super::order::{Key, Order, Position, SortValue};
 use super::plan::{Plan, PlanKind};
 use crate::cache::{BlockRows, ProjectView};
 use crate::error::{Error, Result};
@@ -23,11 +27,30 @@ pub(crate) struct BlockHint {
     pub resume: Option<u32>,
 }
 
-/// One result row: its primary-key parts and its stored record.
+/// One result row: its sort value, its primary-key parts and its stored record.
 pub(crate) struct Hit {
+    pub value: SortValue,
     pub start_ms: i64,
     pub id: String,
     pub record: Vec<u8>,
+}
+
+impl Hit {
+    pub(crate) fn key(&self) -> Key<'_> {
+        Key {
+            value: self.value,
+            start_ms: self.start_ms,
+            id: &self.id,
+        }
+    }
+}
+
+/// What a walk is: its row limit (rows allocated after it began are not part of it) and the
+/// project's generation when it began (a keyed order skips traces whose key changed since).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Walk {
+    pub row_limit: u32,
+    pub generation: u64,
 }
 
 /// What an execution found, with the block hint a continuation may use.
@@ -36,26 +59,28 @@ pub(crate) struct Found {
     pub hint: Option<BlockHint>,
 }
 
-/// Runs `plan` over rows numbered below `row_limit` (the walk's row count when it began).
+/// Runs `plan` over the rows of `walk`.
 pub(crate) fn execute(
     v: &ProjectView<'_>,
-    row_limit: u32,
+    walk: Walk,
     plan: &Plan,
     after: Option<&Position>,
     hint: Option<BlockHint>,
     need: usize,
 ) -> Result<Found> {
-    match plan.kind {
-        PlanKind::Empty => Ok(Found {
-            hits: Vec::new(),
-            hint: None,
-        }),
-        PlanKind::Scan => Ok(Found {
-            hits: scan(v.t, v.p, row_limit, plan, after, need)?,
-            hint: None,
-        }),
-        PlanKind::Bitmap => bitmap(v, row_limit, plan, after, hint, need),
-    }
+    let row_limit = walk.row_limit;
+    let keyed = plan.order.field() != super::order::SortField::StartTime;
+    let hits = match plan.kind {
+        PlanKind::Empty => Vec::new(),
+        PlanKind::Scan if keyed => super::sorted::walk(v, walk, plan, after, need, true)?,
+        PlanKind::Sorted => super::sorted::walk(v, walk, plan, after, need, false)?,
+        PlanKind::Scan => scan(v.t, v.p, row_limit, plan, after, need)?,
+        PlanKind::Bitmap if plan.order == Order::StartTimeDesc => {
+            return bitmap(v, row_limit, plan, after, hint, need)
+        }
+        PlanKind::Bitmap => small_set(v, walk, plan, after, need)?.hits,
+    };
+    Ok(Found { hits, hint: None })
 }
 
 fn scan(
@@ -67,7 +92,7 @@ fn scan(
     need: usize,
 ) -> Result<Vec<Hit>> {
     let f = &plan.filters;
-    let lo = trace_key_lower(p, f.lo_ms);
+    let mut lo = trace_key_lower(p, f.lo_ms);
     let mut hi = if f.hi_ms == i64::MAX {
         project_key_end(p)
     } else {
@@ -75,7 +100,12 @@ fn scan(
     };
     if let Some(pos) = after {
         let c = trace_key(p, pos.start_ms, &pos.id);
-        if c < hi {
+        if plan.order == Order::StartTimeAsc {
+            // Strictly after the cursor: the first key above it.
+            let mut next = c;
+            next.push(0);
+            lo = lo.max(next);
+        } else if c < hi {
             hi = c;
         }
     }
@@ -83,11 +113,13 @@ fn scan(
     if lo >= hi {
         return Ok(hits);
     }
-    for e in t
-        .traces()?
-        .range::<&[u8]>(lo.as_slice()..hi.as_slice())?
-        .rev()
-    {
+    let range = t.traces()?.range::<&[u8]>(lo.as_slice()..hi.as_slice())?;
+    let rows: Box<dyn Iterator<Item = _>> = if plan.order == Order::StartTimeAsc {
+        Box::new(range)
+    } else {
+        Box::new(range.rev())
+    };
+    for e in rows {
         let (k, v) = e?;
         let (h, _) = decode_trace_header(v.value())?;
         if h.row < row_limit
@@ -99,6 +131,7 @@ fn scan(
         {
             let (_, start_ms, id) = decode_trace_key(k.value())?;
             hits.push(Hit {
+                value: SortValue::None,
                 start_ms,
                 id: id.to_string(),
                 record: v.value().to_vec(),
@@ -111,58 +144,56 @@ fn scan(
     Ok(hits)
 }
 
-/// The best `need` (start, id) seen so far, kept in query order.
+/// The best `need` keys seen so far, kept in query order.
 struct TopK {
     need: usize,
-    items: Vec<(i64, Arc<str>)>,
+    order: Order,
+    items: Vec<(SortValue, i64, Arc<str>)>,
 }
 
-const ORDER: Order = Order::StartTimeDesc;
-
-fn key(item: &(i64, Arc<str>)) -> Key<'_> {
+fn key(item: &(SortValue, i64, Arc<str>)) -> Key<'_> {
     Key {
-        start_ms: item.0,
-        id: &item.1,
+        value: item.0,
+        start_ms: item.1,
+        id: &item.2,
     }
 }
 
 impl TopK {
+    fn new(need: usize, order: Order) -> TopK {
+        TopK {
+            need,
+            order,
+            items: Vec::with_capacity(need + 1),
+        }
+    }
     fn full(&self) -> bool {
         self.items.len() >= self.need
     }
-    /// The worst kept start time, once full.
+    /// The worst kept start time, once full (meaningful for `startTime.desc` only).
     fn floor(&self) -> Option<i64> {
         if self.full() {
-            self.items.last().map(|x| x.0)
+            self.items.last().map(|x| x.1)
         } else {
             None
         }
     }
     /// True when `offer` would keep this key.
-    fn would_keep(&self, start: i64, id: &Arc<str>) -> bool {
-        let k = Key {
-            start_ms: start,
-            id,
-        };
+    fn would_keep(&self, k: Key<'_>) -> bool {
         !self.full()
             || self
                 .items
                 .last()
-                .is_some_and(|last| ORDER.cmp(k, key(last)).is_lt())
+                .is_some_and(|last| self.order.cmp(k, key(last)).is_lt())
     }
-    fn offer(&mut self, start: i64, id: &Arc<str>) {
-        let k = Key {
-            start_ms: start,
-            id,
-        };
-        if self.full() {
-            let last = self.items.last().expect("full");
-            if ORDER.cmp(k, key(last)).is_ge() {
-                return;
-            }
+    fn offer(&mut self, k: Key<'_>) {
+        if !self.would_keep(k) {
+            return;
         }
-        let pos = self.items.partition_point(|x| ORDER.cmp(key(x), k).is_lt());
-        self.items.insert(pos, (start, id.clone()));
+        let pos = self
+            .items
+            .partition_point(|x| self.order.cmp(key(x), k).is_lt());
+        self.items.insert(pos, (k.value, k.start_ms, Arc::from(k.id)));
         self.items.truncate(self.need);
     }
 }
@@ -226,20 +257,26 @@ fn intersect(v: &ProjectView<'_>, plan: &Plan, chunk: u32) -> Result<RoaringBitm
 
 /// When the cheapest input has at most this many rows, the intersection is resolved whole
 /// instead of walked block by block: a handful of row lookups beats visiting every block.
-const SMALL_CANDIDATE_SET: u64 = 256;
+pub(crate) const SMALL_CANDIDATE_SET: u64 = 256;
 
-/// Resolves every candidate of a small intersection and keeps the best `need`.
+/// Resolves every candidate of a small intersection and keeps the best `need`: the bitmap plan
+/// for a small candidate set under any order, and for every set under an order other than
+/// `startTime.desc` (chosen only when the set is small, or when forced).
 fn small_set(
     v: &ProjectView<'_>,
-    row_limit: u32,
+    walk: Walk,
     plan: &Plan,
     after: Option<&Position>,
     need: usize,
 ) -> Result<Found> {
-    let mut top = TopK {
-        need,
-        items: Vec::with_capacity(need + 1),
-    };
+    let row_limit = walk.row_limit;
+    let mut top = TopK::new(need, plan.order);
+    if row_limit == 0 {
+        return Ok(Found {
+            hits: Vec::new(),
+            hint: None,
+        });
+    }
     for chunk in 0..=chunk_of(row_limit - 1) {
         let cands = chunk_candidates(v, plan, chunk)?;
         let mut slots: Option<(u32, BlockRows)> = None;
@@ -253,7 +290,7 @@ fn small_set(
                 slots = Some((b, v.block_rows(b)));
             }
             let (_, block) = slots.as_ref().expect("set above");
-            consider(v, block, plan, after, &mut top, row)?;
+            consider(v, block, plan, walk, after, &mut top, row)?;
         }
     }
     Ok(Found {
@@ -263,45 +300,66 @@ fn small_set(
 }
 
 /// Resolves a candidate row and offers it to `top` when it lies in the date window and after
-/// the cursor position.
+/// the cursor position. Under a keyed order the record gives the sort value, and a trace whose
+/// key changed after the walk began is left out (ARCHITECTURE.md, "Sort orders").
 fn consider(
     v: &ProjectView<'_>,
     block: &BlockRows,
     plan: &Plan,
+    walk: Walk,
     after: Option<&Position>,
     top: &mut TopK,
     row: u32,
 ) -> Result<()> {
     let (start_ms, id) = v.row_in(block, row)?;
     let start_ms = *start_ms;
-    if !plan.filters.in_window(start_ms) || !ORDER.is_after(Key { start_ms, id }, after) {
+    if !plan.filters.in_window(start_ms) {
         return Ok(());
     }
-    if plan.filters.needs_body() {
-        // Filters only a record can decide (ranges, a metadata key over its cap): read the
-        // record, but only of a candidate that would make the page.
-        if !top.would_keep(start_ms, id) {
+    let order = plan.order;
+    let field = order.field();
+    let mut k = Key {
+        value: SortValue::None,
+        start_ms,
+        id,
+    };
+    if field == super::order::SortField::StartTime {
+        if !order.is_after(k, after) || (plan.filters.needs_body() && !top.would_keep(k)) {
             return Ok(());
         }
-        let record =
-            v.t.traces()?
-                .get(trace_key(v.p, start_ms, id).as_slice())?
-                .ok_or_else(|| Error::corrupted("row points at a missing trace"))?;
-        if !plan
-            .filters
-            .matches_body(start_ms, &decode_trace(record.value())?.1)
-        {
+        if !plan.filters.needs_body() {
+            top.offer(k);
             return Ok(());
         }
     }
-    top.offer(start_ms, id);
+    // Filters only a record can decide (ranges, a metadata key over its cap), or a keyed
+    // order's value: read the record (under `startTime`, only of a candidate that would make
+    // the page).
+    let record =
+        v.t.traces()?
+            .get(trace_key(v.p, start_ms, id).as_slice())?
+            .ok_or_else(|| Error::corrupted("row points at a missing trace"))?;
+    let (_, body) = decode_trace(record.value())?;
+    if !plan.filters.matches_body(start_ms, &body) {
+        return Ok(());
+    }
+    if field != super::order::SortField::StartTime {
+        k.value = order.value_of(start_ms, body.end_ms, &body.total_cost, body.total_tokens);
+        if !order.is_after(k, after) || !top.would_keep(k) {
+            return Ok(());
+        }
+        if super::sorted::changed_since(v, field, k, walk.generation)? {
+            return Ok(());
+        }
+    }
+    top.offer(k);
     Ok(())
 }
 
 /// Loads the records of the kept hits, in order.
 fn fetch(v: &ProjectView<'_>, top: TopK) -> Result<Vec<Hit>> {
     let mut hits = Vec::with_capacity(top.items.len());
-    for (start_ms, id) in top.items {
+    for (value, start_ms, id) in top.items {
         let record =
             v.t.traces()?
                 .get(trace_key(v.p, start_ms, &id).as_slice())?
@@ -309,6 +367,7 @@ fn fetch(v: &ProjectView<'_>, top: TopK) -> Result<Vec<Hit>> {
                 .value()
                 .to_vec();
         hits.push(Hit {
+            value,
             start_ms,
             id: id.to_string(),
             record,
@@ -337,7 +396,11 @@ fn bitmap(
         .first()
         .is_some_and(|i| i.rows <= SMALL_CANDIDATE_SET)
     {
-        return small_set(v, row_limit, plan, after, need);
+        let walk = Walk {
+            row_limit,
+            generation: 0, // unused under startTime.desc
+        };
+        return small_set(v, walk, plan, after, need);
     }
     let last_block = block_of(row_limit - 1);
     // Block ranges to visit, newest first. A hint lets a continuation skip blocks that held only
@@ -352,10 +415,7 @@ fn bitmap(
         }
     }
     let cur_start = after.map_or(i64::MAX, |pos| pos.start_ms);
-    let mut top = TopK {
-        need,
-        items: Vec::with_capacity(need + 1),
-    };
+    let mut top = TopK::new(need, Order::StartTimeDesc);
     let mut chunks: HashMap<u32, Arc<RoaringBitmap>> = HashMap::new();
     let mut seen: Vec<(u32, i64)> = Vec::new();
     let mut stopped_at: Option<u32> = None;
@@ -402,7 +462,11 @@ fn bitmap(
                         break;
                     }
                     let slots = block.get_or_insert_with(|| v.block_rows(b));
-                    consider(v, slots, plan, after, &mut top, row)?;
+                    let walk = Walk {
+                        row_limit,
+                        generation: 0,
+                    };
+                    consider(v, slots, plan, walk, after, &mut top, row)?;
                 }
             }
         }
@@ -411,7 +475,7 @@ fn bitmap(
     let mut hint_out = None;
     if top.full() && need >= 2 {
         // The next page continues after the (need-1)-th hit.
-        let cs = top.items[need - 2].0;
+        let cs = top.items[need - 2].1;
         let mut resume = seen
             .iter()
             .filter(|(_, min)| *min <= cs)

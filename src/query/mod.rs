@@ -18,8 +18,10 @@ pub(crate) mod filter;
 pub(crate) mod order;
 pub(crate) mod parse;
 pub(crate) mod plan;
+pub(crate) mod sorted;
 
 pub(crate) use filter::Filters;
-pub(crate) use order::{Order, Position};
+pub use order::Order;
+pub(crate) use order::Position;
 pub use parse::{Include, QueryBuilder, QueryRequest, KNOWN_PARAMS, METADATA_PARAM_PREFIX};
 pub use plan::{Explain, ExplainInput, PlanKind};

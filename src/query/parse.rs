@@ -33,6 +33,7 @@ pub const KNOWN_PARAMS: &[&str] = &[
     "maxCost",
     "minTokens",
     "maxTokens",
+    "orderBy",
 ];
 
 /// The prefix of the `metadata.KEY` parameters (one per key, at most
@@ -76,7 +77,8 @@ impl Include {
 pub struct QueryRequest {
     pub(crate) limit: u32,
     pub(crate) filters: Filters,
-    pub(crate) order: Order,
+    /// The `orderBy` given, if any: with a cursor, an absent order means the cursor's.
+    pub(crate) order: Option<Order>,
     pub(crate) cursor: Option<String>,
     pub(crate) include: Include,
 }
@@ -132,7 +134,7 @@ impl QueryRequest {
                 None => metadata.push((k.to_string(), v.to_string())),
             }
         }
-        let [limit, cursor, name, status, tags, start, end, any_tags, exclude_tags, include, user, session, min_dur, max_dur, min_cost, max_cost, min_tok, max_tok] =
+        let [limit, cursor, name, status, tags, start, end, any_tags, exclude_tags, include, user, session, min_dur, max_dur, min_cost, max_cost, min_tok, max_tok, order_by] =
             raw;
         let mut bad = |field: &str, msg: String| {
             if !errors.iter().any(|e| e.field() == field) {
@@ -258,6 +260,14 @@ impl QueryRequest {
                 Include::default()
             }),
         };
+        let order = order_by.and_then(|s| {
+            let o = Order::parse(&s);
+            if o.is_none() {
+                let values: Vec<&str> = Order::ALL.iter().map(|o| o.as_str()).collect();
+                bad("orderBy", format!("must be one of {}", values.join(", ")));
+            }
+            o
+        });
         let start_dt = start.as_deref().and_then(|s| {
             let dt = parse_instant(s);
             if dt.is_none() {
@@ -296,7 +306,7 @@ impl QueryRequest {
         Ok(QueryRequest {
             limit,
             filters,
-            order: Order::default(),
+            order,
             cursor,
             include,
         })
@@ -319,6 +329,10 @@ impl QueryRequest {
     pub fn include(&self) -> Include {
         self.include
     }
+    /// The order the query walks in (`orderBy`; newest first when not given).
+    pub fn order(&self) -> Order {
+        self.order.unwrap_or_default()
+    }
 }
 
 impl Default for QueryRequest {
@@ -326,7 +340,7 @@ impl Default for QueryRequest {
         QueryRequest {
             limit: DEFAULT_LIMIT,
             filters: Filters::default(),
-            order: Order::default(),
+            order: None,
             cursor: None,
             include: Include::default(),
         }
@@ -505,6 +519,10 @@ impl QueryBuilder {
             return b;
         }
         self.set("include", v.join(","))
+    }
+    /// The sort order (`orderBy`).
+    pub fn order_by(self, order: Order) -> Self {
+        self.set("orderBy", order.as_str().to_string())
     }
     /// Keep traces with `startTime >= t`.
     pub fn start_date(self, t: Timestamp) -> Self {

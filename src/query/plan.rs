@@ -1,13 +1,22 @@
 //! The planner: resolves a query's filters to index terms in one snapshot, estimates how many
-//! rows match from the terms' live counts, and picks the cheaper of two plans.
+//! rows match from the terms' live counts, and picks a plan for the query's order.
 //!
+//! Under `startTime.desc`, the cheaper of two:
 //! - `Scan` walks the primary table newest-first inside the date window and tests each row's
 //!   header. Its cost is the rows it must read to find a page: `need / selectivity`.
 //! - `Bitmap` intersects the term bitmaps (cheapest input first), then visits time blocks
 //!   newest-first and resolves only candidates. Its cost is the partitions it loads plus the
 //!   blocks and candidates it visits.
+//!
+//! Under any other order, a small candidate set (the cheapest input has at most
+//! `SMALL_CANDIDATE_SET` rows) is resolved whole (`Bitmap`); otherwise `startTime.asc` scans the
+//! primary table forwards (`Scan`) and a keyed order walks its sort index, testing each entry
+//! against the candidate bitmaps (`Sorted`). Both cost `need / selectivity` entries, at any
+//! page depth.
 
+use super::exec::SMALL_CANDIDATE_SET;
 use super::filter::{Filters, Resolved};
+use super::order::{Order, SortField};
 use crate::cache::ProjectView;
 use crate::error::Result;
 use crate::limits::{BLOCK_ROWS, CHUNK_ROWS};
@@ -24,6 +33,8 @@ pub enum PlanKind {
     Scan,
     /// Intersect bitmaps and resolve only the candidates.
     Bitmap,
+    /// Walk a keyed order's sort index and test each entry against the candidate bitmaps.
+    Sorted,
 }
 
 /// One index input of a plan, with its live row count.
@@ -45,6 +56,8 @@ pub struct Explain {
     pub plan: PlanKind,
     /// Whether the plan was forced by the caller instead of chosen.
     pub forced: bool,
+    /// The order walked (`orderBy`).
+    pub order: &'static str,
     /// Live indexed traces in the project (traces still in the write buffer are not counted).
     pub live_rows: u64,
     /// Estimated matches, assuming independent filters (the date window is not estimated).
@@ -61,9 +74,10 @@ impl fmt::Display for Explain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:?}{} live={} est={} scan_cost={:.0} bitmap_cost={:.0}",
+            "{:?}{} order={} live={} est={} scan_cost={:.0} bitmap_cost={:.0}",
             self.plan,
             if self.forced { " (forced)" } else { "" },
+            self.order,
             self.live_rows,
             self.estimated_matches,
             self.scan_cost,
@@ -80,6 +94,7 @@ impl fmt::Display for Explain {
 #[derive(Clone, Debug)]
 pub(crate) struct Plan {
     pub kind: PlanKind,
+    pub order: Order,
     pub explain: Explain,
     pub filters: Resolved,
 }
@@ -97,6 +112,7 @@ pub(crate) fn plan(
     live: u64,
     next_row: u32,
     filters: &Filters,
+    order: Order,
     need: usize,
     force: Option<PlanKind>,
 ) -> Result<Plan> {
@@ -137,22 +153,34 @@ pub(crate) fn plan(
     // by both executors: the scan on every row it reads, the bitmap plan on the candidates that
     // would make the page. Neither is an index input, so they do not change the estimates.
     let bitmap_ok = !inputs.is_empty();
+    let keyed = order.field() != SortField::StartTime;
+    let small = inputs.first().is_some_and(|i| i.rows <= SMALL_CANDIDATE_SET);
     let chosen = if empty {
         PlanKind::Empty
-    } else if !bitmap_ok || scan_cost <= bitmap_cost {
-        PlanKind::Scan
-    } else {
+    } else if order == Order::StartTimeDesc {
+        if !bitmap_ok || scan_cost <= bitmap_cost {
+            PlanKind::Scan
+        } else {
+            PlanKind::Bitmap
+        }
+    } else if small {
         PlanKind::Bitmap
+    } else if keyed {
+        PlanKind::Sorted
+    } else {
+        PlanKind::Scan
     };
     let kind = match force {
         // Forcing the bitmap plan needs at least one input; an empty plan stays empty.
         Some(PlanKind::Bitmap) if bitmap_ok && !empty => PlanKind::Bitmap,
         Some(PlanKind::Scan) if !empty => PlanKind::Scan,
+        Some(PlanKind::Sorted) if keyed && !empty => PlanKind::Sorted,
         _ => chosen,
     };
     let explain = Explain {
         plan: kind,
         forced: force.is_some() && kind != chosen,
+        order: order.as_str(),
         live_rows: live,
         estimated_matches: estimated,
         scan_cost,
@@ -167,6 +195,7 @@ pub(crate) fn plan(
     };
     Ok(Plan {
         kind,
+        order,
         explain,
         filters: resolved,
     })

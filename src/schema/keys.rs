@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::limits::{BLOCK_ROWS, CHUNK_ROWS};
+use crate::query::order::{SortField, SortValue};
 
 /// The key range of one project's pending traces.
 pub(crate) fn pending_range(p: u32) -> std::ops::Range<(u32, &'static str)> {
@@ -199,4 +200,94 @@ mod tests {
         assert_eq!(prefix_end(&[1, 0xFF]), Some(vec![2]));
         assert_eq!(prefix_end(&[0xFF]), None);
     }
+}
+
+/// The keyed sort fields, each with its own part of the `sort_keys` table.
+pub(crate) const SORT_FIELDS: [SortField; 3] =
+    [SortField::Duration, SortField::Cost, SortField::Tokens];
+
+fn sort_field_code(f: SortField) -> u8 {
+    match f {
+        SortField::StartTime => 0xFF, // never stored: the primary key is its index
+        SortField::Duration => 0,
+        SortField::Cost => 1,
+        SortField::Tokens => 2,
+    }
+}
+
+/// A sort value's bytes, whose byte order is the value's order (fixed length per field, except
+/// that a running trace's duration is the single byte 0, below every finished one's `1 | u64`).
+fn sort_value_bytes(k: &mut Vec<u8>, v: SortValue) {
+    match v {
+        SortValue::None => {}
+        SortValue::Duration(None) => k.push(0),
+        SortValue::Duration(Some(d)) => {
+            k.push(1);
+            k.extend_from_slice(&d.to_be_bytes());
+        }
+        // Both parts are below 2^96 (a Decimal's mantissa), so 12 bytes each hold them.
+        SortValue::Cost(int, frac) => {
+            k.extend_from_slice(&int.to_be_bytes()[4..]);
+            k.extend_from_slice(&frac.to_be_bytes()[4..]);
+        }
+        SortValue::Tokens(t) => k.extend_from_slice(&t.to_be_bytes()),
+    }
+}
+
+/// The prefix of every sort-index key of one field of a project.
+pub(crate) fn sort_field_prefix(p: u32, f: SortField) -> Vec<u8> {
+    let mut k = Vec::with_capacity(64);
+    k.extend_from_slice(&p.to_be_bytes());
+    k.push(sort_field_code(f));
+    k
+}
+
+/// The prefix of the sort-index keys of one value: the traces that tie on it.
+pub(crate) fn sort_value_prefix(p: u32, f: SortField, v: SortValue) -> Vec<u8> {
+    let mut k = sort_field_prefix(p, f);
+    sort_value_bytes(&mut k, v);
+    k
+}
+
+/// Sort-index key: `project u32 | field u8 | value | start_ms (sign-flipped) | id`. Byte order
+/// is (value, start, id) order, so a reverse range yields value descending, then startTime and
+/// id descending.
+pub(crate) fn sort_key(p: u32, f: SortField, v: SortValue, start_ms: i64, id: &str) -> Vec<u8> {
+    let mut k = sort_value_prefix(p, f, v);
+    k.extend_from_slice(&order_i64(start_ms));
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// The value, start and id of a sort-index key of field `f` (the project and field included).
+pub(crate) fn decode_sort_key(k: &[u8], f: SortField) -> Result<(SortValue, i64, &str)> {
+    let bad = || Error::corrupted("sort key");
+    let rest = k.get(5..).ok_or_else(bad)?;
+    let take = |b: &[u8], n: usize| -> Result<u128> {
+        let mut full = [0u8; 16];
+        full[16 - n..].copy_from_slice(b.get(..n).ok_or_else(bad)?);
+        Ok(u128::from_be_bytes(full))
+    };
+    let (value, rest) = match f {
+        SortField::StartTime => return Err(bad()),
+        SortField::Duration => match rest.first() {
+            Some(0) => (SortValue::Duration(None), &rest[1..]),
+            Some(1) => (
+                SortValue::Duration(Some(take(&rest[1..], 8)? as u64)),
+                rest.get(9..).ok_or_else(bad)?,
+            ),
+            _ => return Err(bad()),
+        },
+        SortField::Cost => (
+            SortValue::Cost(take(rest, 12)?, take(rest.get(12..).ok_or_else(bad)?, 12)?),
+            rest.get(24..).ok_or_else(bad)?,
+        ),
+        SortField::Tokens => (
+            SortValue::Tokens(take(rest, 8)? as u64),
+            rest.get(8..).ok_or_else(bad)?,
+        ),
+    };
+    let start = unorder_i64(rest.get(..8).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+    let id = std::str::from_utf8(&rest[8..]).map_err(|_| bad())?;
+    Ok((value, start, id))
 }

@@ -46,6 +46,14 @@ impl Money {
             scale: d.scale() as u8,
         }
     }
+    /// The amount as (integer part, fraction scaled to 28 digits): comparing two pairs compares
+    /// the amounts exactly (amounts are never negative; a negative one counts as zero).
+    pub(crate) fn ordered(&self) -> (u128, u128) {
+        let m = u128::try_from(self.mantissa).unwrap_or(0);
+        let scale = u32::from(self.scale.min(28));
+        let unit = 10u128.pow(scale);
+        (m / unit, (m % unit) * 10u128.pow(28 - scale))
+    }
     /// An error (not a panic) for a mantissa or scale out of Decimal's range.
     pub(crate) fn to_decimal(self) -> Result<rust_decimal::Decimal> {
         rust_decimal::Decimal::try_from_i128_with_scale(self.mantissa, self.scale as u32)
@@ -150,6 +158,22 @@ pub(crate) fn decode_row(b: &[u8]) -> Result<RowRecord> {
 
 /// Time bounds of one block of `BLOCK_ROWS` rows. Only the project's last block ever changes
 /// (rows are appended), so `prefix_max` of every earlier block is final.
+
+/// A sort-index entry's value: the trace's row, and the generation of the write that last
+/// changed this key of a trace that stayed on its row (0 when it never changed). A walk under a
+/// keyed order skips entries changed after it began (ARCHITECTURE.md, "Sort orders").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SortEntry {
+    pub row: u32,
+    pub changed: u64,
+}
+pub(crate) fn encode_sort_entry(r: &SortEntry) -> Vec<u8> {
+    encode(r)
+}
+pub(crate) fn decode_sort_entry(b: &[u8]) -> Result<SortEntry> {
+    decode(b, "sort entry")
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct BlockRecord {
     pub min_ms: i64,

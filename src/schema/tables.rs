@@ -35,6 +35,8 @@ pub(crate) const SCORES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("s
 /// the tables above.
 pub(crate) const PENDING: TableDefinition<(u32, &str), &[u8]> = TableDefinition::new("pending");
 /// key hash (hex) → API key record.
+/// The keyed orders' index: `sort_key` → `SortEntry` (three entries per indexed trace).
+pub(crate) const SORT_KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sort_keys");
 pub(crate) const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
 
 /// Every table, opened in one write transaction. Other modules reach tables only through this.
@@ -54,6 +56,7 @@ pub(crate) struct WriteTables<'t> {
     pub scores: Table<'t, &'static [u8], &'static [u8]>,
     pub api_keys: Table<'t, &'static str, &'static [u8]>,
     pub pending: Table<'t, (u32, &'static str), &'static [u8]>,
+    pub sort_keys: Table<'t, &'static [u8], &'static [u8]>,
 }
 
 impl<'t> WriteTables<'t> {
@@ -75,6 +78,7 @@ impl<'t> WriteTables<'t> {
             scores: txn.open_table(SCORES)?,
             api_keys: txn.open_table(API_KEYS)?,
             pending: txn.open_table(PENDING)?,
+            sort_keys: txn.open_table(SORT_KEYS)?,
         })
     }
 }
@@ -122,6 +126,7 @@ pub(crate) struct ReadTables {
     scores: OnceCell<ReadOnlyTable<&'static [u8], &'static [u8]>>,
     api_keys: OnceCell<ReadOnlyTable<&'static str, &'static [u8]>>,
     pending: OnceCell<ReadOnlyTable<(u32, &'static str), &'static [u8]>>,
+    sort_keys: OnceCell<ReadOnlyTable<&'static [u8], &'static [u8]>>,
 }
 
 macro_rules! lazy_table {
@@ -155,6 +160,7 @@ impl ReadTables {
             scores: OnceCell::new(),
             api_keys: OnceCell::new(),
             pending: OnceCell::new(),
+            sort_keys: OnceCell::new(),
         }
     }
     lazy_table!(meta, META, &'static str, &'static [u8]);
@@ -172,6 +178,7 @@ impl ReadTables {
     lazy_table!(scores, SCORES, &'static [u8], &'static [u8]);
     lazy_table!(api_keys, API_KEYS, &'static str, &'static [u8]);
     lazy_table!(pending, PENDING, (u32, &'static str), &'static [u8]);
+    lazy_table!(sort_keys, SORT_KEYS, &'static [u8], &'static [u8]);
 
     /// Size statistics of every table: (name, stored bytes, metadata bytes, fragmented bytes).
     pub(crate) fn table_stats(&self) -> Result<Vec<(&'static str, redb::TableStats)>> {
@@ -191,6 +198,7 @@ impl ReadTables {
             ("scores", self.scores()?.stats()?),
             ("api_keys", self.api_keys()?.stats()?),
             ("pending", self.pending()?.stats()?),
+            ("sort_keys", self.sort_keys()?.stats()?),
         ])
     }
 }

@@ -472,8 +472,10 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Format 5: the sort-key entries of one stored trace (filled in by the orders work).
-    fn upgrade_sort_keys(&mut self, _t: &StoredTrace) -> Result<()> {
-        Ok(())
+    /// Format 5: the sort-index entries of one stored trace, as for a new row.
+    fn upgrade_sort_keys(&mut self, t: &StoredTrace) -> Result<()> {
+        let (_, start_ms, id) = decode_trace_key(&t.key)?;
+        let place = super::sort_keys::SortPlace::of(start_ms, t.header.row, &t.body);
+        self.put_sort_keys(t.p, id, None, place)
     }
 }

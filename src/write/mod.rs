@@ -15,6 +15,7 @@
 mod aggregate;
 mod index;
 mod merge;
+mod sort_keys;
 
 pub(crate) use aggregate::Totals;
 pub(crate) use merge::merge;
@@ -25,6 +26,7 @@ use crate::model::Status;
 use crate::schema::*;
 use crate::validate::ValidTrace;
 use index::Terms;
+use sort_keys::SortPlace;
 use redb::{CursorError, ReadableTable, Table, WriteTransaction};
 use roaring::RoaringBitmap;
 use std::collections::{HashMap, HashSet};
@@ -235,6 +237,9 @@ impl<'t> Writer<'t> {
         } else {
             Upserted::Created
         };
+        let old_place = old
+            .as_ref()
+            .map(|(idr, h, b)| SortPlace::of(idr.start_ms, h.row, b));
         let stored = old.as_ref().map(|(idr, h, b)| Stored {
             start_ms: idr.start_ms,
             status: Status::from_code(h.status),
@@ -269,6 +274,7 @@ impl<'t> Writer<'t> {
             totals.put_score(prev.is_some());
         }
         totals.write_to(&mut m.body);
+        self.put_sort_keys(p, &v.id, old_place, SortPlace::of(m.start_ms, row, &m.body))?;
 
         let header = terms.header(row);
         let key = trace_key(p, m.start_ms, &v.id);
@@ -506,8 +512,9 @@ impl<'t> Writer<'t> {
             .ok_or_else(|| Error::corrupted("id index points at a missing trace"))?
             .value()
             .to_vec();
-        let (h, _) = decode_trace(&bytes)?;
+        let (h, body) = decode_trace(&bytes)?;
         self.index_row(p, h.row, &Terms::of(&h), false)?;
+        self.remove_sort_keys(p, id, SortPlace::of(idr.start_ms, h.row, &body))?;
         self.t.rows.remove((p, h.row))?;
         let st = self.state(p)?;
         st.live = st.live.saturating_sub(1);

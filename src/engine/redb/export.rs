@@ -18,7 +18,7 @@ use crate::convert::{trace_of_body, trace_of_record};
 use crate::engine::Query;
 use crate::error::Result;
 use crate::model::Trace;
-use crate::query::exec::{self, BlockHint};
+use crate::query::exec::{self, BlockHint, Walk};
 use crate::query::order::{Key, Position};
 use crate::schema::*;
 use std::iter::Peekable;
@@ -51,16 +51,13 @@ pub(crate) fn export(
     let row_limit = st.next_row;
     let mut pending = if st.indexed_rows < row_limit {
         let list = caches.pending(&tables, p, st.next_row, st.indexed_rows, |list| {
-            PENDING_ORDER.sort(list, |(id, h)| Key {
-                start_ms: h.start_ms,
-                id,
-            })
+            PENDING_ORDER.sort(list, |(id, h)| run::pending_key(PENDING_ORDER, id, h))
         })?;
-        run::pending_matches(&list, q.filters, row_limit, None, usize::MAX)
+        run::pending_matches(&list, q.filters, q.order, row_limit, None, usize::MAX)
     } else {
         Vec::new()
     };
-    q.order.sort(&mut pending, Item::key);
+    q.order.sort(&mut pending, |i| i.key(q.order));
     let mut out = Out {
         pending: pending.into_iter().peekable(),
         sink,
@@ -71,22 +68,16 @@ pub(crate) fn export(
     let need = step + 1;
     let mut after: Option<Position> = None;
     let mut hint: Option<BlockHint> = None;
+    // One snapshot: nothing changes during the walk, so its generation is the snapshot's.
+    let walk = Walk {
+        row_limit: row_limit.min(st.indexed_rows),
+        generation: st.generation,
+    };
     loop {
-        let found = exec::execute(
-            &view,
-            row_limit.min(st.indexed_rows),
-            &plan,
-            after.as_ref(),
-            hint,
-            need,
-        )?;
+        let found = exec::execute(&view, walk, &plan, after.as_ref(), hint, need)?;
         let more = found.hits.len() >= need;
         for h in found.hits.iter().take(step) {
-            let key = Key {
-                start_ms: h.start_ms,
-                id: &h.id,
-            };
-            out.pending_before(Some(key))?;
+            out.pending_before(Some(h.key()))?;
             out.emit(&trace_of_record(h.start_ms, &h.id, &h.record)?)?;
         }
         if !more {
@@ -95,10 +86,7 @@ pub(crate) fn export(
         // The next step continues after this step's last emitted hit, with the block hint the
         // executor computed for exactly that continuation.
         let last = &found.hits[step - 1];
-        after = Some(Position::of(Key {
-            start_ms: last.start_ms,
-            id: &last.id,
-        }));
+        after = Some(Position::of(last.key()));
         hint = found.hint;
     }
     out.pending_before(None)?;
@@ -123,7 +111,7 @@ impl Out<'_, '_> {
     /// Emits the pending matches that come before `key` in query order (all of them for None).
     fn pending_before(&mut self, key: Option<Key<'_>>) -> Result<()> {
         while let Some(item) = self.pending.peek() {
-            if key.is_some_and(|k| self.q.order.cmp(item.key(), k).is_ge()) {
+            if key.is_some_and(|k| self.q.order.cmp(item.key(self.q.order), k).is_ge()) {
                 break;
             }
             let trace = match item {

@@ -4,8 +4,9 @@
 //! resume state of its continuation.
 //!
 //! The resume state is the engine's, carried opaquely by the cursor envelope: the walk's row
-//! limit (rows allocated after the walk began are not part of it, so no trace appears twice)
-//! and the bitmap executor's block hint.
+//! limit (rows allocated after the walk began are not part of it, so no trace appears twice),
+//! the project's generation when the walk began (under a keyed order, a trace whose key changed
+//! since is left out, so it cannot appear twice either) and the bitmap executor's block hint.
 
 use crate::cache::{Caches, PendingList, ProjectView};
 use crate::convert::{trace_of_body, trace_of_record};
@@ -13,7 +14,7 @@ use crate::engine::{EnginePage, Query, Resume};
 use crate::error::{Error, Result};
 use crate::model::Facets;
 use crate::query::count;
-use crate::query::exec::{self, BlockHint, Hit};
+use crate::query::exec::{self, BlockHint, Hit, Walk};
 use crate::query::filter::Filters;
 use crate::query::order::{Key, Order, Position};
 use crate::query::plan::{self, Explain, PlanKind};
@@ -27,6 +28,9 @@ struct RedbResume {
     /// The project's row count when the walk began. Rows allocated later (new traces, and
     /// traces whose startTime moved) are not part of this walk, so no trace can appear twice.
     row_limit: u32,
+    /// The project's generation when the walk began: a keyed order's walk leaves out traces
+    /// whose sort key changed after it (their index entry says when).
+    generation: u64,
     hint: Option<BlockHint>,
 }
 
@@ -69,7 +73,7 @@ pub(super) fn prepare(
         let view = state
             .as_ref()
             .map(|(p, s)| ProjectView::new(&tables, caches, *p, s.generation));
-        plan::plan(view.as_ref(), live, next_row, q.filters, need, force)?
+        plan::plan(view.as_ref(), live, next_row, q.filters, q.order, need, force)?
     };
     Ok(Prepared {
         tables,
@@ -117,18 +121,16 @@ pub(crate) fn run(
     let need = q.limit as usize + 1;
     let after = resume.map(|(pos, _)| pos);
     let row_limit = resume.map_or(st.next_row, |(_, r)| r.row_limit.min(st.next_row));
+    let generation = resume.map_or(st.generation, |(_, r)| r.generation.min(st.generation));
     let hint = resume.and_then(|(_, r)| r.hint);
     let view = ProjectView::new(&tables, caches, p, st.generation);
     // The executor sees indexed rows only; pending traces (reserved rows from
     // `indexed_rows` on) are tested directly and merged in order.
-    let found = exec::execute(
-        &view,
-        row_limit.min(st.indexed_rows),
-        &plan,
-        after,
-        hint,
-        need,
-    )?;
+    let walk = Walk {
+        row_limit: row_limit.min(st.indexed_rows),
+        generation,
+    };
+    let found = exec::execute(&view, walk, &plan, after, hint, need)?;
     let counting = q.include.total || q.include.facets;
     // The pending list is read only when the page can show a pending trace, or the counts
     // must include them.
@@ -136,10 +138,7 @@ pub(crate) fn run(
     {
         Some(
             caches.pending(&tables, p, st.next_row, st.indexed_rows, |list| {
-                PENDING_ORDER.sort(list, |(id, h)| Key {
-                    start_ms: h.start_ms,
-                    id,
-                })
+                PENDING_ORDER.sort(list, |(id, h)| pending_key(PENDING_ORDER, id, h))
             })?,
         )
     } else {
@@ -147,7 +146,7 @@ pub(crate) fn run(
     };
     let pending = match &pending_list {
         Some(list) if st.indexed_rows < row_limit => {
-            pending_matches(list, q.filters, row_limit, after, need)
+            pending_matches(list, q.filters, q.order, row_limit, after, need)
         }
         _ => Vec::new(),
     };
@@ -174,8 +173,13 @@ pub(crate) fn run(
         });
     }
     let next = more.then(|| {
-        let last = Position::of(items[q.limit as usize - 1].key());
-        (last, RedbResume { row_limit, hint }.encode())
+        let last = Position::of(items[q.limit as usize - 1].key(q.order));
+        let resume = RedbResume {
+            row_limit,
+            generation,
+            hint,
+        };
+        (last, resume.encode())
     });
     Ok(EnginePage {
         traces,
@@ -199,48 +203,59 @@ pub(super) enum Item {
 }
 
 impl Item {
-    pub(super) fn key(&self) -> Key<'_> {
+    /// The entry's key under `order` (an executor hit carries the value of its query's order).
+    pub(super) fn key(&self, order: Order) -> Key<'_> {
         match self {
-            Item::Indexed(h) => Key {
-                start_ms: h.start_ms,
-                id: &h.id,
-            },
-            Item::Pending(id, h) => Key {
-                start_ms: h.start_ms,
-                id,
-            },
+            Item::Indexed(h) => h.key(),
+            Item::Pending(id, h) => pending_key(order, id, h),
         }
+    }
+}
+
+/// A pending trace's key under `order`.
+pub(super) fn pending_key<'a>(order: Order, id: &'a str, h: &PendingHead) -> Key<'a> {
+    let b = &h.body;
+    Key {
+        value: order.value_of(h.start_ms, b.end_ms, &b.total_cost, b.total_tokens),
+        start_ms: h.start_ms,
+        id,
     }
 }
 
 /// The order of the cached pending list: the executors' order.
 pub(super) const PENDING_ORDER: Order = Order::StartTimeDesc;
 
-/// Up to `need` pending traces from `list` (in query order) that match `f`, with a reserved
-/// row below `row_limit` and a position after `after`.
+/// Up to `need` pending traces from `list` (kept in `PENDING_ORDER`) that match `f`, with a
+/// reserved row below `row_limit` and a position after `after` in `order`, in `order`.
 pub(super) fn pending_matches(
     list: &PendingList,
     f: &Filters,
+    order: Order,
     row_limit: u32,
     after: Option<&Position>,
     need: usize,
 ) -> Vec<Item> {
-    let order = PENDING_ORDER;
-    list.iter()
-        .filter(|(id, h)| {
-            h.row < row_limit
-                && f.matches_trace(h.start_ms, h.status, &h.body)
-                && order.is_after(
-                    Key {
-                        start_ms: h.start_ms,
-                        id,
-                    },
-                    after,
-                )
-        })
-        .take(need)
-        .map(|(id, h)| Item::Pending(id.clone(), h.clone()))
-        .collect()
+    let matching = list.iter().filter(|(id, h)| {
+        h.row < row_limit
+            && f.matches_trace(h.start_ms, h.status, &h.body)
+            && order.is_after(pending_key(order, id, h), after)
+    });
+    let mut items: Vec<Item> = if order == PENDING_ORDER {
+        matching
+            .take(need)
+            .map(|(id, h)| Item::Pending(id.clone(), h.clone()))
+            .collect()
+    } else {
+        // At most `MAX_PENDING_TRACES` of them: sorted here.
+        matching
+            .map(|(id, h)| Item::Pending(id.clone(), h.clone()))
+            .collect()
+    };
+    if order != PENDING_ORDER {
+        order.sort(&mut items, |i| i.key(order));
+        items.truncate(need);
+    }
+    items
 }
 
 /// Merges the executor's hits and the pending matches (both in query order) into the first
@@ -260,7 +275,7 @@ fn merge(
     }
     let mut items: Vec<Item> = found.hits.into_iter().map(Item::Indexed).collect();
     items.extend(pending);
-    q.order.sort(&mut items, Item::key);
+    q.order.sort(&mut items, |i| i.key(q.order));
     items.truncate(need);
     let page = need.saturating_sub(1);
     let hint = if items
