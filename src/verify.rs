@@ -205,15 +205,21 @@ fn verify_project(
             None => r.fail(format!("{what}: row {} missing", h.row)),
         }
         // Invariant 19: one sort entry per keyed field, with the trace's value and row.
-        let values = crate::query::sorted::sort_values(start, b.end_ms, &b.total_cost, b.total_tokens);
+        let values =
+            crate::query::sorted::sort_values(start, b.end_ms, &b.total_cost, b.total_tokens);
         for (i, field) in SORT_FIELDS.into_iter().enumerate() {
             let key = sort_key(p, field, values[i], start, id);
             match t.sort_keys()?.get(key.as_slice())? {
                 Some(g) => match decode_sort_entry(g.value()) {
                     Ok(e) if e.row == h.row && e.changed <= state.generation => {}
-                    _ => r.fail(format!("{what}: sort entry {field:?} disagrees with the row")),
+                    _ => r.fail(format!(
+                        "{what}: sort entry {field:?} disagrees with the row"
+                    )),
                 },
-                None => r.fail(format!("{what}: no sort entry for {field:?} {:?}", values[i])),
+                None => r.fail(format!(
+                    "{what}: no sort entry for {field:?} {:?}",
+                    values[i]
+                )),
             }
         }
         if h.row >= state.next_row {

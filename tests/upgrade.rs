@@ -331,6 +331,37 @@ fn a_format_4_file_is_upgraded_and_renders_as_before() {
         let want = expected[project].as_array().unwrap();
         // Format 5 renders every trace exactly as format 4 did.
         assert_eq!(&all_details(&store, project), want, "project {project}");
+        // Every order walks the upgraded traces (indexed and pending) in its order, with a
+        // filter through the bitmaps and a range through the records.
+        for order in ORDERS {
+            let mut sorted: Vec<&Value> = want.iter().collect();
+            sorted.sort_by(|a, b| order_cmp(order, a, b));
+            let ids: Vec<String> = sorted
+                .iter()
+                .map(|d| d["id"].as_str().unwrap().into())
+                .collect();
+            assert_eq!(
+                walk_ids(&store, project, &[("orderBy", order), ("limit", "4")]),
+                ids,
+                "{order}"
+            );
+            let errors: Vec<String> = sorted
+                .iter()
+                .filter(|d| d["status"] == "ERROR" && d["totalTokens"].as_u64().unwrap() >= 200)
+                .map(|d| d["id"].as_str().unwrap().into())
+                .collect();
+            let got = walk_ids(
+                &store,
+                project,
+                &[
+                    ("orderBy", order),
+                    ("status", "error"),
+                    ("minTokens", "200"),
+                    ("limit", "3"),
+                ],
+            );
+            assert_eq!(got, errors, "{order} with filters");
+        }
     }
     let key = expected["apiKey"].as_str().unwrap();
     assert_eq!(store.authenticate(key).unwrap(), "acme");
@@ -338,4 +369,51 @@ fn a_format_4_file_is_upgraded_and_renders_as_before() {
     assert_eq!(format_version(&path), [5]);
     let store = Store::open(&path).unwrap();
     assert_eq!(store.verify().unwrap(), vec![]);
+}
+
+const ORDERS: [&str; 8] = [
+    "startTime.desc",
+    "startTime.asc",
+    "durationMs.desc",
+    "durationMs.asc",
+    "totalCost.desc",
+    "totalCost.asc",
+    "totalTokens.desc",
+    "totalTokens.asc",
+];
+
+/// The documented order of two trace details (`Less`: `a` first): the key, then startTime and
+/// id descending; `startTime.asc` by startTime and id ascending; running traces last.
+fn order_cmp(order: &str, a: &Value, b: &Value) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let start = |d: &Value| {
+        (
+            d["startTime"].as_str().unwrap().to_string(),
+            d["id"].as_str().unwrap().to_string(),
+        )
+    };
+    let newest = start(b).cmp(&start(a));
+    let (field, dir) = order.split_once('.').unwrap();
+    let value = |d: &Value| -> Option<rust_decimal::Decimal> {
+        match field {
+            "durationMs" => d["durationMs"].as_u64().map(rust_decimal::Decimal::from),
+            "totalCost" => Some(d["totalCost"].as_str().unwrap().parse().unwrap()),
+            _ => Some(d["totalTokens"].as_u64().unwrap().into()),
+        }
+    };
+    if field == "startTime" {
+        return if dir == "desc" {
+            newest
+        } else {
+            newest.reverse()
+        };
+    }
+    let by = match (value(a), value(b)) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (Some(x), Some(y)) if dir == "desc" => y.cmp(&x),
+        (Some(x), Some(y)) => x.cmp(&y),
+    };
+    by.then(newest)
 }

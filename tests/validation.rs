@@ -123,6 +123,13 @@ fn the_contract_table() {
         (vec![("include", ",")], vec!["include"]),
         (vec![("include", "Total")], vec!["include"]),
         (vec![("include", "total,count")], vec!["include"]),
+        (vec![("orderBy", "totalCost.desc")], vec![]),
+        (vec![("orderBy", "startTime.asc")], vec![]),
+        (vec![("orderBy", "")], vec!["orderBy"]),
+        (vec![("orderBy", "totalcost.desc")], vec!["orderBy"]),
+        (vec![("orderBy", "totalCost")], vec!["orderBy"]),
+        (vec![("orderBy", "cost.desc")], vec!["orderBy"]),
+        (vec![("orderBy", " startTime.desc")], vec!["orderBy"]),
         // userId and sessionId: exact ids; empty means no filter
         (vec![("userId", "user-7")], vec![]),
         (vec![("userId", "")], vec![]),
@@ -233,6 +240,10 @@ fn the_contract_table() {
                 ("excludeTags", long_tag.as_str()),
             ],
             vec!["anyTags", "include", "excludeTags"],
+        ),
+        (
+            vec![("orderBy", "newest"), ("limit", "0"), ("minCost", "-1")],
+            vec!["orderBy", "limit", "minCost"],
         ),
         // cursors that were never issued
         (vec![("cursor", "")], vec!["cursor"]),

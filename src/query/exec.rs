@@ -193,7 +193,8 @@ impl TopK {
         let pos = self
             .items
             .partition_point(|x| self.order.cmp(key(x), k).is_lt());
-        self.items.insert(pos, (k.value, k.start_ms, Arc::from(k.id)));
+        self.items
+            .insert(pos, (k.value, k.start_ms, Arc::from(k.id)));
         self.items.truncate(self.need);
     }
 }

@@ -87,7 +87,10 @@ impl Order {
     pub(crate) fn descending(self) -> bool {
         matches!(
             self,
-            Order::StartTimeDesc | Order::DurationDesc | Order::TotalCostDesc | Order::TotalTokensDesc
+            Order::StartTimeDesc
+                | Order::DurationDesc
+                | Order::TotalCostDesc
+                | Order::TotalTokensDesc
         )
     }
 
@@ -241,8 +244,14 @@ mod tests {
         };
         for o in [Order::DurationDesc, Order::DurationAsc] {
             // Ties: startTime descending, then id descending, in both directions.
-            assert_eq!(o.cmp(d(Some(5), 2, "a"), d(Some(5), 1, "z")), Ordering::Less);
-            assert_eq!(o.cmp(d(Some(5), 1, "b"), d(Some(5), 1, "a")), Ordering::Less);
+            assert_eq!(
+                o.cmp(d(Some(5), 2, "a"), d(Some(5), 1, "z")),
+                Ordering::Less
+            );
+            assert_eq!(
+                o.cmp(d(Some(5), 1, "b"), d(Some(5), 1, "a")),
+                Ordering::Less
+            );
             // Running traces after every finished one.
             assert_eq!(o.cmp(d(Some(0), 1, "a"), d(None, 9, "z")), Ordering::Less);
             assert_eq!(o.cmp(d(Some(999), 1, "a"), d(None, 9, "z")), Ordering::Less);

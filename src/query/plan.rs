@@ -154,7 +154,9 @@ pub(crate) fn plan(
     // would make the page. Neither is an index input, so they do not change the estimates.
     let bitmap_ok = !inputs.is_empty();
     let keyed = order.field() != SortField::StartTime;
-    let small = inputs.first().is_some_and(|i| i.rows <= SMALL_CANDIDATE_SET);
+    let small = inputs
+        .first()
+        .is_some_and(|i| i.rows <= SMALL_CANDIDATE_SET);
     let chosen = if empty {
         PlanKind::Empty
     } else if order == Order::StartTimeDesc {

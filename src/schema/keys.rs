@@ -287,7 +287,12 @@ pub(crate) fn decode_sort_key(k: &[u8], f: SortField) -> Result<(SortValue, i64,
             rest.get(8..).ok_or_else(bad)?,
         ),
     };
-    let start = unorder_i64(rest.get(..8).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+    let start = unorder_i64(
+        rest.get(..8)
+            .ok_or_else(bad)?
+            .try_into()
+            .map_err(|_| bad())?,
+    );
     let id = std::str::from_utf8(&rest[8..]).map_err(|_| bad())?;
     Ok((value, start, id))
 }

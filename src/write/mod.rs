@@ -26,9 +26,9 @@ use crate::model::Status;
 use crate::schema::*;
 use crate::validate::ValidTrace;
 use index::Terms;
-use sort_keys::SortPlace;
 use redb::{CursorError, ReadableTable, Table, WriteTransaction};
 use roaring::RoaringBitmap;
+use sort_keys::SortPlace;
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 

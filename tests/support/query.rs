@@ -83,6 +83,45 @@ pub struct MQuery {
     /// In thousandths of a dollar.
     pub cost_milli: (Option<u64>, Option<u64>),
     pub tokens: (Option<u64>, Option<u64>),
+    /// `orderBy`; None is the default (newest first).
+    pub order: Option<&'static str>,
+}
+
+/// Every `orderBy` value.
+pub const ORDERS: [&str; 8] = [
+    "startTime.desc",
+    "startTime.asc",
+    "durationMs.desc",
+    "durationMs.asc",
+    "totalCost.desc",
+    "totalCost.asc",
+    "totalTokens.desc",
+    "totalTokens.asc",
+];
+
+/// How `a` compares with `b` under `order` (`Less`: `a` first), written out from the rules:
+/// the key, then startTime descending, then id descending by bytes (`startTime.asc`: oldest
+/// first, then id ascending); running traces after every finished one under `durationMs`.
+pub fn order_cmp(order: &str, a: &impl ModelTrace, b: &impl ModelTrace) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let newest = (b.start_ms(), b.id().as_bytes()).cmp(&(a.start_ms(), a.id().as_bytes()));
+    let (field, dir) = order.split_once('.').expect("field.direction");
+    let desc = dir == "desc";
+    let keyed = |x: Option<u64>, y: Option<u64>| match (x, y) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (Some(x), Some(y)) if desc => y.cmp(&x),
+        (Some(x), Some(y)) => x.cmp(&y),
+    };
+    match field {
+        "startTime" if desc => newest,
+        "startTime" => newest.reverse(),
+        "durationMs" => keyed(a.duration_ms(), b.duration_ms()).then(newest),
+        "totalCost" => keyed(Some(a.cost_milli()), Some(b.cost_milli())).then(newest),
+        "totalTokens" => keyed(Some(a.total_tokens()), Some(b.total_tokens())).then(newest),
+        other => panic!("unknown order {other}"),
+    }
 }
 
 fn within(v: u64, (lo, hi): (Option<u64>, Option<u64>)) -> bool {
@@ -186,16 +225,20 @@ impl MQuery {
         if let Some(e) = self.end {
             p.push(("endDate".into(), ts(e).to_string()));
         }
+        if let Some(o) = self.order {
+            p.push(("orderBy".into(), o.to_string()));
+        }
         p
     }
-    /// The traces of `all` this query matches, in the endpoint's order (startTime desc, id
-    /// desc by bytes).
+    /// The traces of `all` this query matches, in the query's order (by default startTime
+    /// desc, id desc by bytes).
     pub fn answer<'a, T: ModelTrace + 'a>(
         &self,
         all: impl IntoIterator<Item = &'a T>,
     ) -> Vec<&'a T> {
         let mut v: Vec<&T> = all.into_iter().filter(|t| self.matches(*t)).collect();
-        v.sort_by(|a, b| (b.start_ms(), b.id().as_bytes()).cmp(&(a.start_ms(), a.id().as_bytes())));
+        let order = self.order.unwrap_or("startTime.desc");
+        v.sort_by(|a, b| order_cmp(order, *a, *b));
         v
     }
 

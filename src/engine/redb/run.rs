@@ -73,7 +73,15 @@ pub(super) fn prepare(
         let view = state
             .as_ref()
             .map(|(p, s)| ProjectView::new(&tables, caches, *p, s.generation));
-        plan::plan(view.as_ref(), live, next_row, q.filters, q.order, need, force)?
+        plan::plan(
+            view.as_ref(),
+            live,
+            next_row,
+            q.filters,
+            q.order,
+            need,
+            force,
+        )?
     };
     Ok(Prepared {
         tables,
