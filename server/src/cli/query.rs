@@ -74,6 +74,10 @@ pub(super) struct FilterArgs {
     /// Inclusive upper bound on totalTokens.
     #[arg(long, value_name = "N")]
     max_tokens: Option<String>,
+    /// The sort order: startTime.desc (default), startTime.asc, durationMs.desc|asc,
+    /// totalCost.desc|asc, totalTokens.desc|asc.
+    #[arg(long, value_name = "ORDER")]
+    order_by: Option<String>,
     /// KEY=VALUE: the trace's top-level metadata KEY equals VALUE (repeatable; all must hold).
     #[arg(long, value_name = "KEY=VALUE")]
     metadata: Vec<String>,
@@ -81,7 +85,7 @@ pub(super) struct FilterArgs {
 
 /// Endpoint parameter → the flag that sets it, for error messages: the filters (in
 /// `FilterArgs::pairs` order), then the page flags.
-const FLAGS: [(&str, &str); 18] = [
+const FLAGS: [(&str, &str); 19] = [
     ("status", "--status"),
     ("name", "--name"),
     ("tags", "--tags"),
@@ -97,6 +101,7 @@ const FLAGS: [(&str, &str); 18] = [
     ("maxCost", "--max-cost"),
     ("minTokens", "--min-tokens"),
     ("maxTokens", "--max-tokens"),
+    ("orderBy", "--order-by"),
     ("limit", "--limit"),
     ("cursor", "--cursor"),
     ("include", "--include"),
@@ -134,6 +139,7 @@ impl FilterArgs {
             &self.max_cost,
             &self.min_tokens,
             &self.max_tokens,
+            &self.order_by,
         ];
         let mut pairs = given(&FLAGS[..values.len()], &values);
         for m in &self.metadata {
