@@ -46,8 +46,8 @@ pub use payload::{
 };
 #[allow(unused_imports)]
 pub use shapes::{
-    busy_needle, prepare, rare_needle, run_sqlite, run_tracestore, shapes, Counts, Filter,
-    Prepared, Shape, ShapeKind,
+    busy_needle, cost_pico, prepare, rare_needle, run_sqlite, run_tracestore, shapes, Counts,
+    Filter, Keyset, Prepared, Shape, ShapeKind,
 };
 #[allow(unused_imports)]
 pub use sqlite::{SqlCounts, SqlDetail, SqlScore, SqlSpan, SqlTrace, Sqlite, Sync};

@@ -17,6 +17,19 @@ pub struct Filter {
     pub end: Option<Timestamp>,
     /// What the page also counts over the whole matching set (`include`).
     pub counts: Counts,
+    /// `orderBy`, when not the default; the peer knows `totalCost.desc`.
+    pub order: Option<&'static str>,
+}
+
+/// A keyset position of the peer: (start_ms, id, total cost in 10^-12 USD).
+pub type Keyset = (i64, String, i64);
+
+/// A cost as the peer's exact integer (10^-12 USD; the demo's costs have at most 12 digits).
+pub fn cost_pico(c: rust_decimal::Decimal) -> i64 {
+    (c * rust_decimal::Decimal::from(1_000_000_000_000i64))
+        .trunc()
+        .try_into()
+        .expect("cost fits in i64 picodollars")
 }
 
 /// `include` of a shape: nothing, the total, or the total and the facets.
@@ -51,6 +64,9 @@ impl Filter {
             Counts::None => {}
             Counts::Total => params.push(("include", "total".into())),
             Counts::TotalAndFacets => params.push(("include", "total,facets".into())),
+        }
+        if let Some(o) = self.order {
+            params.push(("orderBy", o.into()));
         }
         QueryRequest::from_params(params.iter().map(|(k, v)| (*k, v.as_str())))
             .expect("valid request")
@@ -90,7 +106,8 @@ pub fn busy_needle() -> String {
 
 /// Every shape: Q1–Q10 (Q9 at pages 1, 10, 100 and 1000), then the counting shapes Q13, Q14
 /// and Q19 (a first page with `include`; the SQLite peer runs the page, then `COUNT(*)` and
-/// `GROUP BY` over the same filter).
+/// `GROUP BY` over the same filter), and Q17 (`orderBy=totalCost.desc` at pages 1 and 100; the
+/// peer walks its index on (project, cost, start_time, id) backwards).
 pub fn shapes() -> Vec<Shape> {
     let err = || Filter {
         status: Some(Status::Error),
@@ -199,6 +216,17 @@ pub fn shapes() -> Vec<Shape> {
             ..Default::default()
         }),
     });
+    let by_cost = || Filter {
+        order: Some("totalCost.desc"),
+        ..Default::default()
+    };
+    for page in [1, 100] {
+        v.push(Shape {
+            key: format!("Q17p{page}"),
+            label: format!("orderBy=totalCost.desc page {page}"),
+            kind: ShapeKind::Page(by_cost(), page),
+        });
+    }
     // The demo's oldest week (its data starts on 2026-03-01).
     let week_end = Timestamp::parse("2026-03-08T00:00:00Z").unwrap();
     v.push(Shape {
@@ -221,7 +249,7 @@ pub enum Prepared {
     List {
         filter: Filter,
         req: QueryRequest,
-        after: Option<(i64, String)>,
+        after: Option<Keyset>,
     },
     Get {
         ids: Vec<String>,
@@ -243,7 +271,7 @@ pub fn prepare(l: &Loaded, shape: &Shape) -> Result<Option<Prepared>, String> {
         })),
         ShapeKind::Page(f, page) => {
             let mut req = f.request(PAGE);
-            let mut after: Option<(i64, String)> = None;
+            let mut after: Option<Keyset> = None;
             for p in 1..*page {
                 let ts = l.store.query(PROJECT, &req).map_err(|e| e.to_string())?;
                 let Some(c) = ts.next_cursor else {
@@ -256,7 +284,11 @@ pub fn prepare(l: &Loaded, shape: &Shape) -> Result<Option<Prepared>, String> {
                 if sq_ids != ts_ids {
                     return Err(format!("{}: page {p} differs on the walk", shape.key));
                 }
-                after = Some((last.start_time.as_millis(), last.id.clone()));
+                after = Some((
+                    last.start_time.as_millis(),
+                    last.id.clone(),
+                    cost_pico(last.total_cost),
+                ));
                 req = QueryRequest::builder()
                     .cursor(&c)
                     .limit(PAGE as u32)

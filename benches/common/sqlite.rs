@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS traces(
     tags TEXT NOT NULL,
     metadata TEXT NOT NULL,
     total_cost TEXT NOT NULL,
+    cost_pico INTEGER NOT NULL,
     total_tokens INTEGER NOT NULL,
     span_count INTEGER NOT NULL,
     score_count INTEGER NOT NULL,
@@ -55,6 +56,7 @@ CREATE TABLE IF NOT EXISTS traces(
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS traces_status ON traces(project, status, start_time);
 CREATE UNIQUE INDEX IF NOT EXISTS traces_id ON traces(project, id);
+CREATE INDEX IF NOT EXISTS traces_cost ON traces(project, cost_pico, start_time, id);
 CREATE TABLE IF NOT EXISTS trace_tags(
     project INTEGER NOT NULL,
     tag TEXT NOT NULL,
@@ -225,8 +227,8 @@ impl Sqlite {
             let mut ins_trace = tx
                 .prepare_cached(
                     "INSERT INTO traces(project, start_time, id, name, status, end_time, tags, metadata, \
-                     total_cost, total_tokens, span_count, score_count, created_at) \
-                     VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                     total_cost, total_tokens, span_count, score_count, created_at, cost_pico) \
+                     VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 )
                 .unwrap();
             let mut ins_tag = tx
@@ -329,6 +331,7 @@ impl Sqlite {
                         t.spans.len() as i64,
                         t.scores.len() as i64,
                         created,
+                        crate::common::shapes::cost_pico(cost),
                     ])
                     .unwrap();
                 for tag in &tags {

@@ -150,7 +150,10 @@ impl Walker<'_, '_> {
         if !f.in_window(start_ms) {
             return Ok(false);
         }
-        if !self.header_test {
+        // Every indexed live row has its entries, so with no index input and no excluded tag
+        // every entry of the walk's rows is a candidate.
+        let all_rows = f.inputs.is_empty() && f.exclude_tag_ids.is_empty();
+        if !self.header_test && !all_rows {
             let chunk = chunk_of(entry.row);
             let cands = match self.chunks.get(&chunk) {
                 Some(c) => c.clone(),

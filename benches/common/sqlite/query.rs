@@ -2,7 +2,7 @@
 //! `get_trace`.
 
 use super::{SqlCounts, SqlDetail, SqlScore, SqlSpan, SqlTrace, Sqlite};
-use crate::common::{Counts, Filter, PAGE};
+use crate::common::{Counts, Filter, Keyset, PAGE};
 use rusqlite::{params, OptionalExtension};
 use tracestore::{ScoreValue, Status};
 
@@ -52,7 +52,10 @@ impl Sqlite {
         if f.end.is_some() {
             sql.push_str(" AND t.start_time < ?5");
         }
-        if keyset {
+        let by_cost = f.order == Some("totalCost.desc");
+        if keyset && by_cost {
+            sql.push_str(" AND (t.cost_pico, t.start_time, t.id) < (?40, ?6, ?7)");
+        } else if keyset {
             sql.push_str(" AND (t.start_time, t.id) < (?6, ?7)");
         }
         let join = std::env::var("TRACESTORE_BENCH_SQLITE_TAGS").is_ok_and(|v| v == "join");
@@ -75,7 +78,11 @@ impl Sqlite {
                 ));
             }
         }
-        sql.push_str(" ORDER BY t.start_time DESC, t.id DESC LIMIT ?8");
+        if by_cost {
+            sql.push_str(" ORDER BY t.cost_pico DESC, t.start_time DESC, t.id DESC LIMIT ?8");
+        } else {
+            sql.push_str(" ORDER BY t.start_time DESC, t.id DESC LIMIT ?8");
+        }
         sql
     }
 
@@ -144,7 +151,7 @@ impl Sqlite {
         st: &mut rusqlite::Statement<'_>,
         p: i64,
         f: &Filter,
-        after: Option<&(i64, String)>,
+        after: Option<&Keyset>,
         fetch: usize,
     ) {
         let mut args: Vec<(usize, rusqlite::types::Value)> =
@@ -161,9 +168,12 @@ impl Sqlite {
         if let Some(e) = f.end {
             args.push((5, e.as_millis().into()));
         }
-        if let Some((st_ms, id)) = after {
+        if let Some((st_ms, id, cost)) = after {
             args.push((6, (*st_ms).into()));
             args.push((7, id.clone().into()));
+            if f.order == Some("totalCost.desc") {
+                args.push((40, (*cost).into()));
+            }
         }
         let mut tags = f.tags.clone();
         tags.sort();
@@ -181,7 +191,7 @@ impl Sqlite {
         &self,
         project: &str,
         f: &Filter,
-        after: Option<&(i64, String)>,
+        after: Option<&Keyset>,
         fetch: usize,
     ) -> Vec<SqlTrace> {
         let Some(p) = self.lookup_project(project) else {
@@ -199,7 +209,7 @@ impl Sqlite {
     }
 
     /// The peer's `EXPLAIN QUERY PLAN` for a query, with its real parameters bound, one line.
-    pub fn explain(&self, project: &str, f: &Filter, after: Option<&(i64, String)>) -> String {
+    pub fn explain(&self, project: &str, f: &Filter, after: Option<&Keyset>) -> String {
         let p = self.lookup_project(project).unwrap_or(0);
         let sql = format!("EXPLAIN QUERY PLAN {}", Sqlite::sql(f, after.is_some()));
         let mut st = self.conn.prepare(&sql).unwrap();
