@@ -286,6 +286,12 @@ fn verify_project(
         terms.extend(h.user_id.map(|t| (TermKind::User.code(), t)));
         terms.extend(h.session_id.map(|t| (TermKind::Session.code(), t)));
         terms.extend(h.meta_ids.iter().map(|t| (TermKind::Meta.code(), *t)));
+        // The value buckets of its duration, cost and tokens.
+        for (i, field) in SORT_FIELDS.into_iter().enumerate() {
+            if let Some((kind, b)) = crate::query::ranges::bucket_term(field, values[i]) {
+                terms.push((kind.code(), b));
+            }
+        }
         for term in &terms {
             *counts.entry(*term).or_default() += 1;
         }
@@ -364,8 +370,15 @@ fn verify_project(
     for e in t.terms()?.range(terms_range(p))? {
         let (k, v) = e?;
         let (_, kind, term) = k.value();
-        // Each term's text maps back to it (statuses have fixed ids and no text index).
-        if kind != TermKind::Status.code() {
+        // Each term's text maps back to it (statuses and value buckets have fixed ids and no
+        // text index).
+        let fixed = [
+            TermKind::Status,
+            TermKind::DurationBucket,
+            TermKind::CostBucket,
+            TermKind::TokensBucket,
+        ];
+        if !fixed.iter().any(|k| k.code() == kind) {
             if let Ok(rec) = decode_term(v.value()) {
                 let back = match t.term_ids()?.get((p, kind, rec.text.as_str()))? {
                     Some(g) => decode_u32(g.value()).ok(),

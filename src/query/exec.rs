@@ -124,7 +124,7 @@ fn scan(
         let (h, _) = decode_trace_header(v.value())?;
         if h.row < row_limit
             && f.matches_header(&h)
-            && (!f.needs_body() || {
+            && (!f.scan_needs_body() || {
                 let (_, start_ms, _) = decode_trace_key(k.value())?;
                 f.matches_body(start_ms, &decode_trace(v.value())?.1)
             })
@@ -219,7 +219,7 @@ pub(crate) fn chunk_candidates(
         return Ok(Arc::new(acc));
     }
     if let [input] = inputs.as_slice() {
-        if let [term] = input.terms.as_slice() {
+        if let ([term], None) = (input.terms.as_slice(), &input.extra) {
             // One term: its cached partition is the answer, shared rather than copied.
             return v.bitmap(input.kind, *term, chunk);
         }
@@ -242,6 +242,9 @@ fn intersect(v: &ProjectView<'_>, plan: &Plan, chunk: u32) -> Result<RoaringBitm
         let mut bm = RoaringBitmap::new();
         for term in &input.terms {
             bm |= &*v.bitmap(input.kind, *term, chunk)?;
+        }
+        if let Some(rows) = input.extra.as_ref().and_then(|e| e.get(&chunk)) {
+            bm |= rows;
         }
         let next = match acc {
             None => bm,

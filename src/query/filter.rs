@@ -15,8 +15,13 @@ use crate::cache::ProjectView;
 use crate::error::Result;
 use crate::limits::{MAX_METADATA_KEY_CHARS, MAX_METADATA_VALUES_PER_KEY};
 use crate::model::Status;
+use crate::query::order::{SortField, SortValue};
+use crate::query::ranges::range_input;
 use crate::schema::{Money, TermKind, TraceBody, TraceHeader};
+use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// A query's filters, normalized: the name lowercased, each tag list distinct and sorted, the
 /// dates as millisecond bounds (`start_ms` inclusive, `end_ms` exclusive).
@@ -172,6 +177,7 @@ impl Filters {
                 terms: vec![st as u32],
                 rows,
                 label,
+                extra: None,
             });
         }
         let mut tag_ids = Vec::new();
@@ -194,6 +200,7 @@ impl Filters {
                 terms,
                 rows,
                 label,
+                extra: None,
             });
         }
         tag_ids.sort_unstable();
@@ -206,6 +213,7 @@ impl Filters {
                 terms: ids.clone(),
                 rows,
                 label: format!("anyTags={}", self.any_tags.join("|")),
+                extra: None,
             });
             Some(ids)
         };
@@ -224,6 +232,7 @@ impl Filters {
                 terms: id.into_iter().collect(),
                 rows,
                 label,
+                extra: None,
             });
             Ok(id)
         };
@@ -272,10 +281,47 @@ impl Filters {
                     terms: ids.clone(),
                     rows,
                     label: format!("name~{needle} ({} names)", ids.len()),
+                    extra: None,
                 });
                 Some(ids)
             }
         };
+        // The ranges: exact inputs from their value buckets and the sort index.
+        if let Some(v) = v {
+            if let Some((lo, hi)) = self.duration_ms {
+                let d = |x: u64| SortValue::Duration(Some(x));
+                let label = format!("durationMs in [{lo}, {}]", bound(hi));
+                let hi = (hi != u64::MAX).then(|| d(hi));
+                inputs.push(range_input(v, SortField::Duration, d(lo), hi, label)?);
+            }
+            if let Some((lo, hi)) = &self.cost {
+                let c = |m: &Money| {
+                    let (i, f) = m.ordered();
+                    SortValue::Cost(i, f)
+                };
+                let label = format!(
+                    "totalCost in [{}, {}]",
+                    lo.and_then(|m| m.to_decimal().ok())
+                        .map_or("0".into(), |d| d.to_string()),
+                    hi.and_then(|m| m.to_decimal().ok())
+                        .map_or("max".into(), |d| d.to_string())
+                );
+                let lo = lo.as_ref().map_or(SortValue::Cost(0, 0), c);
+                inputs.push(range_input(
+                    v,
+                    SortField::Cost,
+                    lo,
+                    hi.as_ref().map(c),
+                    label,
+                )?);
+            }
+            if let Some((lo, hi)) = self.tokens {
+                let t = SortValue::Tokens;
+                let label = format!("totalTokens in [{lo}, {}]", bound(hi));
+                let hi = (hi != u64::MAX).then(|| t(hi));
+                inputs.push(range_input(v, SortField::Tokens, t(lo), hi, label)?);
+            }
+        }
         inputs.sort_by_key(|i| i.rows);
         let (lo_ms, hi_ms) = self.window();
         let empty = inputs.iter().any(|i| i.rows == 0) || lo_ms >= hi_ms;
@@ -293,9 +339,19 @@ impl Filters {
             meta_ids,
             body_metadata,
             ranges: self.has_ranges().then(|| self.clone()),
+            ranges_indexed: v.is_some() && self.has_ranges(),
             lo_ms,
             hi_ms,
         })
+    }
+}
+
+/// A range's upper bound as shown by `explain`.
+fn bound(hi: u64) -> String {
+    if hi == u64::MAX {
+        "max".into()
+    } else {
+        hi.to_string()
     }
 }
 
@@ -307,6 +363,8 @@ pub(crate) struct Input {
     pub terms: Vec<u32>,
     pub rows: u64,
     pub label: String,
+    /// Rows of the input besides its terms' bitmaps, per chunk (a range's partly covered ends).
+    pub extra: Option<Arc<HashMap<u32, RoaringBitmap>>>,
 }
 
 /// Filters resolved against one snapshot.
@@ -335,8 +393,10 @@ pub(crate) struct Resolved {
     meta_ids: Vec<u32>,
     /// Metadata pairs of keys over their value cap, tested on the stored metadata.
     pub body_metadata: Vec<(String, String)>,
-    /// The filters, when they hold range filters: those are tested on each row's body.
+    /// The filters, when they hold range filters: the scan tests those on each row's body.
     ranges: Option<Filters>,
+    /// The ranges are index inputs (exact), so candidates need no body test for them.
+    ranges_indexed: bool,
     pub lo_ms: i64,
     pub hi_ms: i64,
 }
@@ -362,9 +422,15 @@ impl Resolved {
             && subset(&self.meta_ids, &h.meta_ids)
     }
 
-    /// True when the filters need a row's body too: a range filter, or a metadata key over
-    /// its value cap.
+    /// True when a candidate of the index inputs needs its body tested too: a metadata key over
+    /// its value cap (the ranges are exact inputs).
     pub(crate) fn needs_body(&self) -> bool {
+        !self.body_metadata.is_empty() || (self.ranges.is_some() && !self.ranges_indexed)
+    }
+
+    /// True when a row the scan reads (tested on its header only) needs its body tested too: a
+    /// range filter, or a metadata key over its value cap.
+    pub(crate) fn scan_needs_body(&self) -> bool {
         !self.body_metadata.is_empty() || self.ranges.is_some()
     }
 

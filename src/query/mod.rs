@@ -18,6 +18,7 @@ pub(crate) mod filter;
 pub(crate) mod order;
 pub(crate) mod parse;
 pub(crate) mod plan;
+pub(crate) mod ranges;
 pub(crate) mod sorted;
 
 pub(crate) use filter::Filters;

@@ -181,7 +181,12 @@ impl Walker<'_, '_> {
                 return Ok(false);
             }
         }
-        if f.needs_body() && !f.matches_body(start_ms, &decode_trace(&record)?.1) {
+        let body_test = if self.header_test {
+            f.scan_needs_body()
+        } else {
+            f.needs_body()
+        };
+        if body_test && !f.matches_body(start_ms, &decode_trace(&record)?.1) {
             return Ok(false);
         }
         self.hits.push(Hit {

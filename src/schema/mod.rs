@@ -51,6 +51,12 @@ pub(crate) enum TermKind {
     /// A metadata key, as its text; its term record counts the key's distinct values (not
     /// rows), and it has no bitmap. See `limits::MAX_METADATA_VALUES_PER_KEY`.
     MetaKey = 6,
+    /// A `durationMs` value bucket (`query::ranges`); the term id is the bucket number.
+    DurationBucket = 11,
+    /// A `totalCost` value bucket.
+    CostBucket = 12,
+    /// A `totalTokens` value bucket.
+    TokensBucket = 13,
 }
 
 impl TermKind {
@@ -66,6 +72,9 @@ impl TermKind {
             TermKind::Session => "sessionId",
             TermKind::Meta => "metadata",
             TermKind::MetaKey => "metadata key",
+            TermKind::DurationBucket => "durationMs bucket",
+            TermKind::CostBucket => "totalCost bucket",
+            TermKind::TokensBucket => "totalTokens bucket",
         }
     }
 }

@@ -71,13 +71,17 @@ impl Writer<'_> {
         Ok(self.term_cache.get_mut(&key))
     }
 
-    /// The id of a term's text, created when absent. Status terms have fixed ids (OK=0, ERROR=1).
-    fn term_id(&mut self, p: u32, kind: TermKind, text: &str) -> Result<u32> {
+    /// The id of a term's text, created when absent. Status terms have fixed ids (OK=0, ERROR=1),
+    /// and value buckets their bucket number (the text).
+    pub(super) fn term_id(&mut self, p: u32, kind: TermKind, text: &str) -> Result<u32> {
         let id = match kind {
             TermKind::Status => {
                 let st = Status::parse(text).ok_or_else(|| Error::corrupted("status term"))?;
                 st.code() as u32
             }
+            TermKind::DurationBucket | TermKind::CostBucket | TermKind::TokensBucket => text
+                .parse::<u32>()
+                .map_err(|_| Error::corrupted("bucket term"))?,
             _ => {
                 // Load the state (which may fold pending traces, creating terms) before the
                 // lookup, so that a term is never created twice under one text.
@@ -126,7 +130,14 @@ impl Writer<'_> {
         Ok(self.bitmap_cache.get_mut(&key).expect("inserted above"))
     }
 
-    fn set_term(&mut self, p: u32, kind: TermKind, term: u32, row: u32, on: bool) -> Result<()> {
+    pub(super) fn set_term(
+        &mut self,
+        p: u32,
+        kind: TermKind,
+        term: u32,
+        row: u32,
+        on: bool,
+    ) -> Result<()> {
         let changed = {
             let bm = self.bitmap_mut((p, kind.code(), term, chunk_of(row)))?;
             if on {

@@ -1,5 +1,7 @@
-//! The sort index of the keyed orders (`durationMs`, `totalCost`, `totalTokens`): one
-//! `sort_keys` entry per indexed trace and field, kept in the write that changes the trace.
+//! The indexes of the keyed fields (`durationMs`, `totalCost`, `totalTokens`), kept in the write
+//! that changes the trace: one `sort_keys` entry per indexed trace and field (the keyed orders'
+//! index, and the exact values at the ends of a range), and the row's bit in its value bucket's
+//! bitmap (the ranges' index, `query::ranges`).
 //!
 //! An entry is keyed by the trace's value, start and id, and holds its row and `changed`: the
 //! generation of the write that last changed this value while the trace stayed on its row (0
@@ -9,6 +11,7 @@
 use super::Writer;
 use crate::error::Result;
 use crate::query::order::SortValue;
+use crate::query::ranges::bucket_term;
 use crate::query::sorted::sort_values;
 use crate::schema::*;
 
@@ -55,6 +58,13 @@ impl Writer<'_> {
                 }
                 let k = sort_key(p, field, o.values[i], o.start_ms, id);
                 self.t.sort_keys.remove(k.as_slice())?;
+                if let Some((kind, b)) = bucket_term(field, o.values[i]) {
+                    self.set_term(p, kind, b, o.row, false)?;
+                }
+            }
+            if let Some((kind, b)) = bucket_term(field, new.values[i]) {
+                self.term_id(p, kind, &b.to_string())?;
+                self.set_term(p, kind, b, new.row, true)?;
             }
             let k = sort_key(p, field, new.values[i], new.start_ms, id);
             let entry = SortEntry {
@@ -68,11 +78,14 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Removes a deleted trace's sort entries.
+    /// Removes a deleted trace's sort entries and bucket bits.
     pub(super) fn remove_sort_keys(&mut self, p: u32, id: &str, old: SortPlace) -> Result<()> {
         for (i, field) in SORT_FIELDS.into_iter().enumerate() {
             let k = sort_key(p, field, old.values[i], old.start_ms, id);
             self.t.sort_keys.remove(k.as_slice())?;
+            if let Some((kind, b)) = bucket_term(field, old.values[i]) {
+                self.set_term(p, kind, b, old.row, false)?;
+            }
         }
         Ok(())
     }
