@@ -34,6 +34,10 @@ pub(crate) const SCORES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("s
 /// yet indexed. Its row number is reserved; the next larger write of the project folds it into
 /// the tables above.
 pub(crate) const PENDING: TableDefinition<(u32, &str), &[u8]> = TableDefinition::new("pending");
+/// (project, trace row) → the row's span terms: for each (kind, term) some span of the trace
+/// carries, how many of its spans do. Read and written by writes only (and `verify`).
+pub(crate) const SPAN_TERMS: TableDefinition<(u32, u32), &[u8]> =
+    TableDefinition::new("span_terms");
 /// key hash (hex) → API key record.
 pub(crate) const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
 
@@ -54,6 +58,7 @@ pub(crate) struct WriteTables<'t> {
     pub scores: Table<'t, &'static [u8], &'static [u8]>,
     pub api_keys: Table<'t, &'static str, &'static [u8]>,
     pub pending: Table<'t, (u32, &'static str), &'static [u8]>,
+    pub span_terms: Table<'t, (u32, u32), &'static [u8]>,
 }
 
 impl<'t> WriteTables<'t> {
@@ -75,6 +80,7 @@ impl<'t> WriteTables<'t> {
             scores: txn.open_table(SCORES)?,
             api_keys: txn.open_table(API_KEYS)?,
             pending: txn.open_table(PENDING)?,
+            span_terms: txn.open_table(SPAN_TERMS)?,
         })
     }
 }
@@ -122,6 +128,7 @@ pub(crate) struct ReadTables {
     scores: OnceCell<ReadOnlyTable<&'static [u8], &'static [u8]>>,
     api_keys: OnceCell<ReadOnlyTable<&'static str, &'static [u8]>>,
     pending: OnceCell<ReadOnlyTable<(u32, &'static str), &'static [u8]>>,
+    span_terms: OnceCell<ReadOnlyTable<(u32, u32), &'static [u8]>>,
 }
 
 macro_rules! lazy_table {
@@ -155,6 +162,7 @@ impl ReadTables {
             scores: OnceCell::new(),
             api_keys: OnceCell::new(),
             pending: OnceCell::new(),
+            span_terms: OnceCell::new(),
         }
     }
     lazy_table!(meta, META, &'static str, &'static [u8]);
@@ -172,6 +180,7 @@ impl ReadTables {
     lazy_table!(scores, SCORES, &'static [u8], &'static [u8]);
     lazy_table!(api_keys, API_KEYS, &'static str, &'static [u8]);
     lazy_table!(pending, PENDING, (u32, &'static str), &'static [u8]);
+    lazy_table!(span_terms, SPAN_TERMS, (u32, u32), &'static [u8]);
 
     /// Size statistics of every table: (name, stored bytes, metadata bytes, fragmented bytes).
     pub(crate) fn table_stats(&self) -> Result<Vec<(&'static str, redb::TableStats)>> {
@@ -191,6 +200,7 @@ impl ReadTables {
             ("scores", self.scores()?.stats()?),
             ("api_keys", self.api_keys()?.stats()?),
             ("pending", self.pending()?.stats()?),
+            ("span_terms", self.span_terms()?.stats()?),
         ])
     }
 }
