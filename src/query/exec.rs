@@ -4,6 +4,7 @@
 
 use super::order::{Key, Order, Position};
 use super::plan::{Plan, PlanKind};
+use super::spans;
 use crate::cache::{BlockRows, ProjectView};
 use crate::error::{Error, Result};
 use crate::model::Status;
@@ -96,6 +97,11 @@ fn scan(
                 let (_, start_ms, _) = decode_trace_key(k.value())?;
                 f.matches_body(start_ms, &decode_trace(v.value())?.1)
             })
+            // Headers carry no span terms: the row's spans decide every span condition.
+            && f
+                .spans
+                .as_ref()
+                .map_or(Ok(true), |c| spans::row_matches(t, p, h.row, c))?
         {
             let (_, start_ms, id) = decode_trace_key(k.value())?;
             hits.push(Hit {
@@ -277,12 +283,21 @@ fn consider(
     if !plan.filters.in_window(start_ms) || !ORDER.is_after(Key { start_ms, id }, after) {
         return Ok(());
     }
+    let span_check = plan.filters.span_check();
+    if (plan.filters.needs_body() || span_check.is_some()) && !top.would_keep(start_ms, id) {
+        // Only a candidate that would make the page is read further.
+        return Ok(());
+    }
+    if let Some(conds) = span_check {
+        // Two or more span conditions: the candidate's spans decide whether one span meets
+        // them all.
+        if !spans::row_matches(v.t, v.p, row, conds)? {
+            return Ok(());
+        }
+    }
     if plan.filters.needs_body() {
         // Filters only a record can decide (ranges, a metadata key over its cap): read the
         // record, but only of a candidate that would make the page.
-        if !top.would_keep(start_ms, id) {
-            return Ok(());
-        }
         let record =
             v.t.traces()?
                 .get(trace_key(v.p, start_ms, id).as_slice())?

@@ -56,7 +56,7 @@ pub(crate) fn export(
                 id,
             })
         })?;
-        run::pending_matches(&list, q.filters, row_limit, None, usize::MAX)
+        run::pending_matches(&tables, p, &list, q.filters, row_limit, None, usize::MAX)?
     } else {
         Vec::new()
     };
