@@ -41,11 +41,21 @@ fn ids(store: &Store, params: &[(&str, &str)], plan: Option<PlanKind>) -> Vec<St
     }
 }
 
-/// Checks one query's answer under every plan, its total, and its models facet.
+/// Checks one query's answer under every plan and as an export, its total, and its models
+/// facet.
 fn check(store: &Store, params: &[(&str, &str)], want: &[&str], models: &[(&str, u64)]) {
     for plan in [None, Some(PlanKind::Scan), Some(PlanKind::Bitmap)] {
         assert_eq!(ids(store, params, plan), want, "{params:?} under {plan:?}");
     }
+    let mut exported = Vec::new();
+    let req = tracestore::ExportRequest::from_params(params.iter().copied()).unwrap();
+    store
+        .export("p", &req, |t| {
+            exported.push(t.id.clone());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(exported, want, "{params:?} exported");
     let mut p = params.to_vec();
     p.push(("include", "total,facets"));
     let page = store.query_params("p", p.iter().copied()).unwrap();
