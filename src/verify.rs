@@ -467,7 +467,10 @@ fn expected_span_terms(
 ) -> Result<Vec<(u8, u32, u32)>> {
     let mut counts: BTreeMap<(u8, u32), u32> = BTreeMap::new();
     for s in spans {
-        for (kind, text) in [(TermKind::SpanName, &s.name), (TermKind::SpanModel, &s.model)] {
+        for (kind, text) in [
+            (TermKind::SpanName, &s.name),
+            (TermKind::SpanModel, &s.model),
+        ] {
             let Some(text) = text else { continue };
             match t.term_ids()?.get((p, kind.code(), text.as_str()))? {
                 Some(g) => match decode_u32(g.value()) {

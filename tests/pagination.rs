@@ -5,8 +5,8 @@ mod support;
 
 use proptest::prelude::*;
 use std::collections::HashSet;
-use support::simple::*;
 use support::query::SpanFacts;
+use support::simple::*;
 use tracestore::{QueryRequest, SpanKind, Status, Store};
 
 const PROJECTS: [&str; 3] = ["alpha", "beta", "gamma"];
@@ -608,7 +608,12 @@ impl ModelTrace for RichTrace {
 
 const SPAN_NAMES: [&str; 5] = ["chat-0", "Chat-1", "search_orders", "Ägent", "retry"];
 const MODELS: [&str; 3] = ["gpt-4o", "gpt-4o-mini", "claude-sonnet"];
-const KINDS: [SpanKind; 4] = [SpanKind::Llm, SpanKind::Tool, SpanKind::Agent, SpanKind::Unknown];
+const KINDS: [SpanKind; 4] = [
+    SpanKind::Llm,
+    SpanKind::Tool,
+    SpanKind::Agent,
+    SpanKind::Unknown,
+];
 
 /// One span's facts: a name (rarely none), a model (often none), a kind and a status.
 fn arb_span_facts() -> impl Strategy<Value = SpanFacts> {
@@ -649,7 +654,8 @@ fn rich_json(t: &RichTrace) -> serde_json::Value {
         .spans
         .iter()
         .map(|(id, f)| {
-            let mut s = serde_json::json!({"id": id, "kind": f.kind.as_str(), "status": f.status.as_str()});
+            let mut s =
+                serde_json::json!({"id": id, "kind": f.kind.as_str(), "status": f.status.as_str()});
             if let Some(n) = &f.name {
                 s["name"] = serde_json::json!(n);
             }
@@ -867,7 +873,12 @@ fn arb_span_query() -> impl Strategy<Value = MQuery> {
     (
         prop_oneof![3 => Just(MQuery::default()), 1 => arb_query(), 1 => arb_rich_query()],
         prop::sample::subsequence(vec![0, 1, 2, 3], 1..=4),
-        (0..SPAN_NEEDLES.len(), 0..MODEL_VALUES.len(), 0..KIND_VALUES.len(), prop::bool::ANY),
+        (
+            0..SPAN_NEEDLES.len(),
+            0..MODEL_VALUES.len(),
+            0..KIND_VALUES.len(),
+            prop::bool::ANY,
+        ),
     )
         .prop_map(|(mut q, which, (n, m, k, err))| {
             for c in which {

@@ -285,7 +285,11 @@ fn arb_span_query() -> impl Strategy<Value = MQuery> {
         .prop_map(|(which, name, model, kind, err, status, prod)| {
             let mut q = MQuery {
                 status: status.map(|e| if e { Status::Error } else { Status::Ok }),
-                tags: if prod { vec!["production".into()] } else { vec![] },
+                tags: if prod {
+                    vec!["production".into()]
+                } else {
+                    vec![]
+                },
                 ..Default::default()
             };
             for c in which {
@@ -338,7 +342,10 @@ fn explain_shows_span_inputs_and_picks_the_bitmap_plan_for_rare_ones() {
     let rare = with(&|s| s.model.as_deref() == Some("o1-rare"));
     assert!(rare > 0 && rare < 100, "{rare}");
     assert_eq!(e.inputs.len(), 1);
-    assert_eq!((e.inputs[0].term.as_str(), e.inputs[0].rows), ("spanModel=o1-rare", rare));
+    assert_eq!(
+        (e.inputs[0].term.as_str(), e.inputs[0].rows),
+        ("spanModel=o1-rare", rare)
+    );
     assert_eq!(e.estimated_matches, rare, "{e}");
     let e = plan(&[("spanKind", "reranker"), ("spanStatus", "error")]);
     assert_eq!(e.plan, PlanKind::Bitmap, "{e}");
@@ -361,5 +368,7 @@ fn explain_shows_span_inputs_and_picks_the_bitmap_plan_for_rare_ones() {
     assert_eq!(plan(&[("spanModel", "nope")]).plan, PlanKind::Empty);
     assert_eq!(plan(&[("spanName", "zzz")]).plan, PlanKind::Empty);
     assert_eq!(plan(&[("spanKind", "AGENT")]).plan, PlanKind::Empty);
-    assert!(plan(&[("spanKind", "LLM")]).to_string().contains("spanKind=LLM"));
+    assert!(plan(&[("spanKind", "LLM")])
+        .to_string()
+        .contains("spanKind=LLM"));
 }

@@ -90,12 +90,32 @@ fn span_terms_follow_every_write() {
         ]),
     );
     verified(&store);
-    check(&store, &[], &["a", "b"], &[("gpt-4o", 1), ("gpt-4o-mini", 1)]);
+    check(
+        &store,
+        &[],
+        &["a", "b"],
+        &[("gpt-4o", 1), ("gpt-4o-mini", 1)],
+    );
     check(&store, &[("spanModel", "gpt-4o")], &["a"], &[("gpt-4o", 1)]);
-    check(&store, &[("spanName", "CHAT")], &["a", "b"], &[("gpt-4o", 1), ("gpt-4o-mini", 1)]);
+    check(
+        &store,
+        &[("spanName", "CHAT")],
+        &["a", "b"],
+        &[("gpt-4o", 1), ("gpt-4o-mini", 1)],
+    );
     check(&store, &[("spanKind", "tool")], &["a"], &[("gpt-4o", 1)]);
-    check(&store, &[("spanStatus", "ERROR")], &["b"], &[("gpt-4o-mini", 1)]);
-    check(&store, &[("spanModel", "gpt-4o"), ("spanStatus", "ERROR")], &[], &[]);
+    check(
+        &store,
+        &[("spanStatus", "ERROR")],
+        &["b"],
+        &[("gpt-4o-mini", 1)],
+    );
+    check(
+        &store,
+        &[("spanModel", "gpt-4o"), ("spanStatus", "ERROR")],
+        &[],
+        &[],
+    );
 
     // s1 of `a` re-sent: another model, status ERROR. The old model leaves `a`.
     ingest(
@@ -112,7 +132,12 @@ fn span_terms_follow_every_write() {
         &[("claude-sonnet", 1)],
     );
     // The same span: `a` has an ERROR span and a TOOL span, but no ERROR TOOL span.
-    check(&store, &[("spanKind", "TOOL"), ("spanStatus", "ERROR")], &[], &[]);
+    check(
+        &store,
+        &[("spanKind", "TOOL"), ("spanStatus", "ERROR")],
+        &[],
+        &[],
+    );
     check(
         &store,
         &[("spanStatus", "ERROR")],
@@ -121,7 +146,11 @@ fn span_terms_follow_every_write() {
     );
     check(
         &store,
-        &[("spanName", "orders"), ("spanKind", "TOOL"), ("spanStatus", "OK")],
+        &[
+            ("spanName", "orders"),
+            ("spanKind", "TOOL"),
+            ("spanStatus", "OK"),
+        ],
         &["a"],
         &[("claude-sonnet", 1)],
     );
@@ -133,10 +162,19 @@ fn span_terms_follow_every_write() {
             "model": "claude-sonnet", "kind": "LLM", "status": "OK"}]}]),
     );
     verified(&store);
-    check(&store, &[("spanStatus", "ERROR")], &["b"], &[("gpt-4o-mini", 1)]);
     check(
         &store,
-        &[("spanModel", "claude-sonnet"), ("spanStatus", "OK"), ("spanKind", "LLM")],
+        &[("spanStatus", "ERROR")],
+        &["b"],
+        &[("gpt-4o-mini", 1)],
+    );
+    check(
+        &store,
+        &[
+            ("spanModel", "claude-sonnet"),
+            ("spanStatus", "OK"),
+            ("spanKind", "LLM"),
+        ],
         &["a"],
         &[("claude-sonnet", 1)],
     );
@@ -147,12 +185,24 @@ fn span_terms_follow_every_write() {
         json!([{"id": "a", "startTime": "2026-03-01T08:00:00Z"}]),
     );
     verified(&store);
-    check(&store, &[], &["b", "a"], &[("claude-sonnet", 1), ("gpt-4o-mini", 1)]);
-    check(&store, &[("spanName", "chat"), ("spanKind", "LLM")], &["b", "a"], &[
-        ("claude-sonnet", 1),
-        ("gpt-4o-mini", 1),
-    ]);
-    check(&store, &[("spanKind", "TOOL"), ("spanName", "search")], &["a"], &[("claude-sonnet", 1)]);
+    check(
+        &store,
+        &[],
+        &["b", "a"],
+        &[("claude-sonnet", 1), ("gpt-4o-mini", 1)],
+    );
+    check(
+        &store,
+        &[("spanName", "chat"), ("spanKind", "LLM")],
+        &["b", "a"],
+        &[("claude-sonnet", 1), ("gpt-4o-mini", 1)],
+    );
+    check(
+        &store,
+        &[("spanKind", "TOOL"), ("spanName", "search")],
+        &["a"],
+        &[("claude-sonnet", 1)],
+    );
 
     // A small ingest of a new trace is pending: tested on its own spans, counted in `models`.
     ingest(
@@ -170,13 +220,24 @@ fn span_terms_follow_every_write() {
             &["c", "b"],
             &[("gpt-4o-mini", 2)],
         );
-        check(store, &[("spanStatus", "ERROR"), ("spanKind", "LLM")], &["b"], &[
-            ("gpt-4o-mini", 1),
-        ]);
-        check(store, &[("spanStatus", "ERROR"), ("spanKind", "guardrail")], &["c"], &[
-            ("gpt-4o-mini", 1),
-        ]);
-        check(store, &[("spanStatus", "ERROR")], &["c", "b"], &[("gpt-4o-mini", 2)]);
+        check(
+            store,
+            &[("spanStatus", "ERROR"), ("spanKind", "LLM")],
+            &["b"],
+            &[("gpt-4o-mini", 1)],
+        );
+        check(
+            store,
+            &[("spanStatus", "ERROR"), ("spanKind", "guardrail")],
+            &["c"],
+            &[("gpt-4o-mini", 1)],
+        );
+        check(
+            store,
+            &[("spanStatus", "ERROR")],
+            &["c", "b"],
+            &[("gpt-4o-mini", 2)],
+        );
     };
     pending_answers(&store);
     // Deleting `a` folds `c` first, through the ordinary upsert; `a`'s terms leave.
@@ -201,7 +262,8 @@ fn span_terms_follow_every_write() {
                 .unwrap(),
         )
         .unwrap();
-    let mut inputs: Vec<(String, u64)> = e.inputs.iter().map(|i| (i.term.clone(), i.rows)).collect();
+    let mut inputs: Vec<(String, u64)> =
+        e.inputs.iter().map(|i| (i.term.clone(), i.rows)).collect();
     inputs.sort();
     assert_eq!(
         inputs,
@@ -232,9 +294,24 @@ fn span_terms_within_one_transaction() {
         ]),
     );
     verified(&store);
-    check(&store, &[("spanModel", "m2"), ("spanKind", "TOOL")], &["a"], &[("m1", 1), ("m2", 1)]);
-    check(&store, &[("spanModel", "m1"), ("spanKind", "TOOL")], &[], &[]);
-    check(&store, &[("spanName", "one"), ("spanStatus", "OK")], &["a"], &[("m1", 1), ("m2", 1)]);
+    check(
+        &store,
+        &[("spanModel", "m2"), ("spanKind", "TOOL")],
+        &["a"],
+        &[("m1", 1), ("m2", 1)],
+    );
+    check(
+        &store,
+        &[("spanModel", "m1"), ("spanKind", "TOOL")],
+        &[],
+        &[],
+    );
+    check(
+        &store,
+        &[("spanName", "one"), ("spanStatus", "OK")],
+        &["a"],
+        &[("m1", 1), ("m2", 1)],
+    );
     check(&store, &[("spanKind", "UNKNOWN")], &[], &[]);
     // Retention deletes through the same path.
     assert_eq!(

@@ -558,8 +558,11 @@ fn span_conditions_with_a_cursor_must_agree_after_normalization() {
                            "status": "ERROR"}]})
         })
         .collect();
-    s.ingest_json("p", serde_json::json!({"traces": traces}).to_string().as_bytes())
-        .unwrap();
+    s.ingest_json(
+        "p",
+        serde_json::json!({"traces": traces}).to_string().as_bytes(),
+    )
+    .unwrap();
     let first = [
         ("limit", "2"),
         ("spanName", "CHAT"),

@@ -228,11 +228,17 @@ async fn span_conditions_hold_on_one_span_and_models_are_counted() {
     assert_eq!(ids(&data), ["g"]);
     assert_eq!(data["total"], 1);
     assert_eq!(ids(&get("spanKind=TOOL&spanStatus=ERROR").await), ["f"]);
-    assert_eq!(ids(&get("spanName=CHAT&spanModel=claude-sonnet&spanStatus=OK").await), ["f"]);
+    assert_eq!(
+        ids(&get("spanName=CHAT&spanModel=claude-sonnet&spanStatus=OK").await),
+        ["f"]
+    );
     // The traces of `server()` each have an llm-call span of gpt-4o and a tool span.
     let data = get("spanName=LLM-CALL&limit=2&include=facets").await;
     assert_eq!(ids(&data), ["e", "d"]);
-    assert_eq!(data["facets"]["models"], json!([{"value": "gpt-4o", "count": 5}]));
+    assert_eq!(
+        data["facets"]["models"],
+        json!([{"value": "gpt-4o", "count": 5}])
+    );
     let cursor = data["nextCursor"].as_str().unwrap().to_string();
     let r = server
         .get(
@@ -250,7 +256,10 @@ async fn span_conditions_hold_on_one_span_and_models_are_counted() {
     // Empty spanName and spanModel mean no filter; another project's spans are not seen.
     assert_eq!(get("spanName=&spanModel=&include=total").await["total"], 7);
     let r = server
-        .get("/api/v1/traces?spanModel=claude-sonnet&include=total,facets", Some(&other))
+        .get(
+            "/api/v1/traces?spanModel=claude-sonnet&include=total,facets",
+            Some(&other),
+        )
         .await;
     assert_eq!(r.data()["total"], 0);
     assert_eq!(r.data()["facets"]["models"], json!([]));

@@ -324,12 +324,18 @@ pub(crate) struct SpanTermsRecord {
     pub terms: Vec<(u8, u32, u32)>,
 }
 pub(crate) fn encode_span_terms(r: &SpanTermsRecord) -> Vec<u8> {
-    debug_assert!(r.terms.windows(2).all(|w| (w[0].0, w[0].1) < (w[1].0, w[1].1)));
+    debug_assert!(r
+        .terms
+        .windows(2)
+        .all(|w| (w[0].0, w[0].1) < (w[1].0, w[1].1)));
     encode(r)
 }
 pub(crate) fn decode_span_terms(b: &[u8]) -> Result<SpanTermsRecord> {
     let r: SpanTermsRecord = decode(b, "span terms record")?;
-    if !r.terms.windows(2).all(|w| (w[0].0, w[0].1) < (w[1].0, w[1].1))
+    if !r
+        .terms
+        .windows(2)
+        .all(|w| (w[0].0, w[0].1) < (w[1].0, w[1].1))
         || r.terms.iter().any(|t| t.2 == 0)
     {
         return Err(Error::corrupted(

@@ -130,7 +130,14 @@ impl Writer<'_> {
         Ok(self.bitmap_cache.get_mut(&key).expect("inserted above"))
     }
 
-    pub(super) fn set_term(&mut self, p: u32, kind: TermKind, term: u32, row: u32, on: bool) -> Result<()> {
+    pub(super) fn set_term(
+        &mut self,
+        p: u32,
+        kind: TermKind,
+        term: u32,
+        row: u32,
+        on: bool,
+    ) -> Result<()> {
         let changed = {
             let bm = self.bitmap_mut((p, kind.code(), term, chunk_of(row)))?;
             if on {

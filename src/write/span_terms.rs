@@ -36,7 +36,10 @@ impl Writer<'_> {
     /// always. Term records are created for new texts.
     fn span_term_ids(&mut self, p: u32, s: &SpanRecord) -> Result<Vec<(TermKind, u32)>> {
         let mut out = Vec::with_capacity(4);
-        for (kind, text) in [(TermKind::SpanName, &s.name), (TermKind::SpanModel, &s.model)] {
+        for (kind, text) in [
+            (TermKind::SpanName, &s.name),
+            (TermKind::SpanModel, &s.model),
+        ] {
             if let Some(text) = text {
                 let key = (p, kind.code(), text.clone());
                 let id = match self.span_terms.ids.get(&key) {
@@ -77,12 +80,23 @@ impl Writer<'_> {
             }
             self.span_terms.rows.insert((p, row), terms);
         }
-        Ok(self.span_terms.rows.get_mut(&(p, row)).expect("inserted above"))
+        Ok(self
+            .span_terms
+            .rows
+            .get_mut(&(p, row))
+            .expect("inserted above"))
     }
 
     /// Counts one span of `row` in (`on`) or out: a term's bit is set when its first span
     /// arrives and cleared when its last one leaves.
-    fn count_span(&mut self, p: u32, row: u32, s: &SpanRecord, on: bool, fresh: bool) -> Result<()> {
+    fn count_span(
+        &mut self,
+        p: u32,
+        row: u32,
+        s: &SpanRecord,
+        on: bool,
+        fresh: bool,
+    ) -> Result<()> {
         for (kind, term) in self.span_term_ids(p, s)? {
             let terms = self.row_span_terms(p, row, fresh)?;
             let key = (kind.code(), term);
@@ -91,7 +105,10 @@ impl Writer<'_> {
                 n + 1
             } else {
                 n.checked_sub(1).ok_or_else(|| {
-                    Error::corrupted(format!("row {row} has no span with {} {term}", kind.label()))
+                    Error::corrupted(format!(
+                        "row {row} has no span with {} {term}",
+                        kind.label()
+                    ))
                 })?
             };
             if next == 0 {

@@ -135,7 +135,10 @@ impl MQuery {
     pub fn span_matches(&self, t: &impl ModelTrace) -> bool {
         let name = self.span_name.as_deref().filter(|n| !n.is_empty());
         let model = self.span_model.as_deref().filter(|m| !m.is_empty());
-        let kind = self.span_kind.as_deref().map(|k| SpanKind::parse(k).expect("a kind"));
+        let kind = self
+            .span_kind
+            .as_deref()
+            .map(|k| SpanKind::parse(k).expect("a kind"));
         if name.is_none() && model.is_none() && kind.is_none() && self.span_status.is_none() {
             return true;
         }
