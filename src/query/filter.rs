@@ -684,6 +684,60 @@ mod tests {
         assert!(!who.matches_trace(0, 0, &body("n", &[], r#"{"env":["prod"],"tier":2.5}"#)));
     }
 
+    fn span(name: Option<&str>, model: Option<&str>, kind: SpanKind, status: Status) -> SpanRecord {
+        SpanRecord {
+            parent_id: None,
+            kind: kind.code(),
+            status: status.code(),
+            name: name.map(str::to_string),
+            start_ms: None,
+            end_ms: None,
+            model: model.map(str::to_string),
+            input_tokens: None,
+            output_tokens: None,
+            total_tokens: 0,
+            cost: None,
+        }
+    }
+
+    #[test]
+    fn span_conditions_hold_on_one_span() {
+        let spans = [
+            span(
+                Some("Chat-Completion"),
+                Some("gpt-4o"),
+                SpanKind::Llm,
+                Status::Ok,
+            ),
+            span(Some("search"), None, SpanKind::Tool, Status::Error),
+            span(None, Some("claude"), SpanKind::Llm, Status::Error),
+        ];
+        let conds = |name: Option<&str>,
+                     model: Option<&str>,
+                     kind: Option<SpanKind>,
+                     status: Option<Status>| SpanConds {
+            name: name.map(str::to_string),
+            model: model.map(str::to_string),
+            kind: kind.map(SpanKind::code),
+            status: status.map(Status::code),
+        };
+        assert!(SpanConds::default().any_matches(&[]));
+        assert!(conds(Some("chat"), Some("gpt-4o"), Some(SpanKind::Llm), None).any_matches(&spans));
+        // An ERROR span and a TOOL span, and an ERROR TOOL span: `search`.
+        assert!(conds(None, None, Some(SpanKind::Tool), Some(Status::Error)).any_matches(&spans));
+        // gpt-4o and ERROR are on two different spans.
+        assert!(!conds(None, Some("gpt-4o"), None, Some(Status::Error)).any_matches(&spans));
+        // A span without a name never meets a name condition.
+        assert!(!conds(Some("c"), Some("claude"), None, None).any_matches(&spans));
+        // The model is exact.
+        assert!(!conds(None, Some("GPT-4o"), None, None).any_matches(&spans));
+        assert_eq!(conds(Some("x"), None, None, Some(Status::Ok)).count(), 2);
+        // Agreement with a cursor's conditions: a given condition must be equal.
+        let carried = conds(Some("chat"), Some("gpt-4o"), None, None);
+        assert!(conds(Some("chat"), None, None, None).agrees_with(&carried));
+        assert!(!conds(None, None, Some(SpanKind::Llm), None).agrees_with(&carried));
+    }
+
     #[test]
     fn metadata_pairs_are_canonical_scalars() {
         let mut p = metadata_pairs(

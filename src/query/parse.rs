@@ -642,6 +642,54 @@ mod tests {
     }
 
     #[test]
+    fn span_conditions() {
+        let q = QueryRequest::from_params([
+            ("spanName", "Chat"),
+            ("spanModel", "GPT-4o"),
+            ("spanKind", "llm"),
+            ("spanStatus", "error"),
+        ])
+        .unwrap();
+        assert_eq!(q.filters.spans.name.as_deref(), Some("chat"));
+        assert_eq!(q.filters.spans.model.as_deref(), Some("GPT-4o"));
+        assert_eq!(q.filters.spans.kind, Some(SpanKind::Llm.code()));
+        assert_eq!(q.filters.spans.status, Some(Status::Error.code()));
+        let b = QueryRequest::builder()
+            .span_name("Chat")
+            .span_model("GPT-4o")
+            .span_kind(SpanKind::Llm)
+            .span_status(Status::Error)
+            .build()
+            .unwrap();
+        assert_eq!(q, b);
+        let q = QueryRequest::from_params([("spanName", ""), ("spanModel", "")]).unwrap();
+        assert_eq!(q.filters, Filters::default());
+        assert_eq!(
+            fields(&[
+                ("spanKind", ""),
+                ("spanStatus", ""),
+                ("spanName", &"x".repeat(257))
+            ]),
+            vec!["spanName", "spanKind", "spanStatus"]
+        );
+        let at = |p: &str| KNOWN_PARAMS.iter().position(|k| *k == p).unwrap();
+        assert_eq!(
+            [
+                at("spanName"),
+                at("spanModel"),
+                at("spanKind"),
+                at("spanStatus")
+            ],
+            [
+                at("maxTokens") + 1,
+                at("maxTokens") + 2,
+                at("maxTokens") + 3,
+                at("maxTokens") + 4
+            ]
+        );
+    }
+
+    #[test]
     fn builder_equals_params() {
         let a = QueryRequest::builder()
             .status(Status::Error)

@@ -200,7 +200,12 @@ impl Writer<'_> {
     /// Writes the touched rows' records back (an empty one is removed).
     pub(super) fn flush_span_terms(&mut self) -> Result<()> {
         let rows = std::mem::take(&mut self.span_terms.rows);
-        for key in std::mem::take(&mut self.span_terms.dirty) {
+        // In key order: the new rows' records are appended at the table's end.
+        let mut dirty: Vec<(u32, u32)> = std::mem::take(&mut self.span_terms.dirty)
+            .into_iter()
+            .collect();
+        dirty.sort_unstable();
+        for key in dirty {
             self.write_span_terms(key, &rows[&key])?;
         }
         Ok(())
