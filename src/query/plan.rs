@@ -34,7 +34,9 @@ pub struct ExplainInput {
     /// `spanKind=LLM`, `spanName~chat (2 names)`.
     pub term: String,
     /// Live rows carrying the term (for a name substring, the sum over matching names; for a
-    /// span condition, the rows with at least one span carrying it).
+    /// span condition, the rows with at least one span carrying it, and for a `spanName`
+    /// substring the sum over the matching span names: an upper bound, since a trace may carry
+    /// several).
     pub rows: u64,
 }
 
