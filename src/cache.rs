@@ -36,6 +36,9 @@ struct ProjectCache {
     /// The name and tag dictionaries, each read whole on first use.
     names: OnceLock<Arc<Vec<TermEntry>>>,
     tags: OnceLock<Arc<Vec<TermEntry>>>,
+    /// The span-name and span-model dictionaries, likewise.
+    span_names: OnceLock<Arc<Vec<TermEntry>>>,
+    span_models: OnceLock<Arc<Vec<TermEntry>>>,
     terms: RwLock<HashMap<(u8, u32), u64>>,
     term_ids: RwLock<HashMap<(u8, String), Option<u32>>>,
     bitmaps: RwLock<HashMap<(u8, u32, u32), Arc<RoaringBitmap>>>,
@@ -167,6 +170,8 @@ impl Caches {
             generation,
             names: OnceLock::new(),
             tags: OnceLock::new(),
+            span_names: OnceLock::new(),
+            span_models: OnceLock::new(),
             terms: RwLock::default(),
             term_ids: RwLock::default(),
             bitmaps: RwLock::default(),
@@ -249,6 +254,16 @@ impl<'a> ProjectView<'a> {
     /// Every tag of the project, by id, with its live row count.
     pub(crate) fn tags(&self) -> Result<Arc<Vec<TermEntry>>> {
         self.dictionary(TermKind::Tag, &self.cache.tags)
+    }
+
+    /// Every distinct span name of the project, with the live rows whose traces carry it.
+    pub(crate) fn span_names(&self) -> Result<Arc<Vec<TermEntry>>> {
+        self.dictionary(TermKind::SpanName, &self.cache.span_names)
+    }
+
+    /// Every distinct span model of the project, with the live rows whose traces carry it.
+    pub(crate) fn span_models(&self) -> Result<Arc<Vec<TermEntry>>> {
+        self.dictionary(TermKind::SpanModel, &self.cache.span_models)
     }
 
     fn dictionary(

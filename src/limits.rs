@@ -73,6 +73,8 @@ pub const MAX_METADATA_KEY_CHARS: usize = 64;
 pub const MAX_FACET_VALUES: usize = 20;
 /// Longest `name` filter, in characters.
 pub const MAX_QUERY_NAME_CHARS: usize = 256;
+/// Longest `spanName` filter, in characters.
+pub const MAX_QUERY_SPAN_NAME_CHARS: usize = 256;
 /// Longest cursor token, in characters.
 pub const MAX_CURSOR_CHARS: usize = 12 * 1024;
 /// Longest value of any query parameter, in bytes (checked before anything else is parsed).

@@ -313,6 +313,38 @@ fn verify_project(
             .range::<&[u8]>(clo.as_slice()..chi.as_slice())?
             .count();
         check_aggregates(&what, &b, &spans, scores, r);
+        // The row's span terms are what its stored spans give, and they index it.
+        let span_terms = expected_span_terms(t, p, &spans, &what, r)?;
+        let stored = match t.span_terms()?.get((p, h.row))? {
+            Some(g) => match decode_span_terms(g.value()) {
+                Ok(rec) => rec.terms,
+                Err(e) => {
+                    r.fail(format!("{what}: {e}"));
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        if stored != span_terms {
+            r.fail(format!(
+                "{what}: span terms {stored:?} but its spans give {span_terms:?}"
+            ));
+        }
+        let row_terms = expected.get_mut(&h.row).expect("inserted above");
+        for (kind, term, _) in span_terms {
+            *counts.entry((kind, term)).or_default() += 1;
+            row_terms.push((kind, term));
+        }
+    }
+    // A span-terms record belongs to a live row.
+    for e in t.span_terms()?.range((p, 0)..=(p, u32::MAX))? {
+        let (k, _) = e?;
+        if !expected.contains_key(&k.value().1) {
+            r.fail(format!(
+                "project {name}: span terms of missing row {}",
+                k.value().1
+            ));
+        }
     }
     if live != state.live {
         r.fail(format!(
@@ -370,15 +402,9 @@ fn verify_project(
     for e in t.terms()?.range(terms_range(p))? {
         let (k, v) = e?;
         let (_, kind, term) = k.value();
-        // Each term's text maps back to it (statuses and value buckets have fixed ids and no
-        // text index).
-        let fixed = [
-            TermKind::Status,
-            TermKind::DurationBucket,
-            TermKind::CostBucket,
-            TermKind::TokensBucket,
-        ];
-        if !fixed.iter().any(|k| k.code() == kind) {
+        // Each term's text maps back to it (statuses, span kinds and span statuses have fixed
+        // ids and no text index).
+        if !TermKind::from_code(kind).is_some_and(|k| k.fixed_ids()) {
             if let Ok(rec) = decode_term(v.value()) {
                 let back = match t.term_ids()?.get((p, kind, rec.text.as_str()))? {
                     Some(g) => decode_u32(g.value()).ok(),
@@ -464,6 +490,40 @@ fn verify_pending(
         ));
     }
     Ok(())
+}
+
+/// The span terms that `spans` (one trace's stored spans) give: per (kind, term), sorted, how
+/// many spans carry it. A name or model without a term is reported.
+fn expected_span_terms(
+    t: &ReadTables,
+    p: u32,
+    spans: &[SpanRecord],
+    what: &str,
+    r: &mut Report,
+) -> Result<Vec<(u8, u32, u32)>> {
+    let mut counts: BTreeMap<(u8, u32), u32> = BTreeMap::new();
+    for s in spans {
+        for (kind, text) in [
+            (TermKind::SpanName, &s.name),
+            (TermKind::SpanModel, &s.model),
+        ] {
+            let Some(text) = text else { continue };
+            match t.term_ids()?.get((p, kind.code(), text.as_str()))? {
+                Some(g) => match decode_u32(g.value()) {
+                    Ok(id) => *counts.entry((kind.code(), id)).or_default() += 1,
+                    Err(e) => r.fail(format!("{what}: {} {text:?}: {e}", kind.label())),
+                },
+                None => r.fail(format!("{what}: {} {text:?} has no term", kind.label())),
+            }
+        }
+        *counts
+            .entry((TermKind::SpanKind.code(), u32::from(s.kind)))
+            .or_default() += 1;
+        *counts
+            .entry((TermKind::SpanStatus.code(), u32::from(s.status)))
+            .or_default() += 1;
+    }
+    Ok(counts.into_iter().map(|((k, t), n)| (k, t, n)).collect())
 }
 
 /// Invariant 7: a body's aggregates equal the sums over its children, computed by the writer's

@@ -5,8 +5,9 @@ mod support;
 
 use proptest::prelude::*;
 use std::collections::HashSet;
+use support::query::SpanFacts;
 use support::simple::*;
-use tracestore::{QueryRequest, Status, Store};
+use tracestore::{QueryRequest, SpanKind, Status, Store};
 
 const PROJECTS: [&str; 3] = ["alpha", "beta", "gamma"];
 const NAMES: [&str; 6] = [
@@ -559,6 +560,11 @@ struct RichTrace {
     end_after_ms: Option<u64>,
     cost_milli: u64,
     tokens: u64,
+    /// The spans as sent, by id (`s` carries the cost and tokens), and, after the model's
+    /// merge, every span the trace has (a re-sent span replaces the one with its id; the
+    /// others stay).
+    spans: std::collections::BTreeMap<String, SpanFacts>,
+    span_list: Vec<SpanFacts>,
 }
 
 impl ModelTrace for RichTrace {
@@ -595,6 +601,131 @@ impl ModelTrace for RichTrace {
     fn total_tokens(&self) -> u64 {
         self.tokens
     }
+    fn span_facts(&self) -> &[SpanFacts] {
+        &self.span_list
+    }
+}
+
+const SPAN_NAMES: [&str; 5] = ["chat-0", "Chat-1", "search_orders", "Ägent", "retry"];
+const MODELS: [&str; 3] = ["gpt-4o", "gpt-4o-mini", "claude-sonnet"];
+const KINDS: [SpanKind; 4] = [
+    SpanKind::Llm,
+    SpanKind::Tool,
+    SpanKind::Agent,
+    SpanKind::Unknown,
+];
+
+/// One span's facts: a name (rarely none), a model (often none), a kind and a status.
+fn arb_span_facts() -> impl Strategy<Value = SpanFacts> {
+    (
+        prop::option::weighted(0.9, 0..SPAN_NAMES.len()),
+        prop::option::weighted(0.6, 0..MODELS.len()),
+        0..KINDS.len(),
+        prop::bool::weighted(0.3),
+    )
+        .prop_map(|(n, m, k, err)| SpanFacts {
+            name: n.map(|i| SPAN_NAMES[i].to_string()),
+            model: m.map(|i| MODELS[i].to_string()),
+            kind: KINDS[k],
+            status: if err { Status::Error } else { Status::Ok },
+        })
+}
+
+/// The span `s` (always sent: it carries the cost and tokens) and up to three of `x0`..`x3`.
+fn arb_spans() -> impl Strategy<Value = std::collections::BTreeMap<String, SpanFacts>> {
+    (
+        arb_span_facts(),
+        prop::collection::vec((0..4u8, arb_span_facts()), 0..4),
+    )
+        .prop_map(|(s, extra)| {
+            let mut m = std::collections::BTreeMap::new();
+            m.insert("s".to_string(), s);
+            for (i, f) in extra {
+                m.insert(format!("x{i}"), f);
+            }
+            m
+        })
+}
+
+/// The ingest body item of a rich trace.
+fn rich_json(t: &RichTrace) -> serde_json::Value {
+    let b = &t.base;
+    let spans: Vec<serde_json::Value> = t
+        .spans
+        .iter()
+        .map(|(id, f)| {
+            let mut s =
+                serde_json::json!({"id": id, "kind": f.kind.as_str(), "status": f.status.as_str()});
+            if let Some(n) = &f.name {
+                s["name"] = serde_json::json!(n);
+            }
+            if let Some(m) = &f.model {
+                s["model"] = serde_json::json!(m);
+            }
+            if id == "s" {
+                s["cost"] = serde_json::json!(format!("0.{:03}", t.cost_milli));
+                s["inputTokens"] = serde_json::json!(t.tokens);
+                s["outputTokens"] = serde_json::json!(0);
+            }
+            s
+        })
+        .collect();
+    let mut v = serde_json::json!({
+        "id": b.id, "name": b.name, "status": b.status.as_str(),
+        "startTime": tracestore::Timestamp::from_millis(b.start_ms).unwrap().to_string(),
+        "tags": b.tags,
+        "spans": spans,
+    });
+    if let Some(e) = t.end_after_ms {
+        v["endTime"] = serde_json::json!(tracestore::Timestamp::from_millis(b.start_ms + e as i64)
+            .unwrap()
+            .to_string());
+    }
+    if let Some(u) = &t.user {
+        v["userId"] = serde_json::json!(u);
+    }
+    if let Some(s) = &t.session {
+        v["sessionId"] = serde_json::json!(s);
+    }
+    v["metadata"] = t.metadata.clone();
+    v
+}
+
+type RichModel = std::collections::BTreeMap<(usize, String), RichTrace>;
+
+/// Ingests `data` in chunks of `batch` (one request per project and chunk: small ones are
+/// buffered as pending traces, larger ones fold them), keeping the model in step.
+fn load_rich(data: &[(usize, RichTrace)], batch: usize) -> (Store, RichModel) {
+    let store = Store::in_memory().unwrap();
+    let mut model = RichModel::new();
+    for chunk in data.chunks(batch) {
+        for (p, project) in PROJECTS.iter().enumerate() {
+            let items: Vec<serde_json::Value> = chunk
+                .iter()
+                .filter(|(q, _)| *q == p)
+                .map(|(_, t)| rich_json(t))
+                .collect();
+            if !items.is_empty() {
+                let body = serde_json::json!({"traces": items}).to_string();
+                store.ingest_json(project, body.as_bytes()).unwrap();
+            }
+        }
+        for (p, t) in chunk {
+            // Re-sending a trace replaces the fields it carries; an id it leaves out stays, and
+            // so does a span it does not re-send.
+            let mut t = t.clone();
+            if let Some(old) = model.get(&(*p, t.base.id.clone())) {
+                t.user = t.user.or(old.user.clone());
+                t.session = t.session.or(old.session.clone());
+                let mut spans = old.spans.clone();
+                spans.extend(t.spans.clone());
+                t.spans = spans;
+            }
+            t.span_list = t.spans.values().cloned().collect();
+            model.insert((*p, t.base.id.clone()), t);
+        }
+    }
+    (store, model)
 }
 
 const USERS: [&str; 3] = ["u1", "u2", "u3"];
@@ -620,8 +751,9 @@ fn arb_rich() -> impl Strategy<Value = (usize, RichTrace)> {
         // Always finished: a re-sent trace keeps a stored endTime it does not carry, which a
         // moved startTime could put before it; running traces are tested in validation.rs.
         ((0..5u64).prop_map(Some), 0..4u64, 0..4u64),
+        arb_spans(),
     )
-        .prop_map(|((p, base), u, s, env, tier, (end, cost, tokens))| {
+        .prop_map(|((p, base), u, s, env, tier, (end, cost, tokens), spans)| {
             let mut obj = serde_json::Map::new();
             let mut pairs = Vec::new();
             if let Some(e) = env {
@@ -644,6 +776,8 @@ fn arb_rich() -> impl Strategy<Value = (usize, RichTrace)> {
                     end_after_ms: end.map(|e| e * 1000),
                     cost_milli: cost * 5,
                     tokens: tokens * 100,
+                    span_list: spans.values().cloned().collect(),
+                    spans,
                 },
             )
         })
@@ -695,50 +829,7 @@ proptest! {
         batch in 1..40usize,
         queries in prop::collection::vec((arb_rich_query(), arb_limits(), 0..PROJECTS.len()), 1..5),
     ) {
-        let store = Store::in_memory().unwrap();
-        let mut model: std::collections::BTreeMap<(usize, String), RichTrace> = Default::default();
-        for chunk in data.chunks(batch) {
-            for (p, project) in PROJECTS.iter().enumerate() {
-                let items: Vec<serde_json::Value> = chunk
-                    .iter()
-                    .filter(|(q, _)| *q == p)
-                    .map(|(_, t)| {
-                        let b = &t.base;
-                        let mut v = serde_json::json!({
-                            "id": b.id, "name": b.name, "status": b.status.as_str(),
-                            "startTime": tracestore::Timestamp::from_millis(b.start_ms).unwrap().to_string(),
-                            "tags": b.tags,
-                            "spans": [{"id": "s", "name": "llm", "cost": format!("0.{:03}", t.cost_milli),
-                                       "inputTokens": t.tokens, "outputTokens": 0}],
-                        });
-                        if let Some(e) = t.end_after_ms {
-                            v["endTime"] = serde_json::json!(tracestore::Timestamp::from_millis(b.start_ms + e as i64).unwrap().to_string());
-                        }
-                        if let Some(u) = &t.user {
-                            v["userId"] = serde_json::json!(u);
-                        }
-                        if let Some(s) = &t.session {
-                            v["sessionId"] = serde_json::json!(s);
-                        }
-                        v["metadata"] = t.metadata.clone();
-                        v
-                    })
-                    .collect();
-                if !items.is_empty() {
-                    let body = serde_json::json!({"traces": items}).to_string();
-                    store.ingest_json(project, body.as_bytes()).unwrap();
-                }
-            }
-            for (p, t) in chunk {
-                // Re-sending a trace replaces the fields it carries; an id it leaves out stays.
-                let mut t = t.clone();
-                if let Some(old) = model.get(&(*p, t.base.id.clone())) {
-                    t.user = t.user.or(old.user.clone());
-                    t.session = t.session.or(old.session.clone());
-                }
-                model.insert((*p, t.base.id.clone()), t);
-            }
-        }
+        let (store, model) = load_rich(&data, batch);
         for (q, limits, p) in &queries {
             let all: Vec<&RichTrace> = model.iter().filter(|((mp, _), _)| mp == p).map(|(_, t)| t).collect();
             let want: Vec<String> = q.answer(all.iter().copied()).into_iter().map(|t| t.base.id.clone()).collect();
@@ -754,6 +845,8 @@ proptest! {
                 prop_assert_eq!((f.status.ok, f.status.error), (tally.ok, tally.error));
                 let names: Vec<(String, u64)> = f.names.iter().map(|x| (x.value.clone(), x.count)).collect();
                 prop_assert_eq!(names, tally.names.clone());
+                let models: Vec<(String, u64)> = f.models.iter().map(|x| (x.value.clone(), x.count)).collect();
+                prop_assert_eq!(models, tally.models.clone(), "{:?}", q);
                 got.extend(page.traces.iter().map(|t| t.id.clone()));
                 let Some(c) = page.next_cursor.clone() else { break };
                 let limit = limits[i % limits.len()].to_string();
@@ -762,6 +855,84 @@ proptest! {
             }
             prop_assert_eq!(&got, &want, "{:?}", q);
             // Both executors, forced, test the record-only filters (ranges) the same way.
+            for plan in [tracestore::PlanKind::Scan, tracestore::PlanKind::Bitmap] {
+                let forced = walk_forced(&store, PROJECTS[*p], q, limits, plan);
+                prop_assert_eq!(&forced, &want, "{:?} {:?}", q, plan);
+            }
+        }
+        assert_verified(&store);
+    }
+}
+
+const SPAN_NEEDLES: [&str; 7] = ["chat", "CHAT-1", "orders", "ägent", "zzz", "", "r"];
+const MODEL_VALUES: [&str; 5] = ["gpt-4o", "gpt-4o-mini", "claude-sonnet", "GPT-4o", "nope"];
+const KIND_VALUES: [&str; 5] = ["llm", "Tool", "AGENT", "unknown", "CHAIN"];
+
+/// A query with 1 to 4 span conditions, and sometimes the other filters too.
+fn arb_span_query() -> impl Strategy<Value = MQuery> {
+    (
+        prop_oneof![3 => Just(MQuery::default()), 1 => arb_query(), 1 => arb_rich_query()],
+        prop::sample::subsequence(vec![0, 1, 2, 3], 1..=4),
+        (
+            0..SPAN_NEEDLES.len(),
+            0..MODEL_VALUES.len(),
+            0..KIND_VALUES.len(),
+            prop::bool::ANY,
+        ),
+    )
+        .prop_map(|(mut q, which, (n, m, k, err))| {
+            for c in which {
+                match c {
+                    0 => q.span_name = Some(SPAN_NEEDLES[n].to_string()),
+                    1 => q.span_model = Some(MODEL_VALUES[m].to_string()),
+                    2 => q.span_kind = Some(KIND_VALUES[k].to_string()),
+                    _ => q.span_status = Some(if err { Status::Error } else { Status::Ok }),
+                }
+            }
+            q
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Span conditions (1 to 4 at once, with or without other filters) hold on one span of the
+    /// trace: pages (chosen plan, forced scan, forced bitmap), totals and every facet, `models`
+    /// included, equal the model, over indexed and pending traces, with re-sent spans that
+    /// change their name, model, kind and status and moved start times.
+    #[test]
+    fn span_conditions_equal_the_model(
+        data in prop::collection::vec(arb_rich(), 0..120),
+        batch in 1..40usize,
+        queries in prop::collection::vec((arb_span_query(), arb_limits(), 0..PROJECTS.len()), 1..5),
+    ) {
+        let (store, model) = load_rich(&data, batch);
+        for (q, limits, p) in &queries {
+            let all: Vec<&RichTrace> = model.iter().filter(|((mp, _), _)| mp == p).map(|(_, t)| t).collect();
+            let want: Vec<String> = q.answer(all.iter().copied()).into_iter().map(|t| t.base.id.clone()).collect();
+            let tally = q.tally(all.iter().copied());
+            let mut params = q.params(limits[0]);
+            params.push(("include".into(), "total,facets".into()));
+            let mut page = store.query_params(PROJECTS[*p], params_ref(&params)).unwrap();
+            let mut got = Vec::new();
+            let mut i = 1;
+            loop {
+                prop_assert_eq!(page.total, (i == 1).then_some(tally.total), "{:?}", q);
+                let f = page.facets.clone().unwrap();
+                prop_assert_eq!((f.status.ok, f.status.error), (tally.ok, tally.error), "{:?}", q);
+                let pairs = |v: &[tracestore::FacetValue]| -> Vec<(String, u64)> {
+                    v.iter().map(|x| (x.value.clone(), x.count)).collect()
+                };
+                prop_assert_eq!(pairs(&f.names), tally.names.clone(), "{:?}", q);
+                prop_assert_eq!(pairs(&f.tags), tally.tags.clone(), "{:?}", q);
+                prop_assert_eq!(pairs(&f.models), tally.models.clone(), "{:?}", q);
+                got.extend(page.traces.iter().map(|t| t.id.clone()));
+                let Some(c) = page.next_cursor.clone() else { break };
+                let limit = limits[i % limits.len()].to_string();
+                page = store.query_params(PROJECTS[*p], [("cursor", c.as_str()), ("limit", limit.as_str()), ("include", "facets")]).unwrap();
+                i += 1;
+            }
+            prop_assert_eq!(&got, &want, "{:?}", q);
             for plan in [tracestore::PlanKind::Scan, tracestore::PlanKind::Bitmap] {
                 let forced = walk_forced(&store, PROJECTS[*p], q, limits, plan);
                 prop_assert_eq!(&forced, &want, "{:?} {:?}", q, plan);

@@ -156,3 +156,219 @@ fn explain_picks_scan_for_broad_filters_and_bitmap_for_selective_ones() {
         "{shown}"
     );
 }
+
+/// A trace of the span dataset: the simple fields and its spans' facts.
+#[derive(Clone, Debug)]
+struct SpanTrace {
+    base: MTrace,
+    spans: Vec<support::query::SpanFacts>,
+}
+
+impl ModelTrace for SpanTrace {
+    fn id(&self) -> &str {
+        &self.base.id
+    }
+    fn name(&self) -> &str {
+        &self.base.name
+    }
+    fn status(&self) -> Status {
+        self.base.status
+    }
+    fn start_ms(&self) -> i64 {
+        self.base.start_ms
+    }
+    fn tags(&self) -> &[String] {
+        &self.base.tags
+    }
+    fn span_facts(&self) -> &[support::query::SpanFacts] {
+        &self.spans
+    }
+}
+
+/// `n` traces with 1 to 4 spans each: common and rare span names, models, kinds and statuses.
+fn span_dataset(n: usize, seed: u64) -> (Store, Vec<SpanTrace>) {
+    use tracestore::SpanKind;
+    let store = Store::builder()
+        .durability(tracestore::Durability::Deferred)
+        .in_memory()
+        .unwrap();
+    let mut x = seed | 1;
+    let mut rnd = move |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    let mut all = Vec::new();
+    let mut batch = Vec::new();
+    for i in 0..n {
+        let base = MTrace {
+            id: format!("{:x}", rnd(1 << 40)),
+            name: ["support-agent", "research-agent"][rnd(2) as usize].into(),
+            status: if rnd(10) == 0 {
+                Status::Error
+            } else {
+                Status::Ok
+            },
+            start_ms: BASE_MS + (i as i64) * 1000 + rnd(5000) as i64,
+            tags: if rnd(4) == 0 {
+                vec!["production".into()]
+            } else {
+                vec![]
+            },
+        };
+        let spans: Vec<support::query::SpanFacts> = (0..1 + rnd(4))
+            .map(|_| {
+                let r = rnd(100);
+                support::query::SpanFacts {
+                    name: Some(
+                        ["chat", "search_web", "Chat-summary", "rerank-docs"][(r % 4) as usize]
+                            .into(),
+                    ),
+                    model: match rnd(100) {
+                        0 => Some("o1-rare".into()),
+                        1..=50 => Some("gpt-4o".into()),
+                        51..=70 => Some("claude-sonnet".into()),
+                        _ => None,
+                    },
+                    kind: match rnd(100) {
+                        0..=1 => SpanKind::Reranker,
+                        2..=60 => SpanKind::Llm,
+                        _ => SpanKind::Tool,
+                    },
+                    status: if rnd(20) == 0 {
+                        Status::Error
+                    } else {
+                        Status::Ok
+                    },
+                }
+            })
+            .collect();
+        let t = SpanTrace { base, spans };
+        let spans_json: Vec<serde_json::Value> = t
+            .spans
+            .iter()
+            .enumerate()
+            .map(|(j, s)| {
+                serde_json::json!({"id": format!("s{j}"), "name": s.name, "model": s.model,
+                    "kind": s.kind.as_str(), "status": s.status.as_str()})
+            })
+            .collect();
+        batch.push(serde_json::json!({
+            "id": t.base.id, "name": t.base.name, "status": t.base.status.as_str(),
+            "startTime": tracestore::Timestamp::from_millis(t.base.start_ms).unwrap().to_string(),
+            "tags": t.base.tags, "spans": spans_json,
+        }));
+        all.push(t);
+        if batch.len() == 500 {
+            let body = serde_json::json!({ "traces": std::mem::take(&mut batch) }).to_string();
+            store.ingest_json("p", body.as_bytes()).unwrap();
+        }
+    }
+    if !batch.is_empty() {
+        let body = serde_json::json!({ "traces": batch }).to_string();
+        store.ingest_json("p", body.as_bytes()).unwrap();
+    }
+    (store, all)
+}
+
+fn arb_span_query() -> impl Strategy<Value = MQuery> {
+    (
+        prop::sample::subsequence(vec![0, 1, 2, 3], 1..=4),
+        prop::sample::select(vec!["chat", "SEARCH", "summary", "docs", "zzz"]),
+        prop::sample::select(vec!["gpt-4o", "claude-sonnet", "o1-rare", "none"]),
+        prop::sample::select(vec!["llm", "TOOL", "reranker", "AGENT"]),
+        any::<bool>(),
+        prop::option::of(any::<bool>()),
+        any::<bool>(),
+    )
+        .prop_map(|(which, name, model, kind, err, status, prod)| {
+            let mut q = MQuery {
+                status: status.map(|e| if e { Status::Error } else { Status::Ok }),
+                tags: if prod {
+                    vec!["production".into()]
+                } else {
+                    vec![]
+                },
+                ..Default::default()
+            };
+            for c in which {
+                match c {
+                    0 => q.span_name = Some(name.to_string()),
+                    1 => q.span_model = Some(model.to_string()),
+                    2 => q.span_kind = Some(kind.to_string()),
+                    _ => q.span_status = Some(if err { Status::Error } else { Status::Ok }),
+                }
+            }
+            q
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Span conditions (1 to 4, with or without trace filters): the forced scan and the
+    /// forced bitmap plan give the same pages, and their concatenation is the model's answer.
+    #[test]
+    fn forced_plans_agree_on_span_conditions(q in arb_span_query(), limit in 5..40u32) {
+        static DATA: std::sync::OnceLock<(Store, Vec<SpanTrace>)> = std::sync::OnceLock::new();
+        let (store, all) = DATA.get_or_init(|| span_dataset(2000, 5));
+        let scan = pages(store, &q, limit, PlanKind::Scan);
+        let bitmap = pages(store, &q, limit, PlanKind::Bitmap);
+        prop_assert_eq!(&scan, &bitmap);
+        let flat: Vec<String> = scan.into_iter().flatten().collect();
+        let want: Vec<String> = q.answer(all.iter()).into_iter().map(|t| t.base.id.clone()).collect();
+        prop_assert_eq!(flat, want);
+    }
+}
+
+#[test]
+fn explain_shows_span_inputs_and_picks_the_bitmap_plan_for_rare_ones() {
+    let (store, all) = span_dataset(3000, 13);
+    assert_eq!(store.verify().unwrap(), vec![]);
+    let plan = |params: &[(&str, &str)]| {
+        store
+            .explain(
+                "p",
+                &QueryRequest::from_params(params.iter().copied()).unwrap(),
+            )
+            .unwrap()
+    };
+    let with = |keep: &dyn Fn(&support::query::SpanFacts) -> bool| {
+        all.iter().filter(|t| t.spans.iter().any(keep)).count() as u64
+    };
+    let e = plan(&[("spanModel", "o1-rare")]);
+    assert_eq!(e.plan, PlanKind::Bitmap, "{e}");
+    let rare = with(&|s| s.model.as_deref() == Some("o1-rare"));
+    assert!(rare > 0 && rare < 100, "{rare}");
+    assert_eq!(e.inputs.len(), 1);
+    assert_eq!(
+        (e.inputs[0].term.as_str(), e.inputs[0].rows),
+        ("spanModel=o1-rare", rare)
+    );
+    assert_eq!(e.estimated_matches, rare, "{e}");
+    let e = plan(&[("spanKind", "reranker"), ("spanStatus", "error")]);
+    assert_eq!(e.plan, PlanKind::Bitmap, "{e}");
+    let rerankers = with(&|s| s.kind == tracestore::SpanKind::Reranker);
+    assert!(
+        e.inputs
+            .iter()
+            .any(|i| i.term == "spanKind=RERANKER" && i.rows == rerankers),
+        "{e}"
+    );
+    assert!(e.inputs.iter().any(|i| i.term == "spanStatus=ERROR"), "{e}");
+    // A condition nearly every trace meets is cheaper to scan.
+    assert_eq!(plan(&[("spanName", "c")]).plan, PlanKind::Scan);
+    let e = plan(&[("spanName", "CHAT")]);
+    assert!(
+        e.inputs.iter().any(|i| i.term == "spanName~chat (2 names)"),
+        "{e}"
+    );
+    // Unknown terms match nothing.
+    assert_eq!(plan(&[("spanModel", "nope")]).plan, PlanKind::Empty);
+    assert_eq!(plan(&[("spanName", "zzz")]).plan, PlanKind::Empty);
+    assert_eq!(plan(&[("spanKind", "AGENT")]).plan, PlanKind::Empty);
+    assert!(plan(&[("spanKind", "LLM")])
+        .to_string()
+        .contains("spanKind=LLM"));
+}

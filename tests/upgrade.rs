@@ -362,6 +362,7 @@ fn a_format_4_file_is_upgraded_and_renders_as_before() {
             );
             assert_eq!(got, errors, "{order} with filters");
         }
+        check_span_conditions(&store, project, want);
     }
     let key = expected["apiKey"].as_str().unwrap();
     assert_eq!(store.authenticate(key).unwrap(), "acme");
@@ -416,4 +417,142 @@ fn order_cmp(order: &str, a: &Value, b: &Value) -> std::cmp::Ordering {
         (Some(x), Some(y)) => x.cmp(&y),
     };
     by.then(newest)
+}
+
+type Params = Vec<(&'static str, &'static str)>;
+type SpanTest = Box<dyn Fn(&Value) -> bool>;
+
+/// The traces of `details` (newest first) that have a span meeting `keep`.
+fn ids_with_span(details: &[Value], keep: impl Fn(&Value) -> bool) -> Vec<String> {
+    ids_where(details, |d| {
+        d["spans"].as_array().unwrap().iter().any(&keep)
+    })
+}
+
+/// The span conditions and the `models` facet on an upgraded file find exactly what the old
+/// build's rendering of every trace says (the upgrade indexed the stored spans; pending traces
+/// were folded through this build's upsert).
+fn check_span_conditions(store: &Store, project: &str, want: &[Value]) {
+    fn text(s: &Value, f: &str) -> Option<String> {
+        s[f].as_str().map(str::to_string)
+    }
+    let cases: Vec<(Params, SpanTest)> = vec![
+        (
+            vec![("spanModel", "gpt-4o")],
+            Box::new(|s| text(s, "model").as_deref() == Some("gpt-4o")),
+        ),
+        (
+            vec![("spanModel", "claude-sonnet")],
+            Box::new(|s| s["model"] == "claude-sonnet"),
+        ),
+        (vec![("spanModel", "GPT-4o")], Box::new(|_| false)),
+        (
+            vec![("spanKind", "agent")],
+            Box::new(|s| s["kind"] == "AGENT"),
+        ),
+        (
+            vec![("spanKind", "TOOL")],
+            Box::new(|s| s["kind"] == "TOOL"),
+        ),
+        (vec![("spanKind", "CHAIN")], Box::new(|_| false)),
+        (
+            vec![("spanStatus", "error")],
+            Box::new(|s| s["status"] == "ERROR"),
+        ),
+        (
+            vec![("spanName", "CHAT-1")],
+            Box::new(move |s| text(s, "name").is_some_and(|n| n.to_lowercase().contains("chat-1"))),
+        ),
+        (
+            vec![("spanName", "retry")],
+            Box::new(|s| s["name"] == "retry"),
+        ),
+        (
+            vec![("spanModel", "gpt-4o-mini"), ("spanStatus", "ERROR")],
+            Box::new(|s| s["model"] == "gpt-4o-mini" && s["status"] == "ERROR"),
+        ),
+        (
+            vec![("spanKind", "TOOL"), ("spanStatus", "ERROR")],
+            Box::new(|s| s["kind"] == "TOOL" && s["status"] == "ERROR"),
+        ),
+        (
+            vec![
+                ("spanName", "chat"),
+                ("spanModel", "claude-sonnet"),
+                ("spanKind", "LLM"),
+                ("spanStatus", "OK"),
+            ],
+            Box::new(|s| {
+                s["name"].as_str().is_some_and(|n| n.contains("chat"))
+                    && s["model"] == "claude-sonnet"
+                    && s["kind"] == "LLM"
+                    && s["status"] == "OK"
+            }),
+        ),
+    ];
+    let mut nonempty = 0;
+    for (params, keep) in &cases {
+        let want_ids = ids_with_span(want, keep);
+        nonempty += usize::from(!want_ids.is_empty());
+        let mut p = params.clone();
+        p.push(("limit", "3"));
+        assert_eq!(
+            walk_ids(store, project, &p),
+            want_ids,
+            "{project} {params:?}"
+        );
+        for plan in [tracestore::PlanKind::Scan, tracestore::PlanKind::Bitmap] {
+            let req = QueryRequest::from_params(params.iter().copied()).unwrap();
+            let got: Vec<String> = store
+                .query_with_plan(project, &req, plan)
+                .unwrap()
+                .traces
+                .iter()
+                .map(|t| t.id.clone())
+                .collect();
+            assert_eq!(got, want_ids, "{project} {params:?} {plan:?}");
+        }
+        let mut p = params.clone();
+        p.push(("include", "total"));
+        let page = store.query_params(project, p.iter().copied()).unwrap();
+        assert_eq!(
+            page.total,
+            Some(want_ids.len() as u64),
+            "{project} {params:?}"
+        );
+    }
+    assert!(nonempty >= 8, "the fixture exercises most conditions");
+    // models: per model, the traces with at least one span of it; count desc, value asc.
+    let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+    for d in want {
+        let mut models: Vec<&str> = d["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["model"].as_str())
+            .collect();
+        models.sort();
+        models.dedup();
+        for m in models {
+            *counts.entry(m.to_string()).or_default() += 1;
+        }
+    }
+    let mut want_models: Vec<(String, u64)> = counts.into_iter().collect();
+    want_models.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let page = store
+        .query_params(project, [("include", "facets")])
+        .unwrap();
+    let got: Vec<(String, u64)> = page
+        .facets
+        .unwrap()
+        .models
+        .iter()
+        .map(|m| (m.value.clone(), m.count))
+        .collect();
+    assert_eq!(got, want_models, "{project}");
+    assert_eq!(
+        got.len(),
+        3,
+        "{project}: gpt-4o, gpt-4o-mini and claude-sonnet"
+    );
 }

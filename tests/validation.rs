@@ -195,6 +195,37 @@ fn the_contract_table() {
             ],
             vec!["maxTokens", "minCost", "maxDurationMs"],
         ),
+        // span conditions: spanName at most 256 characters, spanModel exact, spanKind and
+        // spanStatus enum values in any case; an empty spanName or spanModel means no filter,
+        // an empty spanKind or spanStatus is an error
+        (vec![("spanName", long_name.as_str())], vec!["spanName"]),
+        (vec![("spanName", ok_name.as_str())], vec![]),
+        (vec![("spanName", "")], vec![]),
+        (vec![("spanModel", "")], vec![]),
+        (vec![("spanModel", "gpt-4o")], vec![]),
+        (vec![("spanKind", "llm")], vec![]),
+        (vec![("spanKind", "Retriever")], vec![]),
+        (vec![("spanKind", "EVALUATOR")], vec![]),
+        (vec![("spanKind", "FUNCTION")], vec!["spanKind"]),
+        (vec![("spanKind", "")], vec!["spanKind"]),
+        (vec![("spanKind", " LLM")], vec!["spanKind"]),
+        (vec![("spanStatus", "error")], vec![]),
+        (vec![("spanStatus", "FAILED")], vec!["spanStatus"]),
+        (vec![("spanStatus", "")], vec!["spanStatus"]),
+        (
+            vec![("spanName", "chat"), ("spanName", "chat")],
+            vec!["spanName"],
+        ),
+        (
+            vec![
+                ("spanName", long_name.as_str()),
+                ("spanModel", ""),
+                ("spanKind", "robot"),
+                ("spanStatus", "maybe"),
+                ("status", "x"),
+            ],
+            vec!["spanName", "spanKind", "spanStatus", "status"],
+        ),
         // dates
         (vec![("startDate", "2026-03-01")], vec![]),
         (vec![("startDate", "2026-03-01T00:00:00Z")], vec![]),
@@ -523,6 +554,66 @@ fn range_filters_are_inclusive_and_exact() {
         .is_ok());
     let e = store
         .query_params("p", [("cursor", c.as_str()), ("minCost", "0.2")])
+        .unwrap_err();
+    assert_eq!(e.details()[0].field(), "cursor");
+}
+
+#[test]
+fn span_conditions_with_a_cursor_must_agree_after_normalization() {
+    let s = Store::in_memory().unwrap();
+    let traces: Vec<serde_json::Value> = (0..6)
+        .map(|i| {
+            serde_json::json!({"id": format!("t{i}"), "name": "agent",
+                "startTime": ts(i * 1000).to_string(),
+                "spans": [{"id": "a", "name": "Chat-Completion", "model": "gpt-4o", "kind": "LLM",
+                           "status": "ERROR"}]})
+        })
+        .collect();
+    s.ingest_json(
+        "p",
+        serde_json::json!({"traces": traces}).to_string().as_bytes(),
+    )
+    .unwrap();
+    let first = [
+        ("limit", "2"),
+        ("spanName", "CHAT"),
+        ("spanModel", "gpt-4o"),
+        ("spanKind", "llm"),
+        ("spanStatus", "Error"),
+    ];
+    let c = real_cursor(&s, "p", &first);
+    // The same conditions in another case (spanName lowercased; kind and status are enums),
+    // or left out, continue the walk.
+    let page = s
+        .query_params(
+            "p",
+            [
+                ("cursor", c.as_str()),
+                ("spanName", "chat"),
+                ("spanKind", "LLM"),
+                ("spanStatus", "ERROR"),
+            ],
+        )
+        .unwrap();
+    // The limit is not carried: the other four follow.
+    assert_eq!(page.traces.len(), 4);
+    // A different condition, or a model in another case (exact), is refused.
+    for other in [
+        vec![("spanName", "completion")],
+        vec![("spanModel", "GPT-4o")],
+        vec![("spanModel", "gpt-4o-mini")],
+        vec![("spanKind", "TOOL")],
+        vec![("spanStatus", "OK")],
+    ] {
+        let mut params = other.clone();
+        params.push(("cursor", c.as_str()));
+        let e = s.query_params("p", params.iter().copied()).unwrap_err();
+        assert_eq!(e.details()[0].field(), "cursor", "{other:?}");
+    }
+    // A cursor without span conditions refuses them.
+    let plain = real_cursor(&s, "p", &[("limit", "2")]);
+    let e = s
+        .query_params("p", [("cursor", plain.as_str()), ("spanKind", "LLM")])
         .unwrap_err();
     assert_eq!(e.details()[0].field(), "cursor");
 }

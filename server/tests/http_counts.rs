@@ -1,6 +1,7 @@
-//! `GET /api/v1/traces` with `include=total,facets`, `anyTags` and `excludeTags`: the shapes of
-//! `data` (neither key without `include`), exact counts over the whole matching set on every
-//! page, the parameters' 400s, and isolation between projects.
+//! `GET /api/v1/traces` with `include=total,facets`, `anyTags`, `excludeTags` and the span
+//! conditions: the shapes of `data` (neither key without `include`), exact counts over the
+//! whole matching set on every page (the `models` facet included), the parameters' 400s, and
+//! isolation between projects.
 
 mod common;
 
@@ -90,7 +91,8 @@ async fn include_shapes_and_exact_counts_on_every_page() {
             {"value": "production", "count": 3},
             {"value": "canary", "count": 1},
             {"value": "v2", "count": 1}
-        ]
+        ],
+        "models": [{"value": "gpt-4o", "count": 3}]
     });
     assert_eq!(data["total"], 3);
     assert_eq!(data["facets"], want_facets);
@@ -117,7 +119,7 @@ async fn include_shapes_and_exact_counts_on_every_page() {
     assert_eq!(r.data()["total"], 0);
     assert_eq!(
         r.data()["facets"],
-        json!({"status": {"OK": 0, "ERROR": 0}, "names": [], "tags": []})
+        json!({"status": {"OK": 0, "ERROR": 0}, "names": [], "tags": [], "models": []})
     );
 }
 
@@ -188,4 +190,101 @@ async fn bad_values_are_400s_naming_every_parameter() {
         assert_eq!(r.status, 400, "{bad:?}");
         assert_eq!(r.detail_fields(), ["include"], "{bad:?}");
     }
+}
+
+#[tokio::test]
+async fn span_conditions_hold_on_one_span_and_models_are_counted() {
+    let (server, acme, other) = server().await;
+    // `f` has an ERROR span of kind TOOL and an OK LLM span of another model; `g` an ERROR LLM
+    // span of that model.
+    let extra = json!({"traces": [
+        {"id": "f", "name": "planner", "startTime": "2026-03-14T11:00:00Z", "spans": [
+            {"id": "s1", "name": "Chat-Completion", "model": "claude-sonnet", "kind": "LLM"},
+            {"id": "s2", "name": "search_orders", "kind": "TOOL", "status": "ERROR"}]},
+        {"id": "g", "name": "planner", "startTime": "2026-03-14T11:01:00Z", "spans": [
+            {"id": "s1", "name": "chat", "model": "claude-sonnet", "kind": "LLM", "status": "ERROR"}]}
+    ]});
+    let r = server
+        .post("/api/v1/traces", &acme, extra.to_string())
+        .await;
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    let get = |q: &'static str| {
+        let (server, acme) = (&server, &acme);
+        async move {
+            let r = server.get(&format!("/api/v1/traces?{q}"), Some(acme)).await;
+            assert_eq!(r.status, 200, "{q}: {:#}", r.body);
+            r.data().clone()
+        }
+    };
+    let data = get("spanModel=claude-sonnet&include=total,facets").await;
+    assert_eq!(ids(&data), ["g", "f"]);
+    assert_eq!(data["total"], 2);
+    assert_eq!(
+        data["facets"]["models"],
+        json!([{"value": "claude-sonnet", "count": 2}])
+    );
+    // The same span: only `g` has an LLM span with status ERROR; `f`'s ERROR span is a tool.
+    let data = get("spanKind=llm&spanStatus=error&include=total").await;
+    assert_eq!(ids(&data), ["g"]);
+    assert_eq!(data["total"], 1);
+    assert_eq!(ids(&get("spanKind=TOOL&spanStatus=ERROR").await), ["f"]);
+    assert_eq!(
+        ids(&get("spanName=CHAT&spanModel=claude-sonnet&spanStatus=OK").await),
+        ["f"]
+    );
+    // The traces of `server()` each have an llm-call span of gpt-4o and a tool span.
+    let data = get("spanName=LLM-CALL&limit=2&include=facets").await;
+    assert_eq!(ids(&data), ["e", "d"]);
+    assert_eq!(
+        data["facets"]["models"],
+        json!([{"value": "gpt-4o", "count": 5}])
+    );
+    let cursor = data["nextCursor"].as_str().unwrap().to_string();
+    let r = server
+        .get(
+            &format!("/api/v1/traces?cursor={cursor}&spanName=llm-call&limit=10"),
+            Some(&acme),
+        )
+        .await;
+    assert_eq!(ids(r.data()), ["c", "b", "a"]);
+    // Every trace counted once per model it has, by count desc, then value asc.
+    let data = get("include=facets").await;
+    assert_eq!(
+        data["facets"]["models"],
+        json!([{"value": "gpt-4o", "count": 5}, {"value": "claude-sonnet", "count": 2}])
+    );
+    // Empty spanName and spanModel mean no filter; another project's spans are not seen.
+    assert_eq!(get("spanName=&spanModel=&include=total").await["total"], 7);
+    let r = server
+        .get(
+            "/api/v1/traces?spanModel=claude-sonnet&include=total,facets",
+            Some(&other),
+        )
+        .await;
+    assert_eq!(r.data()["total"], 0);
+    assert_eq!(r.data()["facets"]["models"], json!([]));
+    // Bad values: every one named in one 400.
+    let r = server
+        .get(
+            &format!(
+                "/api/v1/traces?spanKind=robot&spanStatus=&spanName={}",
+                "n".repeat(257)
+            ),
+            Some(&acme),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code(), "VALIDATION_ERROR");
+    let mut fields = r.detail_fields();
+    fields.sort();
+    assert_eq!(fields, ["spanKind", "spanName", "spanStatus"]);
+    // A cursor refuses other span conditions.
+    let r = server
+        .get(
+            &format!("/api/v1/traces?cursor={cursor}&spanName=tool"),
+            Some(&acme),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.detail_fields(), ["cursor"]);
 }

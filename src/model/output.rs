@@ -304,6 +304,8 @@ pub struct Facets {
     pub names: Vec<FacetValue>,
     /// The most frequent tags (a trace counts once per tag it carries).
     pub tags: Vec<FacetValue>,
+    /// The most frequent span models (a trace counts once per model some span of it has).
+    pub models: Vec<FacetValue>,
 }
 
 /// Matching traces per status.

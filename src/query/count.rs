@@ -10,14 +10,17 @@
 //!
 //! Range filters (duration, cost, tokens) and a metadata filter on a key over its
 //! distinct-value cap are the exceptions: the candidates' bodies are read (see
-//! `limits::MAX_METADATA_VALUES_PER_KEY`).
+//! `limits::MAX_METADATA_VALUES_PER_KEY`). Two or more span conditions are the other one: the
+//! candidates' spans are read for the same-span check (`query::spans`); one span condition
+//! alone is exact through its bitmap.
 //!
-//! Facets intersect that per-chunk set with each status, name and tag bitmap
+//! Facets intersect that per-chunk set with each status, name, tag and span-model bitmap
 //! (`intersection_len`, no allocation). Traces of the write buffer are not in the bitmaps; the
 //! caller adds them with [`Tally::add_trace`].
 
 use super::exec::chunk_candidates;
 use super::plan::{Plan, PlanKind};
+use super::spans;
 use crate::cache::ProjectView;
 use crate::error::Result;
 use crate::model::{FacetValue, Facets, Status, StatusCounts};
@@ -33,11 +36,20 @@ pub(crate) struct Tally {
     status: [u64; 2],
     names: HashMap<String, u64>,
     tags: HashMap<String, u64>,
+    models: HashMap<String, u64>,
 }
 
 impl Tally {
-    /// Adds one trace that is not in the bitmaps (a pending trace), tested by the caller.
-    pub(crate) fn add_trace(&mut self, status: u8, name: &str, tags: &[String], facets: bool) {
+    /// Adds one trace that is not in the bitmaps (a pending trace), tested by the caller;
+    /// `models` are the distinct models of its spans.
+    pub(crate) fn add_trace(
+        &mut self,
+        status: u8,
+        name: &str,
+        tags: &[String],
+        models: &[String],
+        facets: bool,
+    ) {
         self.total += 1;
         if !facets {
             return;
@@ -46,6 +58,9 @@ impl Tally {
         *self.names.entry(name.to_string()).or_default() += 1;
         for t in tags {
             *self.tags.entry(t.clone()).or_default() += 1;
+        }
+        for m in models {
+            *self.models.entry(m.clone()).or_default() += 1;
         }
     }
 
@@ -58,6 +73,7 @@ impl Tally {
             },
             names: FacetValue::top(self.names),
             tags: FacetValue::top(self.tags),
+            models: FacetValue::top(self.models),
         }
     }
 }
@@ -73,13 +89,14 @@ pub(crate) fn count(
     if plan.kind == PlanKind::Empty || indexed_rows == 0 {
         return Ok(tally);
     }
-    let (names, tags) = if facets {
-        (v.names()?, v.tags()?)
+    let (names, tags, models) = if facets {
+        (v.names()?, v.tags()?, v.span_models()?)
     } else {
         Default::default()
     };
     let mut name_counts = vec![0u64; names.len()];
     let mut tag_counts = vec![0u64; tags.len()];
+    let mut model_counts = vec![0u64; models.len()];
     let last_block = block_of(indexed_rows - 1);
     for chunk in 0..=chunk_of(indexed_rows - 1) {
         let mut set = (*chunk_candidates(v, plan, chunk)?).clone();
@@ -91,6 +108,9 @@ pub(crate) fn count(
         }
         if plan.filters.needs_body() {
             set = by_body(v, plan, chunk, set)?;
+        }
+        if let Some(conds) = plan.filters.span_check() {
+            set = spans::keep_matching(v, chunk, set, conds)?;
         }
         let n = set.len();
         if n == 0 {
@@ -113,6 +133,12 @@ pub(crate) fn count(
                 tag_counts[i] += set.intersection_len(&*v.bitmap(TermKind::Tag, e.id, chunk)?);
             }
         }
+        for (i, e) in models.iter().enumerate() {
+            if e.count > 0 {
+                model_counts[i] +=
+                    set.intersection_len(&*v.bitmap(TermKind::SpanModel, e.id, chunk)?);
+            }
+        }
     }
     if facets {
         // Distinct ids may carry equal texts only across a delete and re-create of the term,
@@ -122,6 +148,9 @@ pub(crate) fn count(
         }
         for (e, c) in tags.iter().zip(tag_counts) {
             *tally.tags.entry(e.text.clone()).or_default() += c;
+        }
+        for (e, c) in models.iter().zip(model_counts) {
+            *tally.models.entry(e.text.clone()).or_default() += c;
         }
     }
     Ok(tally)

@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 /// Version 3 encrypts the payload (1 signed it in the clear; 2 was never released); version 4
-/// adds the `anyTags` and `excludeTags` filters to the carried query. A cursor of another
+/// adds the `anyTags` and `excludeTags` filters to the carried query; version 5 adds the span
+/// conditions (`spanName`, `spanModel`, `spanKind`, `spanStatus`). A cursor of another
 /// version is refused with "unsupported version": a walk begun before an upgrade starts over.
 pub(crate) const CURSOR_VERSION: u8 = 5;
 const NONCE_BYTES: usize = 24;
@@ -174,6 +175,7 @@ mod tests {
             },
             order: Order::StartTimeDesc,
             position: Position {
+                value: crate::query::order::SortValue::None,
                 start_ms: 1_700_000_000_000,
                 id: "trace-abc".into(),
             },

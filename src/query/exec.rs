@@ -8,6 +8,7 @@
 
 use super::order::{Key, Order, Position, SortValue};
 use super::plan::{Plan, PlanKind};
+use super::spans;
 use crate::cache::{BlockRows, ProjectView};
 use crate::error::{Error, Result};
 use crate::model::Status;
@@ -128,6 +129,11 @@ fn scan(
                 let (_, start_ms, _) = decode_trace_key(k.value())?;
                 f.matches_body(start_ms, &decode_trace(v.value())?.1)
             })
+            // Headers carry no span terms: the row's spans decide every span condition.
+            && f
+                .spans
+                .as_ref()
+                .map_or(Ok(true), |c| spans::row_matches(t, p, h.row, c))?
         {
             let (_, start_ms, id) = decode_trace_key(k.value())?;
             hits.push(Hit {
@@ -327,18 +333,34 @@ fn consider(
         start_ms,
         id,
     };
+    let span_check = plan.filters.span_check();
     if field == super::order::SortField::StartTime {
-        if !order.is_after(k, after) || (plan.filters.needs_body() && !top.would_keep(k)) {
+        if !order.is_after(k, after) {
             return Ok(());
+        }
+        if !plan.filters.needs_body() && span_check.is_none() {
+            top.offer(k);
+            return Ok(());
+        }
+        // Only a candidate that would make the page is read further.
+        if !top.would_keep(k) {
+            return Ok(());
+        }
+        if let Some(conds) = span_check {
+            // Two or more span conditions: the candidate's spans decide whether one span
+            // meets them all.
+            if !spans::row_matches(v.t, v.p, row, conds)? {
+                return Ok(());
+            }
         }
         if !plan.filters.needs_body() {
             top.offer(k);
             return Ok(());
         }
     }
-    // Filters only a record can decide (ranges, a metadata key over its cap), or a keyed
-    // order's value: read the record (under `startTime`, only of a candidate that would make
-    // the page).
+    // Filters only a record can decide (a metadata key over its cap), or a keyed order's
+    // value: read the record (under `startTime`, only of a candidate that would make the
+    // page).
     let record =
         v.t.traces()?
             .get(trace_key(v.p, start_ms, id).as_slice())?
@@ -351,6 +373,11 @@ fn consider(
         k.value = order.value_of(start_ms, body.end_ms, &body.total_cost, body.total_tokens);
         if !order.is_after(k, after) || !top.would_keep(k) {
             return Ok(());
+        }
+        if let Some(conds) = span_check {
+            if !spans::row_matches(v.t, v.p, row, conds)? {
+                return Ok(());
+            }
         }
         if super::sorted::changed_since(v, field, k, walk.generation)? {
             return Ok(());

@@ -14,10 +14,10 @@
 use crate::cache::ProjectView;
 use crate::error::Result;
 use crate::limits::{MAX_METADATA_KEY_CHARS, MAX_METADATA_VALUES_PER_KEY};
-use crate::model::Status;
+use crate::model::{SpanKind, Status};
 use crate::query::order::{SortField, SortValue};
 use crate::query::ranges::range_input;
-use crate::schema::{Money, TermKind, TraceBody, TraceHeader};
+use crate::schema::{Money, SpanRecord, TermKind, TraceBody, TraceHeader};
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -49,6 +49,68 @@ pub(crate) struct Filters {
     pub cost: Option<(Option<Money>, Option<Money>)>,
     /// Inclusive `totalTokens` bounds.
     pub tokens: Option<(u64, u64)>,
+    /// The span conditions: one span of the trace meets every one given.
+    pub spans: SpanConds,
+}
+
+/// The span conditions of a query, normalized (`spanName` lowercased, `spanKind` and
+/// `spanStatus` as codes). A trace matches when at least one of its spans meets every
+/// condition given: the same span, not one span per condition.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SpanConds {
+    /// Case-insensitive substring of the span's name (lowercase here).
+    pub name: Option<String>,
+    /// Exact span model.
+    pub model: Option<String>,
+    /// `SpanKind::code`.
+    pub kind: Option<u8>,
+    /// `Status::code`.
+    pub status: Option<u8>,
+}
+
+impl SpanConds {
+    /// How many span conditions are given.
+    pub(crate) fn count(&self) -> usize {
+        usize::from(self.name.is_some())
+            + usize::from(self.model.is_some())
+            + usize::from(self.kind.is_some())
+            + usize::from(self.status.is_some())
+    }
+
+    /// True when no span condition is given.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count() == 0
+    }
+
+    /// True when this one span meets every condition.
+    pub(crate) fn matches(&self, s: &SpanRecord) -> bool {
+        self.name.as_deref().is_none_or(|needle| {
+            s.name
+                .as_deref()
+                .is_some_and(|name| contains_ci(name, needle))
+        }) && self
+            .model
+            .as_ref()
+            .is_none_or(|m| s.model.as_ref() == Some(m))
+            && self.kind.is_none_or(|k| k == s.kind)
+            && self.status.is_none_or(|st| st == s.status)
+    }
+
+    /// True when no condition is given, or some span of the trace meets all of them.
+    pub(crate) fn any_matches<'a>(&self, spans: impl IntoIterator<Item = &'a SpanRecord>) -> bool {
+        self.is_empty() || spans.into_iter().any(|s| self.matches(s))
+    }
+
+    /// True when every condition given here means the same as in `carried`.
+    fn agrees_with(&self, carried: &SpanConds) -> bool {
+        fn same<T: PartialEq>(given: &Option<T>, carried: &Option<T>) -> bool {
+            given.is_none() || given == carried
+        }
+        same(&self.name, &carried.name)
+            && same(&self.model, &carried.model)
+            && same(&self.kind, &carried.kind)
+            && same(&self.status, &carried.status)
+    }
 }
 
 impl Filters {
@@ -74,6 +136,7 @@ impl Filters {
             && same(&self.duration_ms, &carried.duration_ms)
             && same(&self.cost, &carried.cost)
             && same(&self.tokens, &carried.tokens)
+            && self.spans.agrees_with(&carried.spans)
     }
 
     /// True when the trace's `durationMs`, `totalCost` and `totalTokens` lie in the ranges.
@@ -134,6 +197,8 @@ impl Filters {
     /// True when a trace passes every filter, tested on its fields directly (exact status,
     /// case-insensitive name substring, all tags, any tag, no excluded tag, `[start, end)`):
     /// the rules the indexes resolve, for traces that are not in the indexes (pending traces).
+    /// The span conditions are not in the body: the caller tests them on the trace's spans
+    /// (`SpanConds::any_matches`), decoding those only when `spans` is not empty.
     pub(crate) fn matches_trace(&self, start_ms: i64, status: u8, body: &TraceBody) -> bool {
         let (lo, hi) = self.window();
         let tags = &body.tags;
@@ -269,11 +334,64 @@ impl Filters {
             meta_ids.extend(id);
         }
         meta_ids.sort_unstable();
+        // Span conditions: each is one input (a term, or the union of the span names that
+        // contain the substring). One alone is exact through its bitmap; with several, the
+        // bitmaps give candidates and the same-span check on the candidates' spans decides.
+        let sc = &self.spans;
+        if let Some(m) = &sc.model {
+            exact(TermKind::SpanModel, m, format!("spanModel={m}"))?;
+        }
+        if let Some(needle) = &sc.name {
+            let (ids, rows) = match v {
+                Some(v) => match_terms(&v.span_names()?, needle)?,
+                None => (Vec::new(), 0),
+            };
+            inputs.push(Input {
+                kind: TermKind::SpanName,
+                terms: ids.clone(),
+                rows,
+                label: format!("spanName~{needle} ({} names)", ids.len()),
+                extra: None,
+            });
+        }
+        for (kind, code, label) in [
+            (
+                TermKind::SpanKind,
+                sc.kind,
+                sc.kind
+                    .map(|k| SpanKind::from_code(k).map_or("?", |k| k.as_str())),
+            ),
+            (
+                TermKind::SpanStatus,
+                sc.status,
+                sc.status
+                    .map(|st| Status::from_code(st).map_or("?", |s| s.as_str())),
+            ),
+        ] {
+            if let (Some(code), Some(label)) = (code, label) {
+                let rows = match v {
+                    Some(v) => v.term_count(kind, u32::from(code))?,
+                    None => 0,
+                };
+                let param = if kind == TermKind::SpanKind {
+                    "spanKind"
+                } else {
+                    "spanStatus"
+                };
+                inputs.push(Input {
+                    kind,
+                    terms: vec![u32::from(code)],
+                    rows,
+                    label: format!("{param}={label}"),
+                    extra: None,
+                });
+            }
+        }
         let name_ids = match &self.name {
             None => None,
             Some(needle) => {
                 let (ids, rows) = match v {
-                    Some(v) => match_names(v, needle)?,
+                    Some(v) => match_terms(&v.names()?, needle)?,
                     None => (Vec::new(), 0),
                 };
                 inputs.push(Input {
@@ -340,6 +458,8 @@ impl Filters {
             body_metadata,
             ranges: self.has_ranges().then(|| self.clone()),
             ranges_indexed: v.is_some() && self.has_ranges(),
+            spans: (!sc.is_empty()).then(|| sc.clone()),
+            span_exact: sc.count() == 1,
             lo_ms,
             hi_ms,
         })
@@ -397,6 +517,12 @@ pub(crate) struct Resolved {
     ranges: Option<Filters>,
     /// The ranges are index inputs (exact), so candidates need no body test for them.
     ranges_indexed: bool,
+    /// The span conditions, when any is given. The scan tests them on each row's spans (the
+    /// header does not carry span terms); the bitmap plan and the counter only when
+    /// `span_exact` is false.
+    pub spans: Option<SpanConds>,
+    /// True when one span condition alone is given: its bitmap is exact.
+    span_exact: bool,
     pub lo_ms: i64,
     pub hi_ms: i64,
 }
@@ -441,6 +567,13 @@ impl Resolved {
                 .ranges
                 .as_ref()
                 .is_none_or(|f| f.in_ranges(start_ms, b))
+    }
+
+    /// The conditions whose same-span check the bitmaps' candidates must pass: Some with two
+    /// or more span conditions (each bitmap says that some span meets one condition, not that
+    /// one span meets them all).
+    pub(crate) fn span_check(&self) -> Option<&SpanConds> {
+        self.spans.as_ref().filter(|_| !self.span_exact)
     }
 
     /// True when `start_ms` lies in the date window.
@@ -529,11 +662,13 @@ fn known_tags(v: Option<&ProjectView<'_>>, tags: &[String]) -> Result<(Vec<u32>,
     Ok((ids, rows))
 }
 
-/// The ids of the live names that contain `needle` (lowercase), and their total row count.
-fn match_names(v: &ProjectView<'_>, needle: &str) -> Result<(Vec<u32>, u64)> {
+/// The ids of the live terms of a dictionary (trace names, span names) that contain `needle`
+/// (lowercase), and their total row count (for span names an upper bound: a trace may carry
+/// several of them).
+fn match_terms(dict: &[crate::cache::TermEntry], needle: &str) -> Result<(Vec<u32>, u64)> {
     let mut ids = Vec::new();
     let mut rows = 0;
-    for n in v.names()?.iter() {
+    for n in dict.iter() {
         if n.count > 0 && contains_ci(&n.text, needle) {
             ids.push(n.id);
             rows += n.count;
@@ -615,6 +750,60 @@ mod tests {
         assert!(who.matches_trace(0, 0, &body("n", &[], r#"{"tier":"2.5","env":"prod"}"#)));
         assert!(!who.matches_trace(0, 0, &body("n", &[], r#"{"env":"prod","tier":"2.50"}"#)));
         assert!(!who.matches_trace(0, 0, &body("n", &[], r#"{"env":["prod"],"tier":2.5}"#)));
+    }
+
+    fn span(name: Option<&str>, model: Option<&str>, kind: SpanKind, status: Status) -> SpanRecord {
+        SpanRecord {
+            parent_id: None,
+            kind: kind.code(),
+            status: status.code(),
+            name: name.map(str::to_string),
+            start_ms: None,
+            end_ms: None,
+            model: model.map(str::to_string),
+            input_tokens: None,
+            output_tokens: None,
+            total_tokens: 0,
+            cost: None,
+        }
+    }
+
+    #[test]
+    fn span_conditions_hold_on_one_span() {
+        let spans = [
+            span(
+                Some("Chat-Completion"),
+                Some("gpt-4o"),
+                SpanKind::Llm,
+                Status::Ok,
+            ),
+            span(Some("search"), None, SpanKind::Tool, Status::Error),
+            span(None, Some("claude"), SpanKind::Llm, Status::Error),
+        ];
+        let conds = |name: Option<&str>,
+                     model: Option<&str>,
+                     kind: Option<SpanKind>,
+                     status: Option<Status>| SpanConds {
+            name: name.map(str::to_string),
+            model: model.map(str::to_string),
+            kind: kind.map(SpanKind::code),
+            status: status.map(Status::code),
+        };
+        assert!(SpanConds::default().any_matches(&[]));
+        assert!(conds(Some("chat"), Some("gpt-4o"), Some(SpanKind::Llm), None).any_matches(&spans));
+        // An ERROR span and a TOOL span, and an ERROR TOOL span: `search`.
+        assert!(conds(None, None, Some(SpanKind::Tool), Some(Status::Error)).any_matches(&spans));
+        // gpt-4o and ERROR are on two different spans.
+        assert!(!conds(None, Some("gpt-4o"), None, Some(Status::Error)).any_matches(&spans));
+        // A span without a name never meets a name condition.
+        assert!(!conds(Some("c"), Some("claude"), None, None).any_matches(&spans));
+        // The model is exact.
+        assert!(!conds(None, Some("GPT-4o"), None, None).any_matches(&spans));
+        assert_eq!(conds(Some("x"), None, None, Some(Status::Ok)).count(), 2);
+        // Agreement with a cursor's conditions: a given condition must be equal.
+        let carried = conds(Some("chat"), Some("gpt-4o"), None, None);
+        assert!(conds(Some("chat"), None, None, None).agrees_with(&carried));
+        assert!(!conds(None, None, Some(SpanKind::Llm), None).agrees_with(&carried));
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! The redb engine's executor (run by `engine::redb::run`):
 //! - `plan` resolves the filters in one snapshot and chooses an executor;
 //! - `exec` runs the chosen plan and returns one page of hits;
-//! - `count` counts the whole matching set (totals and facets) from the same indexes.
+//! - `count` counts the whole matching set (totals and facets) from the same indexes;
+//! - `spans` reads a trace's spans for the same-span check of the span conditions.
 
 pub(crate) mod count;
 pub(crate) mod cursor;
@@ -20,6 +21,7 @@ pub(crate) mod parse;
 pub(crate) mod plan;
 pub(crate) mod ranges;
 pub(crate) mod sorted;
+pub(crate) mod spans;
 
 pub(crate) use filter::Filters;
 pub use order::Order;

@@ -7,7 +7,7 @@ use super::filter::{valid_meta_key, Filters};
 use super::order::Order;
 use crate::error::{Error, FieldError, Result};
 use crate::limits::*;
-use crate::model::Status;
+use crate::model::{SpanKind, Status};
 use crate::schema::Money;
 use crate::time::{ms_ceil, parse_instant, Timestamp};
 use crate::validate::check_id;
@@ -33,6 +33,10 @@ pub const KNOWN_PARAMS: &[&str] = &[
     "maxCost",
     "minTokens",
     "maxTokens",
+    "spanName",
+    "spanModel",
+    "spanKind",
+    "spanStatus",
     "orderBy",
 ];
 
@@ -134,7 +138,7 @@ impl QueryRequest {
                 None => metadata.push((k.to_string(), v.to_string())),
             }
         }
-        let [limit, cursor, name, status, tags, start, end, any_tags, exclude_tags, include, user, session, min_dur, max_dur, min_cost, max_cost, min_tok, max_tok, order_by] =
+        let [limit, cursor, name, status, tags, start, end, any_tags, exclude_tags, include, user, session, min_dur, max_dur, min_cost, max_cost, min_tok, max_tok, span_name, span_model, span_kind, span_status, order_by] =
             raw;
         let mut bad = |field: &str, msg: String| {
             if !errors.iter().any(|e| e.field() == field) {
@@ -224,6 +228,33 @@ impl QueryRequest {
             &mut bad,
         )
         .map(|(lo, hi)| (lo.map(Money::from_decimal), hi.map(Money::from_decimal)));
+        // Span conditions: one span of the trace meets every one given.
+        if let Some(n) = span_name {
+            if n.chars().count() > MAX_QUERY_SPAN_NAME_CHARS {
+                bad(
+                    "spanName",
+                    format!("must be at most {MAX_QUERY_SPAN_NAME_CHARS} characters"),
+                );
+            } else {
+                filters.spans.name = Filters::normal_name(&n);
+            }
+        }
+        filters.spans.model = span_model.filter(|m| !m.is_empty());
+        if let Some(k) = span_kind {
+            match SpanKind::parse(&k) {
+                Some(kind) => filters.spans.kind = Some(kind.code()),
+                None => {
+                    let all: Vec<&str> = SpanKind::ALL.iter().map(|k| k.as_str()).collect();
+                    bad("spanKind", format!("must be one of {}", all.join(", ")));
+                }
+            }
+        }
+        if let Some(s) = span_status {
+            match Status::parse(&s) {
+                Some(st) => filters.spans.status = Some(st.code()),
+                None => bad("spanStatus", "must be OK or ERROR".into()),
+            }
+        }
         let mut given_keys = 0;
         for (param, value) in metadata {
             let key = &param[METADATA_PARAM_PREFIX.len()..];
@@ -477,6 +508,23 @@ impl QueryBuilder {
         self.params.push((param, value.to_string()));
         self
     }
+    /// Span condition: a case-insensitive substring of a span's name. Span conditions hold
+    /// together on one span of the trace.
+    pub fn span_name(self, s: &str) -> Self {
+        self.set("spanName", s.to_string())
+    }
+    /// Span condition: a span's exact model.
+    pub fn span_model(self, s: &str) -> Self {
+        self.set("spanModel", s.to_string())
+    }
+    /// Span condition: a span's kind.
+    pub fn span_kind(self, k: SpanKind) -> Self {
+        self.set("spanKind", k.as_str().to_string())
+    }
+    /// Span condition: a span's status.
+    pub fn span_status(self, s: Status) -> Self {
+        self.set("spanStatus", s.as_str().to_string())
+    }
     /// Inclusive bounds on `durationMs` (a running trace never matches).
     pub fn duration_ms(self, min: Option<u64>, max: Option<u64>) -> Self {
         self.bounds(("minDurationMs", "maxDurationMs"), min, max)
@@ -608,6 +656,54 @@ mod tests {
                     .unwrap()
                     .as_millis()
             )
+        );
+    }
+
+    #[test]
+    fn span_conditions() {
+        let q = QueryRequest::from_params([
+            ("spanName", "Chat"),
+            ("spanModel", "GPT-4o"),
+            ("spanKind", "llm"),
+            ("spanStatus", "error"),
+        ])
+        .unwrap();
+        assert_eq!(q.filters.spans.name.as_deref(), Some("chat"));
+        assert_eq!(q.filters.spans.model.as_deref(), Some("GPT-4o"));
+        assert_eq!(q.filters.spans.kind, Some(SpanKind::Llm.code()));
+        assert_eq!(q.filters.spans.status, Some(Status::Error.code()));
+        let b = QueryRequest::builder()
+            .span_name("Chat")
+            .span_model("GPT-4o")
+            .span_kind(SpanKind::Llm)
+            .span_status(Status::Error)
+            .build()
+            .unwrap();
+        assert_eq!(q, b);
+        let q = QueryRequest::from_params([("spanName", ""), ("spanModel", "")]).unwrap();
+        assert_eq!(q.filters, Filters::default());
+        assert_eq!(
+            fields(&[
+                ("spanKind", ""),
+                ("spanStatus", ""),
+                ("spanName", &"x".repeat(257))
+            ]),
+            vec!["spanName", "spanKind", "spanStatus"]
+        );
+        let at = |p: &str| KNOWN_PARAMS.iter().position(|k| *k == p).unwrap();
+        assert_eq!(
+            [
+                at("spanName"),
+                at("spanModel"),
+                at("spanKind"),
+                at("spanStatus")
+            ],
+            [
+                at("maxTokens") + 1,
+                at("maxTokens") + 2,
+                at("maxTokens") + 3,
+                at("maxTokens") + 4
+            ]
         );
     }
 

@@ -41,9 +41,13 @@ pub enum PlanKind {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct ExplainInput {
-    /// e.g. `status=ERROR`, `tag=v2`, `name~support (3 names)`.
+    /// e.g. `status=ERROR`, `tag=v2`, `name~support (3 names)`, `spanModel=gpt-4o`,
+    /// `spanKind=LLM`, `spanName~chat (2 names)`.
     pub term: String,
-    /// Live rows carrying the term (for a name substring, the sum over matching names).
+    /// Live rows carrying the term (for a name substring, the sum over matching names; for a
+    /// span condition, the rows with at least one span carrying it, and for a `spanName`
+    /// substring the sum over the matching span names: an upper bound, since a trace may carry
+    /// several).
     pub rows: u64,
 }
 
@@ -106,6 +110,9 @@ pub(crate) struct Plan {
 const COST_PARTITION: f64 = 20.0;
 const COST_BLOCK: f64 = 2.0;
 const COST_CANDIDATE: f64 = 4.0;
+/// Reading one trace's spans for the span conditions' same-span check: a range read of the
+/// `spans` table, about one row lookup.
+const COST_SPANS: f64 = 4.0;
 
 pub(crate) fn plan(
     v: Option<&ProjectView<'_>>,
@@ -124,15 +131,24 @@ pub(crate) fn plan(
     let n = live.max(1) as f64;
     // Excluded tags remove at most their rows (assumed independent of the inputs too).
     let kept = (1.0 - resolved.exclude_rows as f64 / n).max(0.0);
-    let selectivity: f64 = inputs.iter().map(|i| i.rows as f64 / n).product::<f64>() * kept;
+    // An input's share is at most 1: a span-name union counts a trace once per name it carries.
+    let selectivity: f64 = inputs
+        .iter()
+        .map(|i| (i.rows as f64 / n).min(1.0))
+        .product::<f64>()
+        * kept;
     let estimated = (n * selectivity).round() as u64;
     let need = need as f64;
     // Scan: rows read until `need` matches, at most every row.
-    let scan_cost = if estimated == 0 {
+    let mut scan_cost = if estimated == 0 {
         n
     } else {
         (need / selectivity).min(n)
     };
+    if resolved.spans.is_some() {
+        // Headers carry no span terms: the scan reads the spans of every row it tests.
+        scan_cost *= 1.0 + COST_SPANS;
+    }
     // Bitmap: the partitions of each input term that the walk touches, plus the blocks walked
     // to collect `need` candidates (at least one), plus the candidates resolved.
     let terms: usize = inputs.iter().map(|i| i.terms.len().max(1)).sum();
@@ -145,13 +161,20 @@ pub(crate) fn plan(
     // Partitions are loaded lazily, only for the chunks the visited blocks fall in (plus one
     // for a chunk boundary), not for the whole project.
     let partitions = ((blocks * BLOCK_ROWS as f64) / CHUNK_ROWS as f64).ceil() + 1.0;
+    let candidate_cost = if resolved.span_check().is_some() {
+        // Two or more span conditions: each candidate's spans are read too.
+        COST_CANDIDATE + COST_SPANS
+    } else {
+        COST_CANDIDATE
+    };
     let bitmap_cost = partitions * terms as f64 * COST_PARTITION
         + blocks * COST_BLOCK
-        + need.min(estimated as f64 + 1.0) * 2.0 * COST_CANDIDATE;
+        + need.min(estimated as f64 + 1.0) * 2.0 * candidate_cost;
 
     // Filters only a record can decide (ranges, a metadata key over its value cap) are tested
     // by both executors: the scan on every row it reads, the bitmap plan on the candidates that
     // would make the page. Neither is an index input, so they do not change the estimates.
+    // Span conditions are inputs (their bitmaps), and their same-span check is costed above.
     let bitmap_ok = !inputs.is_empty();
     let keyed = order.field() != SortField::StartTime;
     let small = inputs

@@ -189,6 +189,18 @@ impl Walker<'_, '_> {
         if body_test && !f.matches_body(start_ms, &decode_trace(&record)?.1) {
             return Ok(false);
         }
+        // Span conditions: the scan tests every one on the row's spans (headers carry no span
+        // terms); the candidates need it only for two or more (one is exact in its bitmap).
+        let conds = if self.header_test {
+            f.spans.as_ref()
+        } else {
+            f.span_check()
+        };
+        if let Some(c) = conds {
+            if !super::spans::row_matches(self.v.t, self.v.p, entry.row, c)? {
+                return Ok(false);
+            }
+        }
         self.hits.push(Hit {
             value: sort_value,
             start_ms,

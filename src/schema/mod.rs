@@ -51,6 +51,14 @@ pub(crate) enum TermKind {
     /// A metadata key, as its text; its term record counts the key's distinct values (not
     /// rows), and it has no bitmap. See `limits::MAX_METADATA_VALUES_PER_KEY`.
     MetaKey = 6,
+    /// A span name, as stored: the bit of a row is set when one of the trace's spans has it.
+    SpanName = 7,
+    /// A span model, exact.
+    SpanModel = 8,
+    /// A span kind; the term id is `SpanKind::code` (fixed, no text index).
+    SpanKind = 9,
+    /// A span status; the term id is `Status::code` (fixed, no text index).
+    SpanStatus = 10,
     /// A `durationMs` value bucket (`query::ranges`); the term id is the bucket number.
     DurationBucket = 11,
     /// A `totalCost` value bucket.
@@ -72,9 +80,53 @@ impl TermKind {
             TermKind::Session => "sessionId",
             TermKind::Meta => "metadata",
             TermKind::MetaKey => "metadata key",
+            TermKind::SpanName => "span name",
+            TermKind::SpanModel => "span model",
+            TermKind::SpanKind => "span kind",
+            TermKind::SpanStatus => "span status",
             TermKind::DurationBucket => "durationMs bucket",
             TermKind::CostBucket => "totalCost bucket",
             TermKind::TokensBucket => "totalTokens bucket",
         }
+    }
+    /// True for the kinds whose term ids are fixed codes (no `term_ids` entry).
+    pub(crate) fn fixed_ids(self) -> bool {
+        matches!(
+            self,
+            TermKind::Status
+                | TermKind::SpanKind
+                | TermKind::SpanStatus
+                | TermKind::DurationBucket
+                | TermKind::CostBucket
+                | TermKind::TokensBucket
+        )
+    }
+    /// The span-term kinds, whose row bits come from the trace's spans (`span_terms`).
+    pub(crate) const SPAN_KINDS: [TermKind; 4] = [
+        TermKind::SpanName,
+        TermKind::SpanModel,
+        TermKind::SpanKind,
+        TermKind::SpanStatus,
+    ];
+    /// The kind of a code, if it is one.
+    pub(crate) fn from_code(code: u8) -> Option<TermKind> {
+        [
+            TermKind::Status,
+            TermKind::Name,
+            TermKind::Tag,
+            TermKind::User,
+            TermKind::Session,
+            TermKind::Meta,
+            TermKind::MetaKey,
+            TermKind::SpanName,
+            TermKind::SpanModel,
+            TermKind::SpanKind,
+            TermKind::SpanStatus,
+            TermKind::DurationBucket,
+            TermKind::CostBucket,
+            TermKind::TokensBucket,
+        ]
+        .into_iter()
+        .find(|k| k.code() == code)
     }
 }

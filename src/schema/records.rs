@@ -340,6 +340,35 @@ pub(crate) fn decode_span(b: &[u8]) -> Result<SpanRecord> {
     Ok(r)
 }
 
+/// The span terms of one trace row (`span_terms`): for each (kind code, term) that some span of
+/// the trace carries, how many of its spans carry it (at least 1). Sorted by (kind, term),
+/// distinct.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SpanTermsRecord {
+    pub terms: Vec<(u8, u32, u32)>,
+}
+pub(crate) fn encode_span_terms(r: &SpanTermsRecord) -> Vec<u8> {
+    debug_assert!(r
+        .terms
+        .windows(2)
+        .all(|w| (w[0].0, w[0].1) < (w[1].0, w[1].1)));
+    encode(r)
+}
+pub(crate) fn decode_span_terms(b: &[u8]) -> Result<SpanTermsRecord> {
+    let r: SpanTermsRecord = decode(b, "span terms record")?;
+    if !r
+        .terms
+        .windows(2)
+        .all(|w| (w[0].0, w[0].1) < (w[1].0, w[1].1))
+        || r.terms.iter().any(|t| t.2 == 0)
+    {
+        return Err(Error::corrupted(
+            "span terms record: unsorted, repeated or zero-count terms",
+        ));
+    }
+    Ok(r)
+}
+
 /// JSON text of a payload, stored as is when short and zstd-compressed when at least
 /// `COMPRESS_MIN_BYTES` long and compression saves space.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -530,6 +559,7 @@ pub fn fuzz_decode_any(bytes: &[u8]) {
     let _ = decode_u32(bytes);
     let _ = decode_project_state(bytes);
     let _ = decode_span(bytes);
+    let _ = decode_span_terms(bytes);
     if let Ok(p) = decode_payload(bytes) {
         for b in [p.input, p.output, p.attributes].into_iter().flatten() {
             let _ = b.text();

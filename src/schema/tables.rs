@@ -34,6 +34,10 @@ pub(crate) const SCORES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("s
 /// yet indexed. Its row number is reserved; the next larger write of the project folds it into
 /// the tables above.
 pub(crate) const PENDING: TableDefinition<(u32, &str), &[u8]> = TableDefinition::new("pending");
+/// (project, trace row) → the row's span terms: for each (kind, term) some span of the trace
+/// carries, how many of its spans do. Read and written by writes only (and `verify`).
+pub(crate) const SPAN_TERMS: TableDefinition<(u32, u32), &[u8]> =
+    TableDefinition::new("span_terms");
 /// key hash (hex) → API key record.
 /// The keyed orders' index: `sort_key` → `SortEntry` (three entries per indexed trace).
 pub(crate) const SORT_KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sort_keys");
@@ -57,6 +61,7 @@ pub(crate) struct WriteTables<'t> {
     pub api_keys: Table<'t, &'static str, &'static [u8]>,
     pub pending: Table<'t, (u32, &'static str), &'static [u8]>,
     pub sort_keys: Table<'t, &'static [u8], &'static [u8]>,
+    pub span_terms: Table<'t, (u32, u32), &'static [u8]>,
 }
 
 impl<'t> WriteTables<'t> {
@@ -79,6 +84,7 @@ impl<'t> WriteTables<'t> {
             api_keys: txn.open_table(API_KEYS)?,
             pending: txn.open_table(PENDING)?,
             sort_keys: txn.open_table(SORT_KEYS)?,
+            span_terms: txn.open_table(SPAN_TERMS)?,
         })
     }
 }
@@ -127,6 +133,7 @@ pub(crate) struct ReadTables {
     api_keys: OnceCell<ReadOnlyTable<&'static str, &'static [u8]>>,
     pending: OnceCell<ReadOnlyTable<(u32, &'static str), &'static [u8]>>,
     sort_keys: OnceCell<ReadOnlyTable<&'static [u8], &'static [u8]>>,
+    span_terms: OnceCell<ReadOnlyTable<(u32, u32), &'static [u8]>>,
 }
 
 macro_rules! lazy_table {
@@ -161,6 +168,7 @@ impl ReadTables {
             api_keys: OnceCell::new(),
             pending: OnceCell::new(),
             sort_keys: OnceCell::new(),
+            span_terms: OnceCell::new(),
         }
     }
     lazy_table!(meta, META, &'static str, &'static [u8]);
@@ -179,6 +187,7 @@ impl ReadTables {
     lazy_table!(api_keys, API_KEYS, &'static str, &'static [u8]);
     lazy_table!(pending, PENDING, (u32, &'static str), &'static [u8]);
     lazy_table!(sort_keys, SORT_KEYS, &'static [u8], &'static [u8]);
+    lazy_table!(span_terms, SPAN_TERMS, (u32, u32), &'static [u8]);
 
     /// Size statistics of every table: (name, stored bytes, metadata bytes, fragmented bytes).
     pub(crate) fn table_stats(&self) -> Result<Vec<(&'static str, redb::TableStats)>> {
@@ -199,6 +208,7 @@ impl ReadTables {
             ("api_keys", self.api_keys()?.stats()?),
             ("pending", self.pending()?.stats()?),
             ("sort_keys", self.sort_keys()?.stats()?),
+            ("span_terms", self.span_terms()?.stats()?),
         ])
     }
 }

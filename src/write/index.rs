@@ -58,7 +58,7 @@ impl Terms {
 }
 
 impl Writer<'_> {
-    fn term_record(&mut self, key: TermKey) -> Result<Option<&mut TermRecord>> {
+    pub(super) fn term_record(&mut self, key: TermKey) -> Result<Option<&mut TermRecord>> {
         if !self.term_cache.contains_key(&key) {
             match self.t.terms.get(key)? {
                 Some(v) => {
@@ -71,17 +71,21 @@ impl Writer<'_> {
         Ok(self.term_cache.get_mut(&key))
     }
 
-    /// The id of a term's text, created when absent. Status terms have fixed ids (OK=0, ERROR=1),
-    /// and value buckets their bucket number (the text).
+    /// The id of a term's text, created when absent. Status terms have fixed ids (OK=0,
+    /// ERROR=1), and so have span kinds and span statuses (their codes) and value buckets (their
+    /// bucket number, the text).
     pub(super) fn term_id(&mut self, p: u32, kind: TermKind, text: &str) -> Result<u32> {
         let id = match kind {
-            TermKind::Status => {
+            TermKind::Status | TermKind::SpanStatus => {
                 let st = Status::parse(text).ok_or_else(|| Error::corrupted("status term"))?;
                 st.code() as u32
             }
             TermKind::DurationBucket | TermKind::CostBucket | TermKind::TokensBucket => text
                 .parse::<u32>()
                 .map_err(|_| Error::corrupted("bucket term"))?,
+            TermKind::SpanKind => crate::model::SpanKind::parse(text)
+                .ok_or_else(|| Error::corrupted("span kind term"))?
+                .code() as u32,
             _ => {
                 // Load the state (which may fold pending traces, creating terms) before the
                 // lookup, so that a term is never created twice under one text.
@@ -478,9 +482,9 @@ impl Writer<'_> {
         })
     }
 
-    /// Format 5: the span terms of one stored trace (filled in by the span-conditions work).
-    fn upgrade_span_terms(&mut self, _t: &StoredTrace) -> Result<()> {
-        Ok(())
+    /// Format 5: the span terms of one stored trace, from its stored spans.
+    fn upgrade_span_terms(&mut self, t: &StoredTrace) -> Result<()> {
+        self.index_stored_spans(t.p, t.header.row)
     }
 
     /// Format 5: the sort-index entries of one stored trace, as for a new row.

@@ -16,6 +16,7 @@ mod aggregate;
 mod index;
 mod merge;
 mod sort_keys;
+mod span_terms;
 
 pub(crate) use aggregate::Totals;
 pub(crate) use merge::merge;
@@ -49,6 +50,8 @@ pub(crate) struct Writer<'t> {
     /// The spans and payloads of rows created in this transaction, not yet in their tables
     /// (see `insert_new_children`).
     new_children: NewChildren,
+    /// The span-term counts of the rows this transaction touched (see `span_terms`).
+    span_terms: span_terms::SpanTermsCache,
 }
 
 /// Encoded (key, value) entries of new rows' children, one list per table.
@@ -78,6 +81,7 @@ impl<'t> Writer<'t> {
             block_cache: HashMap::new(),
             dirty_blocks: HashSet::new(),
             new_children: NewChildren::default(),
+            span_terms: Default::default(),
         })
     }
 
@@ -316,6 +320,7 @@ impl<'t> Writer<'t> {
             if let Err(msg) = totals.put_span(prev.as_ref(), rec)? {
                 return Ok(Err(msg));
             }
+            self.replace_span(p, row, prev.as_ref(), rec)?;
             // A span is replaced whole: without a payload now, it keeps none. A span that did
             // not exist has none to remove (invariant 16).
             match span_payloads.get(sid.as_str()) {
@@ -358,6 +363,7 @@ impl<'t> Writer<'t> {
                 return Ok(Err(msg));
             }
         }
+        self.count_new_spans(p, row, latest.values().copied())?;
         let mut spans = Vec::with_capacity(latest.len());
         let mut payloads = Vec::with_capacity(span_payloads.len() + 1);
         for (sid, rec) in latest {
@@ -515,6 +521,7 @@ impl<'t> Writer<'t> {
         let (h, body) = decode_trace(&bytes)?;
         self.index_row(p, h.row, &Terms::of(&h), false)?;
         self.remove_sort_keys(p, id, SortPlace::of(idr.start_ms, h.row, &body))?;
+        self.drop_span_terms(p, h.row)?;
         self.t.rows.remove((p, h.row))?;
         let st = self.state(p)?;
         st.live = st.live.saturating_sub(1);
@@ -528,6 +535,7 @@ impl<'t> Writer<'t> {
     /// Re-keys a trace's spans and scores from its old row to its new one.
     fn move_children(&mut self, p: u32, from: u32, to: u32) -> Result<()> {
         self.write_new_children()?;
+        self.move_span_terms(p, from, to)?;
         let (old, new) = (child_prefix(p, from), child_prefix(p, to));
         for table in [&mut self.t.spans, &mut self.t.payloads, &mut self.t.scores] {
             for (suffix, value) in take_prefix(table, &old)? {
@@ -559,6 +567,7 @@ impl<'t> Writer<'t> {
     /// Writes every cached change back to its table.
     pub(crate) fn flush(&mut self) -> Result<()> {
         self.write_new_children()?;
+        self.flush_span_terms()?;
         for key in self.dirty_bitmaps.drain() {
             let bm = self
                 .bitmap_cache

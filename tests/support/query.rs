@@ -2,12 +2,21 @@
 //! its answer. The full model (`model.rs`, and through it the fuzz targets) and the simple model
 //! (`simple.rs`) both use this one copy, each with its own trace type.
 
-use tracestore::{Status, Timestamp};
+use tracestore::{SpanKind, Status, Timestamp};
 
 pub const BASE_MS: i64 = 1_772_000_000_000; // 2026-02-25
 
 pub fn ts(offset_ms: i64) -> Timestamp {
     Timestamp::from_millis(BASE_MS + offset_ms).expect("in range")
+}
+
+/// What the span conditions test of one span.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpanFacts {
+    pub name: Option<String>,
+    pub model: Option<String>,
+    pub kind: SpanKind,
+    pub status: Status,
 }
 
 /// What a query can test of a model trace.
@@ -37,6 +46,10 @@ pub trait ModelTrace {
     }
     fn total_tokens(&self) -> u64 {
         0
+    }
+    /// The trace's spans, as the span conditions see them.
+    fn span_facts(&self) -> &[SpanFacts] {
+        &[]
     }
 }
 
@@ -83,6 +96,11 @@ pub struct MQuery {
     /// In thousandths of a dollar.
     pub cost_milli: (Option<u64>, Option<u64>),
     pub tokens: (Option<u64>, Option<u64>),
+    /// Span conditions, as sent (`span_kind` in any case; empty name or model: no filter).
+    pub span_name: Option<String>,
+    pub span_model: Option<String>,
+    pub span_kind: Option<String>,
+    pub span_status: Option<Status>,
     /// `orderBy`; None is the default (newest first).
     pub order: Option<&'static str>,
 }
@@ -138,6 +156,7 @@ pub struct MTally {
     pub error: u64,
     pub names: Vec<(String, u64)>,
     pub tags: Vec<(String, u64)>,
+    pub models: Vec<(String, u64)>,
 }
 
 fn top(counts: std::collections::BTreeMap<String, u64>) -> Vec<(String, u64)> {
@@ -151,7 +170,33 @@ fn top(counts: std::collections::BTreeMap<String, u64>) -> Vec<(String, u64)> {
 }
 
 impl MQuery {
+    /// True when no span condition is given, or one span meets every one given.
+    pub fn span_matches(&self, t: &impl ModelTrace) -> bool {
+        let name = self.span_name.as_deref().filter(|n| !n.is_empty());
+        let model = self.span_model.as_deref().filter(|m| !m.is_empty());
+        let kind = self
+            .span_kind
+            .as_deref()
+            .map(|k| SpanKind::parse(k).expect("a kind"));
+        if name.is_none() && model.is_none() && kind.is_none() && self.span_status.is_none() {
+            return true;
+        }
+        t.span_facts().iter().any(|s| {
+            name.is_none_or(|n| {
+                s.name
+                    .as_deref()
+                    .is_some_and(|sn| sn.to_lowercase().contains(&n.to_lowercase()))
+            }) && model.is_none_or(|m| s.model.as_deref() == Some(m))
+                && kind.is_none_or(|k| s.kind == k)
+                && self.span_status.is_none_or(|st| s.status == st)
+        })
+    }
+
     pub fn matches(&self, t: &impl ModelTrace) -> bool {
+        self.span_matches(t) && self.matches_trace_fields(t)
+    }
+
+    fn matches_trace_fields(&self, t: &impl ModelTrace) -> bool {
         self.name
             .as_ref()
             .is_none_or(|n| n.is_empty() || t.name().to_lowercase().contains(&n.to_lowercase()))
@@ -219,6 +264,18 @@ impl MQuery {
                 p.push((name.into(), v));
             }
         }
+        for (name, v) in [
+            ("spanName", &self.span_name),
+            ("spanModel", &self.span_model),
+            ("spanKind", &self.span_kind),
+        ] {
+            if let Some(v) = v {
+                p.push((name.into(), v.clone()));
+            }
+        }
+        if let Some(s) = self.span_status {
+            p.push(("spanStatus".into(), s.as_str().to_lowercase()));
+        }
         if let Some(s) = self.start {
             p.push(("startDate".into(), ts(s).to_string()));
         }
@@ -251,7 +308,9 @@ impl MQuery {
             error: 0,
             names: vec![],
             tags: vec![],
+            models: vec![],
         };
+        let mut models = std::collections::BTreeMap::new();
         let names_ref: &mut std::collections::BTreeMap<String, u64> = &mut names;
         for tr in self.answer(all) {
             t.total += 1;
@@ -263,9 +322,18 @@ impl MQuery {
             for tag in tr.tags() {
                 *tags.entry(tag.clone()).or_default() += 1;
             }
+            let distinct: std::collections::BTreeSet<&str> = tr
+                .span_facts()
+                .iter()
+                .filter_map(|s| s.model.as_deref())
+                .collect();
+            for m in distinct {
+                *models.entry(m.to_string()).or_default() += 1;
+            }
         }
         t.names = top(names);
         t.tags = top(tags);
+        t.models = top(models);
         t
     }
 }

@@ -74,6 +74,20 @@ pub(super) struct FilterArgs {
     /// Inclusive upper bound on totalTokens.
     #[arg(long, value_name = "N")]
     max_tokens: Option<String>,
+    /// Span condition: case-insensitive substring of a span's name. The span conditions hold
+    /// together on one span of the trace.
+    #[arg(long)]
+    span_name: Option<String>,
+    /// Span condition: a span's exact model.
+    #[arg(long)]
+    span_model: Option<String>,
+    /// Span condition: a span's kind (LLM, CHAIN, TOOL, AGENT, RETRIEVER, EMBEDDING, RERANKER,
+    /// GUARDRAIL, EVALUATOR or UNKNOWN; case-insensitive).
+    #[arg(long)]
+    span_kind: Option<String>,
+    /// Span condition: a span's status, OK or ERROR (case-insensitive).
+    #[arg(long)]
+    span_status: Option<String>,
     /// The sort order: startTime.desc (default), startTime.asc, durationMs.desc|asc,
     /// totalCost.desc|asc, totalTokens.desc|asc.
     #[arg(long, value_name = "ORDER")]
@@ -85,7 +99,7 @@ pub(super) struct FilterArgs {
 
 /// Endpoint parameter → the flag that sets it, for error messages: the filters (in
 /// `FilterArgs::pairs` order), then the page flags.
-const FLAGS: [(&str, &str); 19] = [
+const FLAGS: [(&str, &str); 23] = [
     ("status", "--status"),
     ("name", "--name"),
     ("tags", "--tags"),
@@ -101,6 +115,10 @@ const FLAGS: [(&str, &str); 19] = [
     ("maxCost", "--max-cost"),
     ("minTokens", "--min-tokens"),
     ("maxTokens", "--max-tokens"),
+    ("spanName", "--span-name"),
+    ("spanModel", "--span-model"),
+    ("spanKind", "--span-kind"),
+    ("spanStatus", "--span-status"),
     ("orderBy", "--order-by"),
     ("limit", "--limit"),
     ("cursor", "--cursor"),
@@ -139,6 +157,10 @@ impl FilterArgs {
             &self.max_cost,
             &self.min_tokens,
             &self.max_tokens,
+            &self.span_name,
+            &self.span_model,
+            &self.span_kind,
+            &self.span_status,
             &self.order_by,
         ];
         let mut pairs = given(&FLAGS[..values.len()], &values);
@@ -252,7 +274,11 @@ pub(crate) fn render(page: &Page) -> String {
             "status: OK {}, ERROR {}\n",
             f.status.ok, f.status.error
         ));
-        for (label, values) in [("names", &f.names), ("tags", &f.tags)] {
+        for (label, values) in [
+            ("names", &f.names),
+            ("tags", &f.tags),
+            ("models", &f.models),
+        ] {
             let shown: Vec<String> = values
                 .iter()
                 .map(|v| format!("{} ({})", v.value, v.count))

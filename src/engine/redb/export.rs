@@ -53,7 +53,16 @@ pub(crate) fn export(
         let list = caches.pending(&tables, p, st.next_row, st.indexed_rows, |list| {
             PENDING_ORDER.sort(list, |(id, h)| run::pending_key(PENDING_ORDER, id, h))
         })?;
-        run::pending_matches(&list, q.filters, q.order, row_limit, None, usize::MAX)
+        run::pending_matches(
+            &tables,
+            p,
+            &list,
+            q.filters,
+            q.order,
+            row_limit,
+            None,
+            usize::MAX,
+        )?
     } else {
         Vec::new()
     };

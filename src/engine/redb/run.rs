@@ -18,6 +18,7 @@ use crate::query::exec::{self, BlockHint, Hit, Walk};
 use crate::query::filter::Filters;
 use crate::query::order::{Key, Order, Position};
 use crate::query::plan::{self, Explain, PlanKind};
+use crate::query::spans;
 use crate::schema::*;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -154,16 +155,27 @@ pub(crate) fn run(
     };
     let pending = match &pending_list {
         Some(list) if st.indexed_rows < row_limit => {
-            pending_matches(list, q.filters, q.order, row_limit, after, need)
+            pending_matches(&tables, p, list, q.filters, q.order, row_limit, after, need)?
         }
         _ => Vec::new(),
     };
     // Totals and facets: the whole matching set of this snapshot, whatever the cursor.
     let (total, facets) = if counting {
         let mut tally = count::count(&view, &plan, st.indexed_rows, q.include.facets)?;
-        for (_, h) in pending_list.iter().flat_map(|l| l.iter()) {
-            if q.filters.matches_trace(h.start_ms, h.status, &h.body) {
-                tally.add_trace(h.status, &h.body.name, &h.body.tags, q.include.facets);
+        for (id, h) in pending_list.iter().flat_map(|l| l.iter()) {
+            if !q.filters.matches_trace(h.start_ms, h.status, &h.body) {
+                continue;
+            }
+            // The children are decoded only for span conditions or the models facet.
+            let span_list = if q.filters.spans.is_empty() && !q.include.facets {
+                Vec::new()
+            } else {
+                spans::pending_spans(&tables, p, id)?
+            };
+            if q.filters.spans.any_matches(&span_list) {
+                let models = spans::models_of(&span_list);
+                let (name, tags) = (&h.body.name, &h.body.tags);
+                tally.add_trace(h.status, name, tags, &models, q.include.facets);
             }
         }
         let total = q.include.total.then_some(tally.total);
@@ -234,36 +246,39 @@ pub(super) fn pending_key<'a>(order: Order, id: &'a str, h: &PendingHead) -> Key
 pub(super) const PENDING_ORDER: Order = Order::StartTimeDesc;
 
 /// Up to `need` pending traces from `list` (kept in `PENDING_ORDER`) that match `f`, with a
-/// reserved row below `row_limit` and a position after `after` in `order`, in `order`.
+/// reserved row below `row_limit` and a position after `after` in `order`, in `order`. A
+/// trace's children (in its pending record in `t`) are decoded only when `f` has span
+/// conditions, and only for a trace that passes every other test.
 pub(super) fn pending_matches(
+    t: &ReadTables,
+    p: u32,
     list: &PendingList,
     f: &Filters,
     order: Order,
     row_limit: u32,
     after: Option<&Position>,
     need: usize,
-) -> Vec<Item> {
-    let matching = list.iter().filter(|(id, h)| {
-        h.row < row_limit
+) -> Result<Vec<Item>> {
+    let mut out = Vec::new();
+    for (id, h) in list.iter() {
+        // In the pending list's own order, the first `need` matches are the page's.
+        if order == PENDING_ORDER && out.len() >= need {
+            break;
+        }
+        if h.row < row_limit
             && f.matches_trace(h.start_ms, h.status, &h.body)
             && order.is_after(pending_key(order, id, h), after)
-    });
-    let mut items: Vec<Item> = if order == PENDING_ORDER {
-        matching
-            .take(need)
-            .map(|(id, h)| Item::Pending(id.clone(), h.clone()))
-            .collect()
-    } else {
-        // At most `MAX_PENDING_TRACES` of them: sorted here.
-        matching
-            .map(|(id, h)| Item::Pending(id.clone(), h.clone()))
-            .collect()
-    };
-    if order != PENDING_ORDER {
-        order.sort(&mut items, |i| i.key(order));
-        items.truncate(need);
+            && (f.spans.is_empty() || f.spans.any_matches(&spans::pending_spans(t, p, id)?))
+        {
+            out.push(Item::Pending(id.clone(), h.clone()));
+        }
     }
-    items
+    if order != PENDING_ORDER {
+        // At most `MAX_PENDING_TRACES` of them: sorted here.
+        order.sort(&mut out, |i| i.key(order));
+        out.truncate(need);
+    }
+    Ok(out)
 }
 
 /// Merges the executor's hits and the pending matches (both in query order) into the first
