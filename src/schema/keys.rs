@@ -178,30 +178,6 @@ pub(crate) fn bitmaps_range(p: u32) -> std::ops::RangeInclusive<(u32, u8, u32, u
     (p, 0, 0, 0)..=(p, u8::MAX, u32::MAX, u32::MAX)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn trace_key_order_is_query_order() {
-        let a = trace_key(1, -5, "b");
-        let b = trace_key(1, 3, "a");
-        let c = trace_key(1, 3, "ab");
-        let d = trace_key(1, 3, "b");
-        let e = trace_key(2, i64::MIN, "");
-        assert!(a < b && b < c && c < d && d < e);
-        assert!(d < project_key_end(1) && project_key_end(1) <= e);
-        assert_eq!(decode_trace_key(&c).unwrap(), (1, 3, "ab"));
-    }
-
-    #[test]
-    fn prefix_end_is_exclusive_bound() {
-        assert_eq!(prefix_end(&[1, 2]), Some(vec![1, 3]));
-        assert_eq!(prefix_end(&[1, 0xFF]), Some(vec![2]));
-        assert_eq!(prefix_end(&[0xFF]), None);
-    }
-}
-
 /// The keyed sort fields, each with its own part of the `sort_keys` table.
 pub(crate) const SORT_FIELDS: [SortField; 3] =
     [SortField::Duration, SortField::Cost, SortField::Tokens];
@@ -295,4 +271,28 @@ pub(crate) fn decode_sort_key(k: &[u8], f: SortField) -> Result<(SortValue, i64,
     );
     let id = std::str::from_utf8(&rest[8..]).map_err(|_| bad())?;
     Ok((value, start, id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_key_order_is_query_order() {
+        let a = trace_key(1, -5, "b");
+        let b = trace_key(1, 3, "a");
+        let c = trace_key(1, 3, "ab");
+        let d = trace_key(1, 3, "b");
+        let e = trace_key(2, i64::MIN, "");
+        assert!(a < b && b < c && c < d && d < e);
+        assert!(d < project_key_end(1) && project_key_end(1) <= e);
+        assert_eq!(decode_trace_key(&c).unwrap(), (1, 3, "ab"));
+    }
+
+    #[test]
+    fn prefix_end_is_exclusive_bound() {
+        assert_eq!(prefix_end(&[1, 2]), Some(vec![1, 3]));
+        assert_eq!(prefix_end(&[1, 0xFF]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xFF]), None);
+    }
 }

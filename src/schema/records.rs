@@ -156,9 +156,6 @@ pub(crate) fn decode_row(b: &[u8]) -> Result<RowRecord> {
     decode(b, "row record")
 }
 
-/// Time bounds of one block of `BLOCK_ROWS` rows. Only the project's last block ever changes
-/// (rows are appended), so `prefix_max` of every earlier block is final.
-
 /// A sort-index entry's value: the trace's row, and the generation of the write that last
 /// changed this key of a trace that stayed on its row (0 when it never changed). A walk under a
 /// keyed order skips entries changed after it began (ARCHITECTURE.md, "Sort orders").
@@ -174,6 +171,8 @@ pub(crate) fn decode_sort_entry(b: &[u8]) -> Result<SortEntry> {
     decode(b, "sort entry")
 }
 
+/// Time bounds of one block of `BLOCK_ROWS` rows. Only the project's last block ever changes
+/// (rows are appended), so `prefix_max` of every earlier block is final.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct BlockRecord {
     pub min_ms: i64,

@@ -249,6 +249,7 @@ pub(super) const PENDING_ORDER: Order = Order::StartTimeDesc;
 /// reserved row below `row_limit` and a position after `after` in `order`, in `order`. A
 /// trace's children (in its pending record in `t`) are decoded only when `f` has span
 /// conditions, and only for a trace that passes every other test.
+#[allow(clippy::too_many_arguments)] // one page's whole context, read once
 pub(super) fn pending_matches(
     t: &ReadTables,
     p: u32,
