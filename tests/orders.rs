@@ -9,8 +9,8 @@ mod support;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use support::checks::params_ref;
-use support::query::{order_cmp, ts, MQuery, ModelTrace, ORDERS};
-use tracestore::{PlanKind, QueryRequest, Status, Store};
+use support::query::{order_cmp, ts, MQuery, ModelTrace};
+use tracestore::{Order, PlanKind, QueryRequest, Status, Store};
 
 /// A trace with what the orders sort by: spans with cost (thousandths) and tokens, and an end.
 #[derive(Clone, Debug)]
@@ -304,7 +304,7 @@ fn load(data: &[OTrace], batch: usize, store: &Store) -> BTreeMap<String, OTrace
 }
 
 fn with_order(mut q: MQuery, order: usize) -> MQuery {
-    q.order = Some(ORDERS[order]);
+    q.order = Some(Order::ALL[order].as_str());
     q
 }
 
@@ -318,7 +318,7 @@ proptest! {
         data in prop::collection::vec(arb_trace(), 0..80),
         batch in 1..30usize,
         filter in arb_filter(),
-        order in 0..ORDERS.len(),
+        order in 0..Order::ALL.len(),
         limit in 1..7u32,
         plan in plans(),
     ) {
@@ -346,7 +346,7 @@ proptest! {
         data in prop::collection::vec(arb_trace(), 0..80),
         ops in prop::collection::vec(prop::collection::vec(arb_op(), 0..5), 0..30),
         filter in arb_filter(),
-        order in 0..ORDERS.len(),
+        order in 0..Order::ALL.len(),
         limit in 1..6u32,
         plan in plans(),
     ) {
@@ -376,7 +376,7 @@ proptest! {
         }
         // Strict order (by the keys each row had on its page), hence no duplicates.
         for w in seen.windows(2) {
-            prop_assert!(order_cmp(ORDERS[order], &w[0], &w[1]).is_lt(), "order broken: {:?}", w);
+            prop_assert!(order_cmp(Order::ALL[order].as_str(), &w[0], &w[1]).is_lt(), "order broken: {:?}", w);
         }
         let mut counts: HashMap<&str, usize> = HashMap::new();
         for r in &seen {

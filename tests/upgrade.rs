@@ -333,7 +333,7 @@ fn a_format_4_file_is_upgraded_and_renders_as_before() {
         assert_eq!(&all_details(&store, project), want, "project {project}");
         // Every order walks the upgraded traces (indexed and pending) in its order, with a
         // filter through the bitmaps and a range through the records.
-        for order in ORDERS {
+        for order in tracestore::Order::ALL.map(|o| o.as_str()) {
             let mut sorted: Vec<&Value> = want.iter().collect();
             sorted.sort_by(|a, b| order_cmp(order, a, b));
             let ids: Vec<String> = sorted
@@ -371,17 +371,6 @@ fn a_format_4_file_is_upgraded_and_renders_as_before() {
     let store = Store::open(&path).unwrap();
     assert_eq!(store.verify().unwrap(), vec![]);
 }
-
-const ORDERS: [&str; 8] = [
-    "startTime.desc",
-    "startTime.asc",
-    "durationMs.desc",
-    "durationMs.asc",
-    "totalCost.desc",
-    "totalCost.asc",
-    "totalTokens.desc",
-    "totalTokens.asc",
-];
 
 /// The documented order of two trace details (`Less`: `a` first): the key, then startTime and
 /// id descending; `startTime.asc` by startTime and id ascending; running traces last.

@@ -105,18 +105,6 @@ pub struct MQuery {
     pub order: Option<&'static str>,
 }
 
-/// Every `orderBy` value.
-pub const ORDERS: [&str; 8] = [
-    "startTime.desc",
-    "startTime.asc",
-    "durationMs.desc",
-    "durationMs.asc",
-    "totalCost.desc",
-    "totalCost.asc",
-    "totalTokens.desc",
-    "totalTokens.asc",
-];
-
 /// How `a` compares with `b` under `order` (`Less`: `a` first), written out from the rules:
 /// the key, then startTime descending, then id descending by bytes (`startTime.asc`: oldest
 /// first, then id ascending); running traces after every finished one under `durationMs`.
