@@ -97,10 +97,57 @@ struct PendingCache {
     bytes: usize,
 }
 
+/// The time bounds of every block of a project in one snapshot, in block order from block 0.
+/// Every block but a snapshot's last is full, and a full block's bounds never change (rows are
+/// appended), so the full blocks' records are shared across snapshots and only the last block
+/// (and any filled since the shared list was extended) is read from the snapshot.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BlockBounds {
+    full: Arc<Vec<BlockRecord>>,
+    /// How many of `full` this snapshot uses (an older snapshot may have fewer blocks).
+    used: usize,
+    /// The blocks after those, read from the snapshot; the last one may still grow.
+    tail: Vec<BlockRecord>,
+}
+
+impl BlockBounds {
+    /// Blocks in the snapshot.
+    pub(crate) fn len(&self) -> u32 {
+        (self.used + self.tail.len()) as u32
+    }
+
+    /// The bounds of block `b`, if the snapshot has it.
+    pub(crate) fn get(&self, b: u32) -> Option<BlockRecord> {
+        let b = b as usize;
+        if b < self.used {
+            Some(self.full[b])
+        } else {
+            self.tail.get(b - self.used).copied()
+        }
+    }
+
+    /// The blocks of `chunk` that the snapshot has, oldest first.
+    pub(crate) fn in_chunk(
+        &self,
+        chunk: u32,
+    ) -> impl DoubleEndedIterator<Item = (u32, BlockRecord)> + '_ {
+        let (from, to) = chunk_blocks(chunk, 0, self.len().saturating_sub(1));
+        (from..=to).filter_map(move |b| self.get(b).map(|r| (b, r)))
+    }
+
+    /// Whether some block of `chunk` may hold a row with a start time in `lo_ms..hi_ms`.
+    pub(crate) fn chunk_meets(&self, chunk: u32, lo_ms: i64, hi_ms: i64) -> bool {
+        self.in_chunk(chunk)
+            .any(|(_, r)| r.max_ms >= lo_ms && r.min_ms < hi_ms)
+    }
+}
+
 /// The store's caches; shared by all readers.
 #[derive(Debug, Default)]
 pub(crate) struct Caches {
     rows: RwLock<RowMap>,
+    /// Each project's full blocks' bounds (see [`BlockBounds`]); 24 bytes per `BLOCK_ROWS` rows.
+    blocks: RwLock<HashMap<u32, Arc<Vec<BlockRecord>>>>,
     pending: RwLock<PendingCache>,
     projects: RwLock<HashMap<u32, Arc<ProjectCache>>>,
     /// Bytes of decoded bitmaps held by all project caches together.
@@ -320,6 +367,49 @@ impl<'a> ProjectView<'a> {
             self.cache.budget.fetch_sub(size, Ordering::Relaxed);
         }
         Ok(bm)
+    }
+
+    /// The time bounds of every block of the project in this snapshot.
+    pub(crate) fn block_bounds(&self) -> Result<BlockBounds> {
+        let table = self.t.blocks()?;
+        let Some(last) = table.range(blocks_range(self.p, 0, u32::MAX))?.next_back() else {
+            return Ok(BlockBounds::default());
+        };
+        let last = last?.0.value().1 as usize;
+        let full = self
+            .caches
+            .blocks
+            .read()
+            .expect("cache lock")
+            .get(&self.p)
+            .cloned()
+            .unwrap_or_default();
+        // Blocks before the snapshot's last are full here, and a shared record is the same
+        // in every snapshot that has its block; the last block is always read here.
+        let used = full.len().min(last);
+        let mut tail = Vec::with_capacity(last + 1 - used);
+        for e in table.range(blocks_range(self.p, used as u32, last as u32))? {
+            let (k, v) = e?;
+            if k.value().1 as usize != used + tail.len() {
+                return Err(Error::corrupted("a block record is missing"));
+            }
+            tail.push(decode_block(v.value())?);
+        }
+        if used + tail.len() != last + 1 {
+            return Err(Error::corrupted("a block record is missing"));
+        }
+        if last > full.len() {
+            // Blocks filled since the shared list was last extended: share them too.
+            let mut map = self.caches.blocks.write().expect("cache lock");
+            let cur = map.entry(self.p).or_default();
+            if cur.len() == full.len() {
+                let mut grown = Vec::with_capacity(last);
+                grown.extend_from_slice(&full);
+                grown.extend_from_slice(&tail[..last - used]);
+                *cur = Arc::new(grown);
+            }
+        }
+        Ok(BlockBounds { full, used, tail })
     }
 
     /// The identity slots of one block of the project's rows (shared, filled on first use).

@@ -101,6 +101,11 @@ pub const MAX_PENDING_TRACES: u32 = 64;
 /// Largest encoded trace (with its spans and scores) the write buffer takes; a larger one is
 /// indexed at once. Bounds what a query reads for one pending trace.
 pub const MAX_PENDING_RECORD_BYTES: usize = 64 * 1024;
+/// Under `Durability::Deferred`, every this-many-th commit is made durable anyway. redb cannot
+/// reuse a page of the last durable state until the next durable commit, so a long run of
+/// unsynced commits only grows the file and slows every write; one fsync in this many keeps a
+/// bulk load's cost flat, and also bounds what a crash can lose to the last this-many commits.
+pub const DEFERRED_COMMITS_PER_SYNC: u32 = 64;
 /// Traces deleted per write transaction by `delete_before`.
 pub const RETENTION_BATCH: usize = 10_000;
 

@@ -23,8 +23,11 @@ pub enum Durability {
     /// a crash or power loss.
     #[default]
     Immediate,
-    /// Commits are not synced; they become durable with the next `Immediate` commit or a clean
-    /// close. A crash loses them but never corrupts the store. For bulk loads and tests.
+    /// Commits are not synced; they become durable with the next synced commit or a clean
+    /// close. A crash loses them but never corrupts the store. One commit in
+    /// [`DEFERRED_COMMITS_PER_SYNC`](crate::limits::DEFERRED_COMMITS_PER_SYNC) is synced anyway,
+    /// which keeps a long bulk load from slowing down and bounds what a crash loses. For bulk
+    /// loads and tests.
     Deferred,
 }
 

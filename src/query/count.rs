@@ -21,12 +21,13 @@
 use super::exec::chunk_candidates;
 use super::plan::{Plan, PlanKind};
 use super::spans;
-use crate::cache::ProjectView;
+use crate::cache::{BlockBounds, ProjectView};
 use crate::error::Result;
 use crate::model::{FacetValue, Facets, Status, StatusCounts};
 use crate::schema::*;
 use roaring::RoaringBitmap;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Running counts over a matching set, keyed by term text so that indexed and pending traces
 /// add up in one place.
@@ -97,22 +98,57 @@ pub(crate) fn count(
     let mut name_counts = vec![0u64; names.len()];
     let mut tag_counts = vec![0u64; tags.len()];
     let mut model_counts = vec![0u64; models.len()];
-    let last_block = block_of(indexed_rows - 1);
+    let windowed = plan.filters.lo_ms != i64::MIN || plan.filters.hi_ms != i64::MAX;
+    // No filter at all: the matching set is every live row, which no term bitmap leaves (a
+    // deleted row is cleared from each), so each count is a bitmap's length and no set is built.
+    let everything = plan.filters.inputs.is_empty()
+        && plan.filters.exclude_tag_ids.is_empty()
+        && !windowed
+        && !plan.filters.needs_body()
+        && plan.filters.span_check().is_none();
+    let bounds = if windowed {
+        Some(v.block_bounds()?)
+    } else {
+        None
+    };
     for chunk in 0..=chunk_of(indexed_rows - 1) {
-        let mut set = (*chunk_candidates(v, plan, chunk)?).clone();
-        if set.is_empty() {
-            continue;
+        if let Some(b) = &bounds {
+            if !b.chunk_meets(chunk, plan.filters.lo_ms, plan.filters.hi_ms) {
+                continue;
+            }
         }
-        if plan.filters.lo_ms != i64::MIN || plan.filters.hi_ms != i64::MAX {
-            set = in_window(v, plan, chunk, last_block, set)?;
-        }
-        if plan.filters.needs_body() {
-            set = by_body(v, plan, chunk, set)?;
-        }
-        if let Some(conds) = plan.filters.span_check() {
-            set = spans::keep_matching(v, chunk, set, conds)?;
-        }
-        let n = set.len();
+        let ok_rows = v.bitmap(TermKind::Status, ok_term(), chunk)?;
+        let set: Option<Arc<RoaringBitmap>> = if everything {
+            None
+        } else {
+            let mut set = chunk_candidates(v, plan, chunk)?;
+            if set.is_empty() {
+                continue;
+            }
+            if let Some(b) = &bounds {
+                set = Arc::new(in_window(v, plan, chunk, b, &set)?);
+            }
+            if plan.filters.needs_body() {
+                set = Arc::new(by_body(v, plan, chunk, &set)?);
+            }
+            if let Some(conds) = plan.filters.span_check() {
+                set = Arc::new(spans::keep_matching(v, chunk, (*set).clone(), conds)?);
+            }
+            Some(set)
+        };
+        // How many rows of the set a term's bitmap holds.
+        let within = |bm: &RoaringBitmap| match &set {
+            None => bm.len(),
+            Some(s) => s.intersection_len(bm),
+        };
+        let n = match &set {
+            None => {
+                ok_rows.len()
+                    + v.bitmap(TermKind::Status, u32::from(Status::Error.code()), chunk)?
+                        .len()
+            }
+            Some(s) => s.len(),
+        };
         if n == 0 {
             continue;
         }
@@ -120,23 +156,22 @@ pub(crate) fn count(
         if !facets {
             continue;
         }
-        let ok = set.intersection_len(&*v.bitmap(TermKind::Status, ok_term(), chunk)?);
+        let ok = within(&ok_rows);
         tally.status[0] += ok;
         tally.status[1] += n - ok;
         for (i, e) in names.iter().enumerate() {
             if e.count > 0 {
-                name_counts[i] += set.intersection_len(&*v.bitmap(TermKind::Name, e.id, chunk)?);
+                name_counts[i] += within(&*v.bitmap(TermKind::Name, e.id, chunk)?);
             }
         }
         for (i, e) in tags.iter().enumerate() {
             if e.count > 0 {
-                tag_counts[i] += set.intersection_len(&*v.bitmap(TermKind::Tag, e.id, chunk)?);
+                tag_counts[i] += within(&*v.bitmap(TermKind::Tag, e.id, chunk)?);
             }
         }
         for (i, e) in models.iter().enumerate() {
             if e.count > 0 {
-                model_counts[i] +=
-                    set.intersection_len(&*v.bitmap(TermKind::SpanModel, e.id, chunk)?);
+                model_counts[i] += within(&*v.bitmap(TermKind::SpanModel, e.id, chunk)?);
             }
         }
     }
@@ -166,16 +201,12 @@ fn in_window(
     v: &ProjectView<'_>,
     plan: &Plan,
     chunk: u32,
-    last_block: u32,
-    set: RoaringBitmap,
+    bounds: &BlockBounds,
+    set: &RoaringBitmap,
 ) -> Result<RoaringBitmap> {
     let (lo_ms, hi_ms) = (plan.filters.lo_ms, plan.filters.hi_ms);
-    let (from, to) = chunk_blocks(chunk, 0, last_block);
     let mut keep = RoaringBitmap::new();
-    for e in v.t.blocks()?.range(blocks_range(v.p, from, to))? {
-        let (k, val) = e?;
-        let b = k.value().1;
-        let rec = decode_block(val.value())?;
+    for (b, rec) in bounds.in_chunk(chunk) {
         if rec.max_ms < lo_ms || rec.min_ms >= hi_ms {
             continue;
         }
@@ -201,7 +232,7 @@ fn by_body(
     v: &ProjectView<'_>,
     plan: &Plan,
     chunk: u32,
-    set: RoaringBitmap,
+    set: &RoaringBitmap,
 ) -> Result<RoaringBitmap> {
     let mut keep = RoaringBitmap::new();
     let mut slots: Option<(u32, crate::cache::BlockRows)> = None;

@@ -454,23 +454,36 @@ fn bitmap(
     // of a chunk with no candidate at all are skipped without reading their records. Their
     // bounds stay unknown, so for the hint they count as possibly holding older rows.
     let mut skipped_max: Option<u32> = None;
+    // Block bounds come from the shared cache (full blocks never change), so a window far
+    // from the newest rows costs no block-record reads and no intersections on the way to it.
+    let bounds = v.block_bounds()?;
+    let (lo_ms, hi_ms) = (plan.filters.lo_ms, plan.filters.hi_ms);
+    let windowed = lo_ms != i64::MIN || hi_ms != i64::MAX;
     'ranges: for (lo_b, hi_b) in ranges {
         for c in (chunk_of_block(lo_b)..=chunk_of_block(hi_b)).rev() {
             let (from, to) = chunk_blocks(c, lo_b, hi_b);
-            if let Entry::Vacant(slot) = chunks.entry(c) {
-                slot.insert(chunk_candidates(v, plan, c)?);
+            let outside = windowed
+                && !(from..=to).any(|b| {
+                    bounds
+                        .get(b)
+                        .is_some_and(|r| r.max_ms >= lo_ms && r.min_ms < hi_ms)
+                });
+            if !outside {
+                if let Entry::Vacant(slot) = chunks.entry(c) {
+                    slot.insert(chunk_candidates(v, plan, c)?);
+                }
             }
-            if chunks[&c].is_empty() {
+            if outside || chunks[&c].is_empty() {
                 if from < last_block {
                     let top_skipped = to.min(last_block - 1);
                     skipped_max = Some(skipped_max.map_or(top_skipped, |m| m.max(top_skipped)));
                 }
                 continue;
             }
-            for e in v.t.blocks()?.range(blocks_range(v.p, from, to))?.rev() {
-                let (k, val) = e?;
-                let b = k.value().1;
-                let rec = decode_block(val.value())?;
+            for b in (from..=to).rev() {
+                let Some(rec) = bounds.get(b) else {
+                    continue;
+                };
                 if b < last_block {
                     seen.push((b, rec.min_ms));
                 }
@@ -479,7 +492,6 @@ fn bitmap(
                     stopped_at = Some(b);
                     break 'ranges;
                 }
-                let (lo_ms, hi_ms) = (plan.filters.lo_ms, plan.filters.hi_ms);
                 if rec.max_ms < lo_ms || rec.min_ms >= hi_ms || rec.min_ms > cur_start {
                     continue;
                 }

@@ -64,7 +64,8 @@ pub struct Explain {
     pub order: &'static str,
     /// Live indexed traces in the project (traces still in the write buffer are not counted).
     pub live_rows: u64,
-    /// Estimated matches, assuming independent filters (the date window is not estimated).
+    /// Estimated matches, assuming independent filters, in the share of blocks the date window
+    /// meets.
     pub estimated_matches: u64,
     /// Estimated cost of the scan plan, in rows read.
     pub scan_cost: f64,
@@ -137,13 +138,33 @@ pub(crate) fn plan(
         .map(|i| (i.rows as f64 / n).min(1.0))
         .product::<f64>()
         * kept;
-    let estimated = (n * selectivity).round() as u64;
+    let blocks_total = (next_row as f64 / BLOCK_ROWS as f64).ceil().max(1.0);
+    // A date window narrows both plans to the blocks it meets: the scan seeks into it and the
+    // bitmap walk skips the chunks outside it (block bounds are cached), so the estimates
+    // count only the share of blocks the window meets.
+    let (lo_ms, hi_ms) = (resolved.lo_ms, resolved.hi_ms);
+    let window_blocks = match v {
+        Some(v) if lo_ms != i64::MIN || hi_ms != i64::MAX => {
+            let bounds = v.block_bounds()?;
+            let meets = (0..bounds.len())
+                .filter(|b| {
+                    bounds
+                        .get(*b)
+                        .is_some_and(|r| r.max_ms >= lo_ms && r.min_ms < hi_ms)
+                })
+                .count();
+            (meets as f64).clamp(1.0, blocks_total)
+        }
+        _ => blocks_total,
+    };
+    let in_window = window_blocks / blocks_total;
+    let estimated = (n * selectivity * in_window).round() as u64;
     let need = need as f64;
-    // Scan: rows read until `need` matches, at most every row.
+    // Scan: rows read until `need` matches, at most every row of the window.
     let mut scan_cost = if estimated == 0 {
-        n
+        n * in_window
     } else {
-        (need / selectivity).min(n)
+        (need / selectivity).min(n * in_window)
     };
     if resolved.spans.is_some() {
         // Headers carry no span terms: the scan reads the spans of every row it tests.
@@ -152,11 +173,10 @@ pub(crate) fn plan(
     // Bitmap: the partitions of each input term that the walk touches, plus the blocks walked
     // to collect `need` candidates (at least one), plus the candidates resolved.
     let terms: usize = inputs.iter().map(|i| i.terms.len().max(1)).sum();
-    let blocks_total = (next_row as f64 / BLOCK_ROWS as f64).ceil().max(1.0);
     let blocks = if estimated == 0 {
-        blocks_total
+        window_blocks
     } else {
-        (need / (selectivity * BLOCK_ROWS as f64)).clamp(1.0, blocks_total)
+        (need / (selectivity * BLOCK_ROWS as f64)).clamp(1.0, window_blocks)
     };
     // Partitions are loaded lazily, only for the chunks the visited blocks fall in (plus one
     // for a chunk boundary), not for the whole project.

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::schema::*;
 use crate::write::Writer;
 use redb::ReadableDatabase;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 pub(crate) use crate::cache::Caches;
 
@@ -23,7 +23,8 @@ pub(crate) use crate::cache::Caches;
 pub(crate) enum Sync {
     /// fsync before a commit returns.
     Immediate,
-    /// No sync: a crash may lose recent commits, never corrupt the file.
+    /// No sync, except every `DEFERRED_COMMITS_PER_SYNC`-th commit: a crash may lose recent
+    /// commits, never corrupt the file.
     Deferred,
 }
 
@@ -45,6 +46,8 @@ pub(crate) struct RedbEngine {
     caches: Caches,
     /// Set when a write fails in storage: every later call fails until the store is reopened.
     poisoned: AtomicBool,
+    /// Commits since the last durable one, under `Sync::Deferred`.
+    unsynced: AtomicU32,
 }
 
 impl std::fmt::Debug for RedbEngine {
@@ -85,6 +88,7 @@ impl RedbEngine {
             write_buffer_traces,
             caches: Caches::default(),
             poisoned: AtomicBool::new(false),
+            unsynced: AtomicU32::new(0),
         })
     }
 
@@ -115,6 +119,7 @@ impl RedbEngine {
             write_buffer_traces: 0,
             caches: Caches::default(),
             poisoned: AtomicBool::new(false),
+            unsynced: AtomicU32::new(0),
         })
     }
 
@@ -149,10 +154,7 @@ impl RedbEngine {
         };
         let result: Result<Option<T>> = (|| {
             let mut txn = db.begin_write()?;
-            txn.set_durability(match self.sync {
-                Sync::Immediate => redb::Durability::Immediate,
-                Sync::Deferred => redb::Durability::None,
-            })?;
+            txn.set_durability(self.durability())?;
             match f(&txn)? {
                 Some(out) => {
                     txn.commit()?;
@@ -172,6 +174,24 @@ impl RedbEngine {
             }
         }
         result
+    }
+
+    /// The durability of the next commit: every commit under `Sync::Immediate`; under
+    /// `Sync::Deferred`, one in `DEFERRED_COMMITS_PER_SYNC` (see that limit for why). Counted
+    /// per transaction begun, so an aborted one counts too; only the bound matters.
+    fn durability(&self) -> redb::Durability {
+        match self.sync {
+            Sync::Immediate => redb::Durability::Immediate,
+            Sync::Deferred => {
+                let n = self.unsynced.fetch_add(1, Ordering::Relaxed) + 1;
+                if n >= crate::limits::DEFERRED_COMMITS_PER_SYNC {
+                    self.unsynced.store(0, Ordering::Relaxed);
+                    redb::Durability::Immediate
+                } else {
+                    redb::Durability::None
+                }
+            }
+        }
     }
 
     fn check_poisoned(&self) -> Result<()> {
