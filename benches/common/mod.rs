@@ -32,7 +32,9 @@ mod verify;
 
 // Each benchmark uses a different part of these re-exports: the rest is unused in its crate.
 #[allow(unused_imports)]
-pub use load::{demo_config, fresh_traces, load, temp_dir, traces_from_env, LoadMode, Loaded};
+pub use load::{
+    demo_config, enrich, fresh_traces, load, temp_dir, traces_from_env, LoadMode, Loaded,
+};
 #[allow(unused_imports)]
 pub use measure::{file_allocated, file_len, measure, median, redb_table_stats};
 #[allow(unused_imports)]
@@ -46,11 +48,11 @@ pub use payload::{
 };
 #[allow(unused_imports)]
 pub use shapes::{
-    busy_needle, cost_pico, prepare, rare_needle, run_sqlite, run_tracestore, shapes, Counts,
-    Filter, Keyset, Prepared, Shape, ShapeKind,
+    busy_needle, cost_pico, prepare, q16_max_cost, rare_needle, run_sqlite, run_tracestore, shapes,
+    Counts, Filter, Keyset, Prepared, Shape, ShapeKind, Q15_USER, Q16_MIN_DURATION_MS, Q18_MODEL,
 };
 #[allow(unused_imports)]
-pub use sqlite::{SqlCounts, SqlDetail, SqlScore, SqlSpan, SqlTrace, Sqlite, Sync};
+pub use sqlite::{SqlCounts, SqlDetail, SqlScore, SqlSpan, SqlTrace, Sqlite, Stats, Sync, SCHEMA};
 #[allow(unused_imports)]
 pub use verify::{plan_of, verify};
 
