@@ -240,8 +240,21 @@ fn main() {
         a.traces
     );
     let began = Instant::now();
-    let l = load(a.traces, mode, true);
+    let mut l = load(a.traces, mode, true);
     let l_traces = l.traces;
+    if a.deferred {
+        // A Deferred store writes its pages out at a durable commit or a clean close: close and
+        // reopen it so the disk figures below count what it holds (SQLite's WAL is
+        // checkpointed below).
+        drop(std::mem::replace(
+            &mut l.store,
+            tracestore::Store::in_memory().expect("placeholder store"),
+        ));
+        l.store = tracestore::Store::builder()
+            .durability(tracestore::Durability::Deferred)
+            .open(&l.store_path)
+            .expect("reopen store");
+    }
     eprintln!(
         "loaded {} traces in {:.1} s: tracestore {:.1} s, SQLite {:.1} s, generator {:.1} s",
         l.traces,
@@ -338,8 +351,15 @@ fn main() {
         let (sq, sq_runs) = measure(max, |i| {
             run_sqlite(&l, &prepared, i);
         });
+        let reprepares = match &prepared {
+            Prepared::List { filter, after, .. } => {
+                l.sqlite.reprepares(PROJECT, filter, after.as_ref())
+            }
+            Prepared::Get { .. } => 0,
+        };
         eprintln!(
-            "{:<7} tracestore {:>10} ({ts_runs} runs)  SQLite {:>10} ({sq_runs} runs)  rows {n}  plan: {plan}",
+            "{:<7} tracestore {:>10} ({ts_runs} runs)  SQLite {:>10} ({sq_runs} runs, page statement \
+             re-prepared {reprepares} times)  rows {n}  plan: {plan}",
             shape.key,
             fmt_us(ts),
             fmt_us(sq)
@@ -511,7 +531,10 @@ fn json_rows(rows: &[Row], extras: &[Extra]) -> Vec<serde_json::Value> {
                    field: &str,
                    value: f64,
                    extra: Vec<(&str, serde_json::Value)>| {
-        let i = match out.iter().position(|o| o["shape"] == shape && o["engine"] == engine) {
+        let i = match out
+            .iter()
+            .position(|o| o["shape"] == shape && o["engine"] == engine)
+        {
             Some(i) => i,
             None => {
                 let mut o = serde_json::Map::new();

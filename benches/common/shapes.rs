@@ -4,9 +4,9 @@
 
 use super::load::Loaded;
 use super::{PAGE, PROJECT};
+use rust_decimal::Decimal;
 use std::hint::black_box;
 use tracestore::demo::{BUSY_NAME, RARE_NAME, TAGS};
-use rust_decimal::Decimal;
 use tracestore::{QueryRequest, Status, Timestamp};
 
 /// A query's filters, independent of the engine.

@@ -460,7 +460,10 @@ impl Sqlite {
                     let tt = s
                         .total_tokens
                         .unwrap_or(s.input_tokens.unwrap_or(0) + s.output_tokens.unwrap_or(0));
-                    let model = s.model.as_deref().map(|m| dict_id(&tx, models, "models", m));
+                    let model = s
+                        .model
+                        .as_deref()
+                        .map(|m| dict_id(&tx, models, "models", m));
                     if old.is_none() {
                         tokens += tt;
                         if let Some(c) = s.cost {

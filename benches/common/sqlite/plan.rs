@@ -190,7 +190,7 @@ impl Stats {
                 k.0 += 1;
                 let duration: Option<i64> = r.get(2).unwrap();
                 k.1 += usize::from(duration.is_some());
-                if (k.0 - 1) % every.get(&p).copied().unwrap_or(1) != 0 {
+                if !(k.0 - 1).is_multiple_of(every.get(&p).copied().unwrap_or(1)) {
                     return;
                 }
                 let s = all.entry(p).or_default();
@@ -418,7 +418,13 @@ impl Est {
             sel.push((USER, c / n));
         }
         for (i, kv) in r.meta.iter().enumerate() {
-            let c = s.meta.get(kv).copied().or(s.meta_avg).unwrap_or(1.0).max(1.0);
+            let c = s
+                .meta
+                .get(kv)
+                .copied()
+                .or(s.meta_avg)
+                .unwrap_or(1.0)
+                .max(1.0);
             sel.push((meta_bit(i), c / n));
         }
         if r.has_span() {

@@ -109,7 +109,12 @@ fn core(r: &Resolved, d: Driver, after: Option<&Keyset>, need_trace: bool, q: &m
         Driver::Status => ("traces t INDEXED BY traces_status", "t", "start_time", "id"),
         Driver::Name => ("traces t INDEXED BY traces_name", "t", "start_time", "id"),
         Driver::User => ("traces t INDEXED BY traces_user", "t", "start_time", "id"),
-        Driver::Duration => ("traces t INDEXED BY traces_duration", "t", "start_time", "id"),
+        Driver::Duration => (
+            "traces t INDEXED BY traces_duration",
+            "t",
+            "start_time",
+            "id",
+        ),
         Driver::Cost | Driver::CostOrder => {
             ("traces t INDEXED BY traces_cost", "t", "start_time", "id")
         }
@@ -198,7 +203,9 @@ fn core(r: &Resolved, d: Driver, after: Option<&Keyset>, need_trace: bool, q: &m
             let c = q.arg(*cost);
             let s = q.arg(*ms);
             let i = q.arg(kid.clone());
-            w.push(format!("(t.cost_pico, t.start_time, t.id) < ({c}, {s}, {i})"));
+            w.push(format!(
+                "(t.cost_pico, t.start_time, t.id) < ({c}, {s}, {i})"
+            ));
         } else {
             let s = q.arg(*ms);
             let i = q.arg(kid.clone());
@@ -309,7 +316,12 @@ fn page_sql(r: &Resolved, d: Driver, after: Option<&Keyset>, fetch: usize) -> Sq
         let order = if d == Driver::CostOrder {
             "t.cost_pico DESC, t.start_time DESC, t.id DESC".to_string()
         } else {
-            format!("{k}.{st} DESC, {k}.{id} DESC", k = c.k, st = c.st, id = c.id)
+            format!(
+                "{k}.{st} DESC, {k}.{id} DESC",
+                k = c.k,
+                st = c.st,
+                id = c.id
+            )
         };
         q.text = format!(
             "SELECT {} FROM {}{} ORDER BY {order} LIMIT {fetch}",
@@ -452,10 +464,7 @@ impl Sqlite {
         let mut r = Resolved {
             p,
             status: f.status.map(status_code),
-            window: (
-                f.start.map(|s| s.as_millis()),
-                f.end.map(|e| e.as_millis()),
-            ),
+            window: (f.start.map(|s| s.as_millis()), f.end.map(|e| e.as_millis())),
             user: f.user_id.clone().filter(|u| !u.is_empty()),
             duration: (
                 f.min_duration_ms.map(|v| v as i64),
@@ -631,6 +640,18 @@ impl Sqlite {
             out.push_str(&format!(" ‖ counts [{label}] {}", self.eqp(&q)));
         }
         out
+    }
+
+    /// How many times SQLite re-prepared the cached statement of this page since it was first
+    /// prepared (0 with QPSG; without it, STAT4 makes every rebind of a value the plan looked at
+    /// re-prepare the statement).
+    pub fn reprepares(&self, project: &str, f: &Filter, after: Option<&Keyset>) -> i32 {
+        let Some(r) = self.resolve(project, f) else {
+            return 0;
+        };
+        let q = page_sql(&r, self.driver(&r, false), after, PAGE + 1);
+        let st = self.conn.prepare_cached(&q.text).expect("prepare");
+        st.get_status(rusqlite::StatementStatus::RePrepare)
     }
 
     /// The SQL of a page (for inspection), with its parameters.
