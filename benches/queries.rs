@@ -1,5 +1,5 @@
-//! Criterion benchmarks of every query shape (Q1–Q10) on tracestore and on the SQLite peer,
-//! loaded with the same data. Size from `TRACESTORE_BENCH_TRACES` (default 100000).
+//! Criterion benchmarks of every query shape (see `common::shapes`) on tracestore and on the
+//! SQLite peer, loaded with the same data. Size from `TRACESTORE_BENCH_TRACES` (default 100000).
 //!
 //! ```text
 //! TRACESTORE_BENCH_TRACES=100000 cargo bench --bench queries

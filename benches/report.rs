@@ -1,23 +1,47 @@
 //! The comparison report: loads tracestore and the SQLite peer with the same data, verifies that
-//! every shape returns the same page on both, times every shape (median over many runs,
-//! `std::time::Instant`), measures single-trace durable commits and disk use, and prints a
-//! markdown table. The same figures go to `target/bench-report.json`.
+//! every shape returns the same page on both (and the same total and facets for a counting
+//! shape), times every shape (median over many runs, `std::time::Instant`), measures
+//! single-trace durable commits and disk use, and prints a markdown table with the plans of
+//! both engines. The same figures go to `target/bench-report.json`:
+//!
+//! ```text
+//! {"rows": [{"shape": "Q1", "engine": "tracestore", "us": 9.7, "label": "Q1 no filter",
+//!            "ratio": 2.5, "plan": "..."},
+//!           {"shape": "Q1", "engine": "sqlite", "us": 24.4, "label": "Q1 no filter", "plan": "..."},
+//!           {"shape": "ingest_batched", "engine": "tracestore", "per_s": 61234.0, ...},
+//!           {"shape": "commit", "engine": "sqlite", "p50_us": 180.2, "p99_us": 410.7, "mean_us": 201.3, ...},
+//!           {"shape": "disk", "engine": "tracestore", "bytes_per_trace": 1342.0, ...}, ...],
+//!  "traces": 1000000}
+//! ```
+//!
+//! One row per shape and engine (`tracestore`, `sqlite`): a query shape's key (`Q1`, `Q9p100`,
+//! `Q18t`, ...) with its median in `us`; `ingest_batched` (traces per second, `per_s`);
+//! `commit` (single-trace durable commits: `p50_us`, `p99_us`, `mean_us`); `file_len`, `disk`
+//! and `disk_compacted` (`bytes_per_trace`). `ratio` (on the tracestore row) is the table's
+//! ratio, >1 when tracestore is better. The payload (`payload.*`) and OTLP (`otlp.*`) rows
+//! compare tracestore with itself: both the value and its `baseline` are tracestore rows.
 //!
 //! ```text
 //! cargo bench --bench report -- --traces 1000000
 //! ```
 //!
 //! Options: `--traces N` (default 100000), `--deferred-load` (bulk load with tracestore
-//! `Durability::Deferred` and SQLite `synchronous=OFF` instead of durable commits on both),
-//! `--json PATH`, `--commits N` (single-trace commits timed per engine, default 200),
-//! `--max-secs S` (time cap per shape and engine, default 4), `--only Q1,Q4` (some shapes),
-//! `--profile KEY [--profile-secs S]` (after the load, loop tracestore's side of one shape for
-//! `perf record -D`), `--no-compact` (skip the diagnostic compaction and VACUUM at the end, which
-//! take long at 10M traces), `--payload-traces N` (size of the payload pair below, default the
-//! smaller of `--traces` and 20000; 0 skips it), `--otlp-requests N` (OTLP requests of 512 spans
-//! per encoding, default 100; 0 skips them). With `--only`, the payload rows run only when the
-//! list names `payload`, the OTLP rows only when it names `otlp`. Unknown arguments (cargo passes
-//! `--bench`) are ignored.
+//! `Durability::Deferred` and SQLite `synchronous=OFF` instead of durable commits on both; the
+//! single-trace commits are durable on both either way), `--json PATH`, `--commits N`
+//! (single-trace commits timed per engine, default 200), `--max-secs S` (time cap per shape
+//! and engine, default 4), `--only Q1,Q4` (some shapes), `--profile KEY [--profile-secs S]`
+//! (after the load, loop tracestore's side of one shape for `perf record -D`), `--no-compact`
+//! (skip the diagnostic compaction and VACUUM at the end, which take long at 10M traces),
+//! `--payload-traces N` (size of the payload pair below, default the smaller of `--traces` and
+//! 20000; 0 skips it), `--otlp-requests N` (OTLP requests of 512 spans per encoding, default
+//! 100; 0 skips them), `--sql KEY` (print the peer's SQL of one shape after the load, then
+//! continue). With `--only`, the payload rows run only when the list names `payload`, the OTLP
+//! rows only when it names `otlp`. Unknown arguments (cargo passes `--bench`) are ignored.
+//!
+//! The SQLite peer (schema and reasons in the module doc of `common`) picks each query's
+//! driving index from its planner statistics, gathered with `ANALYZE` after the load (not
+//! timed in the load; printed). Its plan column shows the driver it picked and SQLite's
+//! `EXPLAIN QUERY PLAN` of the page and, for a counting shape, of the counting statement.
 //!
 //! Two sections compare tracestore with itself rather than with SQLite:
 //! - payloads: the same demo traces in two stores, without payloads and with about 20 KiB of
@@ -50,6 +74,8 @@ struct Args {
     payload_traces: Option<usize>,
     /// OTLP requests of 512 spans per encoding.
     otlp_requests: usize,
+    /// Print the peer's SQL of these shapes after the load.
+    sql: Option<String>,
 }
 
 impl Args {
@@ -74,6 +100,7 @@ fn args() -> Args {
         no_compact: false,
         payload_traces: None,
         otlp_requests: 100,
+        sql: None,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -116,6 +143,10 @@ fn args() -> Args {
                 a.otlp_requests = num(v.get(i + 1)).map_or(a.otlp_requests, |n| n as usize);
                 i += 1;
             }
+            "--sql" => {
+                a.sql = v.get(i + 1).cloned();
+                i += 1;
+            }
             "--deferred-load" => a.deferred = true,
             "--no-compact" => a.no_compact = true,
             _ => {} // `--bench` and anything else cargo passes
@@ -126,19 +157,29 @@ fn args() -> Args {
 }
 
 struct Row {
+    /// The JSON `shape`: a query key (`Q1`) or a measure (`disk`, `commit`, ...).
+    key: String,
+    /// The markdown label.
     shape: String,
     ts: f64,
     sq: f64,
     /// >1 means tracestore is better.
     ratio: f64,
     unit: &'static str,
+    /// The JSON value field (`us`, `per_s`, `bytes_per_trace`, `p50_us`, ...).
+    field: &'static str,
     note: String,
+    /// The plans of a query shape: tracestore's, SQLite's.
+    plans: Option<(String, String)>,
 }
 
 /// A row of the payload and OTLP sections: a tracestore figure beside a baseline that is also
 /// tracestore (another store or another ingest path), measured in the same run.
 struct Extra {
     section: &'static str,
+    /// The JSON `shape` of the value and of the baseline.
+    key: &'static str,
+    base_key: &'static str,
     shape: String,
     value: f64,
     base: f64,
@@ -199,7 +240,21 @@ fn main() {
         a.traces
     );
     let began = Instant::now();
-    let l = load(a.traces, mode, true);
+    let mut l = load(a.traces, mode, true);
+    let l_traces = l.traces;
+    if a.deferred {
+        // A Deferred store writes its pages out at a durable commit or a clean close: close and
+        // reopen it so the disk figures below count what it holds (SQLite's WAL is
+        // checkpointed below).
+        drop(std::mem::replace(
+            &mut l.store,
+            tracestore::Store::in_memory().expect("placeholder store"),
+        ));
+        l.store = tracestore::Store::builder()
+            .durability(tracestore::Durability::Deferred)
+            .open(&l.store_path)
+            .expect("reopen store");
+    }
     eprintln!(
         "loaded {} traces in {:.1} s: tracestore {:.1} s, SQLite {:.1} s, generator {:.1} s",
         l.traces,
@@ -208,6 +263,10 @@ fn main() {
         l.sqlite_secs,
         l.gen_secs
     );
+
+    if let Some(keys) = &a.sql {
+        print_sql(&l, keys);
+    }
 
     if let Some(key) = &a.profile {
         profile(&l, key, a.profile_secs);
@@ -224,6 +283,9 @@ fn main() {
     let ts_apparent = file_len(&l.store_path) as f64 / l.traces as f64;
     let sq_apparent = l.sqlite.disk_bytes() as f64 / l.traces as f64;
     rows.push(Row {
+        key: "file_len".into(),
+        field: "bytes_per_trace",
+        plans: None,
         shape: "file length after load (diagnostic)".into(),
         ts: ts_apparent,
         sq: sq_apparent,
@@ -250,6 +312,9 @@ fn main() {
                     shape.key, l.traces
                 );
                 rows.push(Row {
+                    key: shape.key.clone(),
+                    field: "us",
+                    plans: None,
                     shape: format!("{} {}", shape.key, shape.label),
                     ts: f64::NAN,
                     sq: f64::NAN,
@@ -286,14 +351,24 @@ fn main() {
         let (sq, sq_runs) = measure(max, |i| {
             run_sqlite(&l, &prepared, i);
         });
+        let reprepares = match &prepared {
+            Prepared::List { filter, after, .. } => {
+                l.sqlite.reprepares(PROJECT, filter, after.as_ref())
+            }
+            Prepared::Get { .. } => 0,
+        };
         eprintln!(
-            "{:<7} tracestore {:>10} ({ts_runs} runs)  SQLite {:>10} ({sq_runs} runs)  rows {n}  plan: {plan}",
+            "{:<7} tracestore {:>10} ({ts_runs} runs)  SQLite {:>10} ({sq_runs} runs, page statement \
+             re-prepared {reprepares} times)  rows {n}  plan: {plan}",
             shape.key,
             fmt_us(ts),
             fmt_us(sq)
         );
-        plans.push((shape.key.clone(), plan.clone(), sql_plan));
+        plans.push((shape.key.clone(), plan.clone(), sql_plan.clone()));
         rows.push(Row {
+            key: shape.key.clone(),
+            field: "us",
+            plans: Some((plan.clone(), sql_plan.clone())),
             shape: format!("{} {}", shape.key, shape.label),
             ts,
             sq,
@@ -306,6 +381,9 @@ fn main() {
     // Ingest: the batched load above, then single-trace durable commits into the loaded stores.
     let n = l.traces as f64;
     rows.push(Row {
+        key: "ingest_batched".into(),
+        field: "per_s",
+        plans: None,
         shape: format!(
             "ingest batched, load of {} ({})",
             l.traces,
@@ -411,48 +489,128 @@ fn main() {
         }
     }
 
-    let arr: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|r| {
-            let unit = if r.unit == "us" {
-                String::new()
-            } else {
-                format!(" ({})", r.unit)
-            };
-            let num = |v: f64| {
-                if v.is_nan() {
-                    serde_json::Value::Null
-                } else {
-                    json!(v)
-                }
-            };
-            json!({
-                "shape": format!("{}{}", r.shape, unit),
-                "tracestore_us": num(r.ts),
-                "sqlite_us": num(r.sq),
-                "ratio": num(r.ratio),
-            })
-        })
-        .chain(extras.iter().map(|e| {
-            json!({
-                "section": e.section,
-                "shape": format!("{} ({})", e.shape, e.unit),
-                "value": e.value,
-                "baseline": e.base,
-                "baseline_of": e.base_of,
-                "ratio": e.ratio,
-            })
-        }))
-        .collect();
+    let doc = json!({ "rows": json_rows(&rows, &extras), "traces": l_traces });
     let path = json_path(&a);
     if let Some(d) = path.parent() {
         let _ = std::fs::create_dir_all(d);
     }
-    match std::fs::write(&path, serde_json::to_string_pretty(&arr).unwrap()) {
+    match std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()) {
         Ok(()) => eprintln!("wrote {}", path.display()),
         Err(e) => eprintln!("could not write {}: {e}", path.display()),
     }
     eprintln!("total {:.1} s", began.elapsed().as_secs_f64());
+}
+
+/// The JSON field of a unit: `us`, `per_s` (traces or spans per second) or `bytes_per_trace`.
+fn unit_field(unit: &str) -> &'static str {
+    match unit {
+        "us" => "us",
+        "traces/s" | "spans/s" => "per_s",
+        "B/trace" => "bytes_per_trace",
+        _ => "value",
+    }
+}
+
+/// The report's JSON rows: one object per shape and engine (`tracestore`, `sqlite`), its value
+/// in `us`, `per_s`, `bytes_per_trace` or (commits) `p50_us`, `p99_us` and `mean_us`, beside a
+/// `label`, the `ratio` where the table has one, and the plan of a query shape. The payload and
+/// OTLP rows compare tracestore with itself: the value and its baseline are two tracestore rows,
+/// the first naming the second in `baseline`. A value that does not exist (a page past the
+/// end) is null.
+fn json_rows(rows: &[Row], extras: &[Extra]) -> Vec<serde_json::Value> {
+    let num = |v: f64| {
+        if v.is_finite() {
+            json!(v)
+        } else {
+            serde_json::Value::Null
+        }
+    };
+    let mut out: Vec<serde_json::Map<String, serde_json::Value>> = Vec::new();
+    let mut put = |shape: &str,
+                   engine: &str,
+                   field: &str,
+                   value: f64,
+                   extra: Vec<(&str, serde_json::Value)>| {
+        let i = match out
+            .iter()
+            .position(|o| o["shape"] == shape && o["engine"] == engine)
+        {
+            Some(i) => i,
+            None => {
+                let mut o = serde_json::Map::new();
+                o.insert("shape".into(), json!(shape));
+                o.insert("engine".into(), json!(engine));
+                out.push(o);
+                out.len() - 1
+            }
+        };
+        let o = &mut out[i];
+        o.entry(field).or_insert(num(value));
+        for (k, v) in extra {
+            o.entry(k).or_insert(v);
+        }
+    };
+    for r in rows {
+        let (ts_plan, sq_plan) = match &r.plans {
+            Some((a, b)) => (json!(a), json!(b)),
+            None => (serde_json::Value::Null, serde_json::Value::Null),
+        };
+        let label = json!(r.shape);
+        let mut ts_extra = vec![("label", label.clone()), ("ratio", num(r.ratio))];
+        let mut sq_extra = vec![("label", label)];
+        if r.plans.is_some() {
+            ts_extra.push(("plan", ts_plan));
+            sq_extra.push(("plan", sq_plan));
+        }
+        if r.ts.is_nan() {
+            ts_extra.push(("note", json!(r.note)));
+        }
+        put(&r.key, "tracestore", r.field, r.ts, ts_extra);
+        put(&r.key, "sqlite", r.field, r.sq, sq_extra);
+    }
+    for e in extras {
+        let field = unit_field(e.unit);
+        put(
+            e.key,
+            "tracestore",
+            field,
+            e.value,
+            vec![
+                ("label", json!(e.shape)),
+                ("section", json!(e.section)),
+                ("baseline", json!(e.base_key)),
+                ("ratio", num(e.ratio)),
+            ],
+        );
+        put(
+            e.base_key,
+            "tracestore",
+            field,
+            e.base,
+            vec![("label", json!(e.base_of)), ("section", json!(e.section))],
+        );
+    }
+    out.into_iter().map(serde_json::Value::Object).collect()
+}
+
+/// Prints the SQLite peer's page SQL, parameters and plan of the shapes `keys` (comma-separated).
+fn print_sql(l: &Loaded, keys: &str) {
+    for shape in shapes() {
+        if !keys.split(',').any(|k| k == shape.key) {
+            continue;
+        }
+        let (ShapeKind::List(f) | ShapeKind::Page(f, _)) = &shape.kind else {
+            continue;
+        };
+        match l.sqlite.page_sql_of(PROJECT, f, None) {
+            Some((sql, args)) => eprintln!(
+                "{}: {sql}\n  args {args:?}\n  plan {}",
+                shape.key,
+                l.sqlite.explain(PROJECT, f, None)
+            ),
+            None => eprintln!("{}: nothing can match", shape.key),
+        }
+    }
 }
 
 /// Runs only tracestore's side of one shape in a loop, for `perf record -D <load ms>`.
@@ -478,6 +636,9 @@ fn profile(l: &Loaded, key: &str, secs: f64) {
 
 fn push_disk(rows: &mut Vec<Row>, ts_bytes: f64, sq_bytes: f64) {
     rows.push(Row {
+        key: "disk".into(),
+        field: "bytes_per_trace",
+        plans: None,
         shape: "disk after load".into(),
         ts: ts_bytes,
         sq: sq_bytes,
@@ -546,6 +707,9 @@ fn drop_and_time_commits(
         fmt_us(sq_mean)
     );
     rows.push(Row {
+        key: "commit".into(),
+        field: "p50_us",
+        plans: None,
         shape: "ingest one trace per durable commit (latency)".into(),
         ts: ts_med,
         sq: sq_med,
@@ -554,6 +718,9 @@ fn drop_and_time_commits(
         note: format!("median of {commits} commits into the loaded stores"),
     });
     rows.push(Row {
+        key: "commit".into(),
+        field: "p99_us",
+        plans: None,
         shape: "ingest one trace per durable commit (p99 latency)".into(),
         ts: ts_p99,
         sq: sq_p99,
@@ -562,6 +729,9 @@ fn drop_and_time_commits(
         note: "diagnostic: includes the commits that fold the write buffer".into(),
     });
     rows.push(Row {
+        key: "commit".into(),
+        field: "mean_us",
+        plans: None,
         shape: "ingest one trace per durable commit (mean latency)".into(),
         ts: ts_mean,
         sq: sq_mean,
@@ -599,6 +769,9 @@ fn drop_and_time_commits(
         eprintln!("{r}");
     }
     rows.push(Row {
+        key: "disk_compacted".into(),
+        field: "bytes_per_trace",
+        plans: None,
         shape: "disk after tracestore compact / SQLite VACUUM (diagnostic)".into(),
         ts: after as f64 / traces,
         sq: sq_after as f64 / traces,
@@ -659,6 +832,8 @@ fn payload_rows(
     );
     extras.push(Extra {
         section,
+        key: "payload.Q1",
+        base_key: "payload.Q1.plain",
         shape: "Q1 no filter, with payloads".into(),
         value: payload_us,
         base: plain_us,
@@ -672,6 +847,8 @@ fn payload_rows(
     });
     extras.push(Extra {
         section,
+        key: "payload.ingest",
+        base_key: "payload.ingest.plain",
         shape: format!("ingest batched, load of {}, with payloads", p.traces),
         value: n / p.payload_secs,
         base: n / p.plain_secs,
@@ -694,6 +871,8 @@ fn payload_rows(
     let payload_disk = file_allocated(&p.payload_path) as f64 / n;
     extras.push(Extra {
         section,
+        key: "payload.disk",
+        base_key: "payload.disk.plain",
         shape: "disk after load, with payloads".into(),
         value: payload_disk,
         base: plain_disk,
@@ -704,6 +883,8 @@ fn payload_rows(
     });
     extras.push(Extra {
         section,
+        key: "payload.tables",
+        base_key: "payload.tables.plain",
         shape: "all tables (storage_stats), with payloads".into(),
         value: payload_use.all_tables as f64 / n,
         base: plain_use.all_tables as f64 / n,
@@ -716,6 +897,8 @@ fn payload_rows(
     let stored = payload_use.payload_entries as f64 / n;
     extras.push(Extra {
         section,
+        key: "payload.entries",
+        base_key: "payload.raw",
         shape: "payloads table entries (stored, zstd from 1 KiB)".into(),
         value: stored,
         base: raw_per_trace,
@@ -733,6 +916,8 @@ fn payload_rows(
     let table = payload_use.payload_table as f64 / n;
     extras.push(Extra {
         section,
+        key: "payload.table",
+        base_key: "payload.raw",
         shape: "payloads table with its pages (entries + metadata + fragmentation)".into(),
         value: table,
         base: raw_per_trace,
@@ -783,6 +968,8 @@ fn otlp_rows(
     );
     extras.push(Extra {
         section,
+        key: "otlp.ingest_json",
+        base_key: "ingest_batched.spans",
         shape: "tracestore JSON ingest_json, whole traces of ~512 spans per body".into(),
         value: native.spans_per_sec(),
         base: load_spans_per_sec,
@@ -825,6 +1012,8 @@ fn otlp_rows(
         );
         extras.push(Extra {
             section,
+            key: wire.key(),
+            base_key: "otlp.ingest_json",
             shape: format!("OTLP {}, decode + ingest_otlp", wire.label()),
             value: per_sec,
             base: native.spans_per_sec(),

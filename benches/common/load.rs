@@ -1,12 +1,13 @@
 //! Loading both engines with the same data: the data size and generator configuration, the
-//! temporary directory, the timed load, and fresh traces for the ingest benchmarks.
+//! enrichment of the generated traces (userId, failed spans), the temporary directory, the
+//! timed load, and fresh traces for the ingest benchmarks.
 
 use super::sqlite::{Sqlite, Sync};
 use super::{BATCH, PROJECT};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tracestore::demo::{DemoConfig, Generator};
-use tracestore::{Durability, Store, TraceInput};
+use tracestore::{Durability, Status, Store, TraceInput};
 
 /// Data size from `TRACESTORE_BENCH_TRACES`, else `default`.
 pub fn traces_from_env(default: usize) -> usize {
@@ -21,6 +22,27 @@ pub fn demo_config(n: usize) -> DemoConfig {
     DemoConfig {
         traces: n,
         ..Default::default()
+    }
+}
+
+/// What the demo generator leaves out, filled in deterministically from what it generated (no
+/// extra randomness, so the traces are otherwise exactly the generator's): the trace's `userId`
+/// is its `metadata.userId` string, and an ERROR trace's last span failed (`status` ERROR, as
+/// tracestore stores a span status given on ingest; the other spans keep the default OK).
+/// Applied to every trace before it goes into either engine.
+pub fn enrich(t: &mut TraceInput) {
+    if let Some(u) = t
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("userId"))
+        .and_then(|v| v.as_str())
+    {
+        t.user_id = Some(u.to_string());
+    }
+    if t.status == Some(Status::Error) {
+        if let Some(last) = t.spans.last_mut() {
+            last.status = Some(Status::Error);
+        }
     }
 }
 
@@ -48,6 +70,9 @@ pub struct Loaded {
     pub tracestore_secs: f64,
     pub sqlite_secs: f64,
     pub gen_secs: f64,
+    /// Seconds of SQLite's `ANALYZE` and the peer's planner statistics after the load (not in
+    /// `sqlite_secs`).
+    pub analyze_secs: f64,
     pub durable: bool,
 }
 
@@ -87,7 +112,10 @@ pub fn load(n: usize, mode: LoadMode, progress: bool) -> Loaded {
     let mut next_report = 100_000;
     while done < n {
         let t0 = Instant::now();
-        let batch = g.next_batch(BATCH);
+        let mut batch = g.next_batch(BATCH);
+        for (_, traces) in &mut batch {
+            traces.iter_mut().for_each(enrich);
+        }
         gen += t0.elapsed();
         if batch.is_empty() {
             break;
@@ -123,8 +151,14 @@ pub fn load(n: usize, mode: LoadMode, progress: bool) -> Loaded {
     }
     // Planner statistics, as an expert would gather after a bulk load (off with
     // TRACESTORE_BENCH_SQLITE_ANALYZE=0, to see the planner's guesses).
+    let mut analyze_secs = 0.0;
     if std::env::var("TRACESTORE_BENCH_SQLITE_ANALYZE").map_or(true, |v| v != "0") {
+        let t = Instant::now();
         sqlite.analyze();
+        analyze_secs = t.elapsed().as_secs_f64();
+        if progress {
+            eprintln!("  SQLite ANALYZE and planner statistics: {analyze_secs:.1} s");
+        }
     }
     // Shuffle the sample deterministically so get-by-id visits ids in random order.
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
@@ -145,6 +179,7 @@ pub fn load(n: usize, mode: LoadMode, progress: bool) -> Loaded {
         tracestore_secs: ts.as_secs_f64(),
         sqlite_secs: sq.as_secs_f64(),
         gen_secs: gen.as_secs_f64(),
+        analyze_secs,
         durable: mode == LoadMode::Durable,
     }
 }
@@ -161,6 +196,7 @@ pub fn fresh_traces(n: usize, seed: u64) -> Vec<TraceInput> {
         .map(|(_, mut t)| {
             let id = t.id.take().unwrap();
             t.id = Some(format!("{id}-{seed}"));
+            enrich(&mut t);
             t
         })
         .collect()

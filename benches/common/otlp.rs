@@ -328,6 +328,14 @@ impl Wire {
             Wire::GzipProtobuf => "gzip protobuf",
         }
     }
+    /// The report's JSON key of this encoding's ingest row.
+    pub fn key(self) -> &'static str {
+        match self {
+            Wire::Protobuf => "otlp.protobuf",
+            Wire::Json => "otlp.json",
+            Wire::GzipProtobuf => "otlp.gzip_protobuf",
+        }
+    }
 }
 
 /// Encodes every request for `wire` (gzip at flate2's default level, as SDK exporters do).

@@ -1,8 +1,10 @@
-//! The query shapes Q1–Q10: the engine-independent [`Filter`], the shapes themselves, and
-//! preparing and running a shape on either engine.
+//! The query shapes (Q1–Q10, the counting shapes Q13, Q14, Q19, the cost order Q17 and the
+//! filters Q15, Q16, Q18 with their counting variants): the engine-independent [`Filter`], the
+//! shapes themselves, and preparing and running a shape on either engine.
 
 use super::load::Loaded;
 use super::{PAGE, PROJECT};
+use rust_decimal::Decimal;
 use std::hint::black_box;
 use tracestore::demo::{BUSY_NAME, RARE_NAME, TAGS};
 use tracestore::{QueryRequest, Status, Timestamp};
@@ -15,6 +17,19 @@ pub struct Filter {
     pub tags: Vec<String>,
     pub start: Option<Timestamp>,
     pub end: Option<Timestamp>,
+    /// `userId`: exact match.
+    pub user_id: Option<String>,
+    /// `metadata.KEY=VALUE` pairs, all of which must hold.
+    pub metadata: Vec<(String, String)>,
+    /// `minDurationMs` / `maxDurationMs`, inclusive; a running trace never matches.
+    pub min_duration_ms: Option<u64>,
+    pub max_duration_ms: Option<u64>,
+    /// `minCost` / `maxCost`, inclusive, exact decimals.
+    pub min_cost: Option<Decimal>,
+    pub max_cost: Option<Decimal>,
+    /// `spanModel` and `spanStatus`: both must hold on one span.
+    pub span_model: Option<String>,
+    pub span_status: Option<Status>,
     /// What the page also counts over the whole matching set (`include`).
     pub counts: Counts,
     /// `orderBy`, when not the default; the peer knows `totalCost.desc`.
@@ -60,6 +75,32 @@ impl Filter {
         if let Some(e) = self.end {
             params.push(("endDate", e.to_string()));
         }
+        let meta: Vec<(String, String)> = self
+            .metadata
+            .iter()
+            .map(|(k, v)| (format!("metadata.{k}"), v.clone()))
+            .collect();
+        if let Some(u) = &self.user_id {
+            params.push(("userId", u.clone()));
+        }
+        if let Some(d) = self.min_duration_ms {
+            params.push(("minDurationMs", d.to_string()));
+        }
+        if let Some(d) = self.max_duration_ms {
+            params.push(("maxDurationMs", d.to_string()));
+        }
+        if let Some(c) = self.min_cost {
+            params.push(("minCost", c.normalize().to_string()));
+        }
+        if let Some(c) = self.max_cost {
+            params.push(("maxCost", c.normalize().to_string()));
+        }
+        if let Some(m) = &self.span_model {
+            params.push(("spanModel", m.clone()));
+        }
+        if let Some(s) = self.span_status {
+            params.push(("spanStatus", s.as_str().to_string()));
+        }
         match self.counts {
             Counts::None => {}
             Counts::Total => params.push(("include", "total".into())),
@@ -68,8 +109,13 @@ impl Filter {
         if let Some(o) = self.order {
             params.push(("orderBy", o.into()));
         }
-        QueryRequest::from_params(params.iter().map(|(k, v)| (*k, v.as_str())))
-            .expect("valid request")
+        QueryRequest::from_params(
+            params
+                .iter()
+                .map(|(k, v)| (*k, v.as_str()))
+                .chain(meta.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        )
+        .expect("valid request")
     }
 }
 
@@ -104,10 +150,23 @@ pub fn busy_needle() -> String {
     BUSY_NAME.split('-').next().unwrap().to_string()
 }
 
+/// The user of Q15.
+pub const Q15_USER: &str = "u42";
+/// Q16's `minDurationMs` (a trace lasts the sum of its 1–12 spans of 50–3049 ms).
+pub const Q16_MIN_DURATION_MS: u64 = 10_000;
+/// Q16's `maxCost` in USD.
+pub fn q16_max_cost() -> Decimal {
+    Decimal::new(4, 2)
+}
+/// The span model of Q18 (one of the demo's four).
+pub const Q18_MODEL: &str = "claude-sonnet";
+
 /// Every shape: Q1–Q10 (Q9 at pages 1, 10, 100 and 1000), then the counting shapes Q13, Q14
-/// and Q19 (a first page with `include`; the SQLite peer runs the page, then `COUNT(*)` and
-/// `GROUP BY` over the same filter), and Q17 (`orderBy=totalCost.desc` at pages 1 and 100; the
-/// peer walks its index on (project, cost, start_time, id) backwards).
+/// (a first page with `include`; the SQLite peer runs the page, then `COUNT(*)` and `GROUP BY`
+/// over the same filter), Q15 (metadata + userId), Q16 (duration and cost ranges), Q17
+/// (`orderBy=totalCost.desc` at pages 1 and 100; the peer walks its index on (project, cost,
+/// start_time, id) backwards), Q18 (span model and status on one span) and Q19 (a week, ERROR
+/// and a tag, with the total); Q15t, Q16t and Q18t are Q15, Q16 and Q18 with `include`.
 pub fn shapes() -> Vec<Shape> {
     let err = || Filter {
         status: Some(Status::Error),
@@ -216,6 +275,48 @@ pub fn shapes() -> Vec<Shape> {
             ..Default::default()
         }),
     });
+    // Q15: a metadata key=value (`environment=prod`, about 95% of traces) with one user (the
+    // demo's 5000 users are equally busy: about 0.02% of traces each).
+    let user_env = |counts| Filter {
+        metadata: vec![("environment".into(), "prod".into())],
+        user_id: Some(Q15_USER.into()),
+        counts,
+        ..Default::default()
+    };
+    v.push(Shape {
+        key: "Q15".into(),
+        label: format!("metadata.environment=prod + userId={Q15_USER}"),
+        kind: ShapeKind::List(user_env(Counts::None)),
+    });
+    v.push(Shape {
+        key: "Q15t".into(),
+        label: format!("metadata.environment=prod + userId={Q15_USER} + include=total"),
+        kind: ShapeKind::List(user_env(Counts::Total)),
+    });
+    // Q16: two ranges that each keep about half of the traces and together about 9% (duration
+    // and cost both grow with the span count, so they work against each other).
+    let ranges = |counts| Filter {
+        min_duration_ms: Some(Q16_MIN_DURATION_MS),
+        max_cost: Some(q16_max_cost()),
+        counts,
+        ..Default::default()
+    };
+    v.push(Shape {
+        key: "Q16".into(),
+        label: format!(
+            "minDurationMs={Q16_MIN_DURATION_MS} + maxCost={}",
+            q16_max_cost()
+        ),
+        kind: ShapeKind::List(ranges(Counts::None)),
+    });
+    v.push(Shape {
+        key: "Q16t".into(),
+        label: format!(
+            "minDurationMs={Q16_MIN_DURATION_MS} + maxCost={} + include=total",
+            q16_max_cost()
+        ),
+        kind: ShapeKind::List(ranges(Counts::Total)),
+    });
     let by_cost = || Filter {
         order: Some("totalCost.desc"),
         ..Default::default()
@@ -227,6 +328,24 @@ pub fn shapes() -> Vec<Shape> {
             kind: ShapeKind::Page(by_cost(), page),
         });
     }
+    // Q18: one span with both the model and ERROR (the load marks the last span of each ERROR
+    // trace failed: about 0.75% of traces).
+    let failed_model = |counts| Filter {
+        span_model: Some(Q18_MODEL.into()),
+        span_status: Some(Status::Error),
+        counts,
+        ..Default::default()
+    };
+    v.push(Shape {
+        key: "Q18".into(),
+        label: format!("spanModel={Q18_MODEL} + spanStatus=ERROR (same span)"),
+        kind: ShapeKind::List(failed_model(Counts::None)),
+    });
+    v.push(Shape {
+        key: "Q18t".into(),
+        label: format!("spanModel={Q18_MODEL} + spanStatus=ERROR + include=total,facets"),
+        kind: ShapeKind::List(failed_model(Counts::TotalAndFacets)),
+    });
     // The demo's oldest week (its data starts on 2026-03-01).
     let week_end = Timestamp::parse("2026-03-08T00:00:00Z").unwrap();
     v.push(Shape {
@@ -319,13 +438,9 @@ pub fn run_tracestore(l: &Loaded, p: &Prepared, i: usize) -> usize {
 pub fn run_sqlite(l: &Loaded, p: &Prepared, i: usize) -> usize {
     match p {
         Prepared::List { filter, after, .. } => {
-            let n = black_box(l.sqlite.query(PROJECT, filter, after.as_ref(), PAGE + 1))
-                .len()
-                .min(PAGE);
-            if filter.counts != Counts::None {
-                black_box(l.sqlite.counts(PROJECT, filter));
-            }
-            n
+            let (page, counts) = l.sqlite.list(PROJECT, filter, after.as_ref(), PAGE + 1);
+            black_box(counts);
+            black_box(page).len().min(PAGE)
         }
         Prepared::Get { ids } => {
             black_box(l.sqlite.get_trace(PROJECT, &ids[i % ids.len()]).unwrap())

@@ -9,24 +9,22 @@ use tracestore::{Timestamp, TraceDetail};
 
 fn same_trace(a: &tracestore::Trace, b: &SqlTrace) -> Result<(), String> {
     let ta = (
-        &a.id,
-        &a.name,
-        a.status,
-        a.start_time.as_millis(),
+        (&a.id, &a.name, a.status, a.start_time.as_millis()),
         a.end_time.map(Timestamp::as_millis),
+        a.duration_ms,
         &a.tags,
+        (&a.user_id, &a.session_id),
         a.total_cost.normalize(),
         a.total_tokens,
         a.span_count,
         a.score_count,
     );
     let tb = (
-        &b.id,
-        &b.name,
-        b.status,
-        b.start_ms,
+        (&b.id, &b.name, b.status, b.start_ms),
         b.end_ms,
+        b.duration_ms,
         &b.tags,
+        (&b.user_id, &b.session_id),
         b.total_cost.normalize(),
         b.total_tokens,
         b.span_count,
@@ -55,6 +53,7 @@ fn same_detail(a: &TraceDetail, b: &SqlDetail) -> Result<(), String> {
             (
                 s.id.clone(),
                 s.name.clone(),
+                s.status,
                 s.start_time.map(Timestamp::as_millis),
                 s.end_time.map(Timestamp::as_millis),
                 s.model.clone(),
@@ -72,6 +71,7 @@ fn same_detail(a: &TraceDetail, b: &SqlDetail) -> Result<(), String> {
             (
                 s.id.clone(),
                 s.name.clone(),
+                s.status,
                 s.start_ms,
                 s.end_ms,
                 s.model.clone(),
@@ -108,8 +108,9 @@ fn same_detail(a: &TraceDetail, b: &SqlDetail) -> Result<(), String> {
 }
 
 /// Checks that both engines return the same page (ids, order, every field but createdAt, and
-/// whether a next page exists); for get-by-id, the same detail for the first 50 sampled ids.
-/// Returns the number of rows on the page.
+/// whether a next page exists) and, for a counting shape, the same total and (with facets) the
+/// same status split and `names`, `tags` and `models` facets exactly; for get-by-id, the same
+/// detail for the first 50 sampled ids. Returns the number of rows on the page.
 pub fn verify(l: &Loaded, shape: &Shape, p: &Prepared) -> Result<usize, String> {
     match p {
         Prepared::List { filter, req, after } => {
@@ -117,7 +118,7 @@ pub fn verify(l: &Loaded, shape: &Shape, p: &Prepared) -> Result<usize, String> 
                 .store
                 .query(PROJECT, req)
                 .map_err(|e| format!("{}: tracestore error {e}", shape.key))?;
-            let sq = l.sqlite.query(PROJECT, filter, after.as_ref(), PAGE + 1);
+            let (sq, counts) = l.sqlite.list(PROJECT, filter, after.as_ref(), PAGE + 1);
             let ts_ids: Vec<&str> = ts.traces.iter().map(|t| t.id.as_str()).collect();
             let sq_ids: Vec<&str> = sq.iter().take(PAGE).map(|t| t.id.as_str()).collect();
             if ts_ids != sq_ids {
@@ -137,8 +138,7 @@ pub fn verify(l: &Loaded, shape: &Shape, p: &Prepared) -> Result<usize, String> 
             for (a, b) in ts.traces.iter().zip(&sq) {
                 same_trace(a, b).map_err(|e| format!("{}: {e}", shape.key))?;
             }
-            if filter.counts != Counts::None {
-                let c = l.sqlite.counts(PROJECT, filter);
+            if let Some(c) = counts {
                 if ts.total != Some(c.total) {
                     return Err(format!(
                         "{}: total differs (tracestore {:?}, SQLite {})",
@@ -152,13 +152,16 @@ pub fn verify(l: &Loaded, shape: &Shape, p: &Prepared) -> Result<usize, String> 
                     let same = facets.status.error == c.error
                         && facets.status.ok == c.total - c.error
                         && pairs(&facets.names) == c.names
-                        && pairs(&facets.tags) == c.tags;
+                        && pairs(&facets.tags) == c.tags
+                        && pairs(&facets.models) == c.models;
                     if !same {
                         return Err(format!(
                             "{}: facets differ\n  tracestore {facets:?}\n  SQLite     {c:?}",
                             shape.key
                         ));
                     }
+                } else if filter.counts == Counts::TotalAndFacets {
+                    return Err(format!("{}: tracestore returned no facets", shape.key));
                 }
             }
             Ok(ts.traces.len())
