@@ -249,8 +249,10 @@ fn intersect(v: &ProjectView<'_>, plan: &Plan, chunk: u32) -> Result<RoaringBitm
         for term in &input.terms {
             bm |= &*v.bitmap(input.kind, *term, chunk)?;
         }
-        if let Some(rows) = input.extra.as_ref().and_then(|e| e.get(&chunk)) {
-            bm |= rows;
+        if let Some(edges) = &input.extra {
+            if let Some(rows) = edges.in_chunk(v, chunk)? {
+                bm |= rows;
+            }
         }
         let next = match acc {
             None => bm,

@@ -18,9 +18,7 @@ use crate::model::{SpanKind, Status};
 use crate::query::order::{SortField, SortValue};
 use crate::query::ranges::range_input;
 use crate::schema::{Money, SpanRecord, TermKind, TraceBody, TraceHeader};
-use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A query's filters, normalized: the name lowercased, each tag list distinct and sorted, the
@@ -483,8 +481,9 @@ pub(crate) struct Input {
     pub terms: Vec<u32>,
     pub rows: u64,
     pub label: String,
-    /// Rows of the input besides its terms' bitmaps, per chunk (a range's partly covered ends).
-    pub extra: Option<Arc<HashMap<u32, RoaringBitmap>>>,
+    /// Rows of the input besides its terms' bitmaps (a range's partly covered ends), read from
+    /// the sort index only when an executor first needs them.
+    pub extra: Option<Arc<crate::query::ranges::Edges>>,
 }
 
 /// Filters resolved against one snapshot.

@@ -7,7 +7,9 @@
 //! one snapshot, to one exact index input:
 //! - the buckets it covers whole, as the union of their bitmaps;
 //! - plus the rows whose values lie in the range's partly covered ends (at most two buckets'
-//!   worth), read from the `sort_keys` index, which holds every indexed row's exact value.
+//!   worth), read from the `sort_keys` index, which holds every indexed row's exact value, and
+//!   only when an executor first needs them ([`Edges`]): the scan plan tests values itself, so
+//!   a range query that scans never reads them.
 //!
 //! Costs are bucketed by their value in nanodollars (saturating); the range test at the ends is
 //! exact on the stored decimal.
@@ -20,7 +22,7 @@ use crate::limits::CHUNK_ROWS;
 use crate::schema::*;
 use roaring::RoaringBitmap;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Buckets per field: 16 exact small values, then 8 per octave from 16 up to 2^64.
 pub(crate) const BUCKETS: u32 = 16 + 60 * 8;
@@ -133,7 +135,6 @@ pub(crate) fn range_input(
         }
     }
     // The ends: values in [lo, first full bucket) and [after the last full bucket, hi].
-    let t = v.t.sort_keys()?;
     let field_end =
         prefix_end(&sort_field_prefix(v.p, f)).ok_or_else(|| Error::corrupted("sort key range"))?;
     let key_of = |x: SortValue| sort_value_prefix(v.p, f, x);
@@ -154,19 +155,19 @@ pub(crate) fn range_input(
         }
         _ => vec![(key_of(lo), hi_end)],
     };
-    let mut extra: HashMap<u32, RoaringBitmap> = HashMap::new();
-    for (from, to) in spans {
-        if from >= to {
-            continue;
-        }
-        for e in t.range::<&[u8]>(from.as_slice()..to.as_slice())? {
-            let (_, val) = e?;
-            let row = decode_sort_entry(val.value())?.row;
-            extra
-                .entry(chunk_of(row))
-                .or_default()
-                .insert(row % CHUNK_ROWS);
-            rows += 1;
+    // The ends are read only when an executor needs them (the scan tests values itself); the
+    // estimate counts their buckets whole, an upper bound.
+    let spans: Vec<(Vec<u8>, Vec<u8>)> = spans.into_iter().filter(|(a, z)| a < z).collect();
+    let mut partial: Vec<u32> = [Some(lo), hi]
+        .into_iter()
+        .flatten()
+        .filter_map(|x| bucket_value(x).map(bucket_of))
+        .filter(|b| !full.contains(b))
+        .collect();
+    partial.dedup();
+    if !spans.is_empty() {
+        for b in partial {
+            rows += v.term_count(kind, b)?;
         }
     }
     Ok(Input {
@@ -174,8 +175,46 @@ pub(crate) fn range_input(
         terms,
         rows,
         label,
-        extra: (!extra.is_empty()).then(|| Arc::new(extra)),
+        extra: (!spans.is_empty()).then(|| {
+            Arc::new(Edges {
+                spans,
+                rows: OnceLock::new(),
+            })
+        }),
     })
+}
+
+/// The rows of a range's partly covered end buckets: the sort-index key spans that hold them,
+/// read into per-chunk bitmaps on first use, from the snapshot the query was planned in.
+#[derive(Debug)]
+pub(crate) struct Edges {
+    spans: Vec<(Vec<u8>, Vec<u8>)>,
+    rows: OnceLock<HashMap<u32, RoaringBitmap>>,
+}
+
+impl Edges {
+    /// The edge rows in `chunk`, if any.
+    pub(crate) fn in_chunk<'e>(
+        &'e self,
+        v: &ProjectView<'_>,
+        chunk: u32,
+    ) -> Result<Option<&'e RoaringBitmap>> {
+        if let Some(m) = self.rows.get() {
+            return Ok(m.get(&chunk));
+        }
+        let t = v.t.sort_keys()?;
+        let mut rows: HashMap<u32, RoaringBitmap> = HashMap::new();
+        for (from, to) in &self.spans {
+            for e in t.range::<&[u8]>(from.as_slice()..to.as_slice())? {
+                let (_, val) = e?;
+                let row = decode_sort_entry(val.value())?.row;
+                rows.entry(chunk_of(row))
+                    .or_default()
+                    .insert(row % CHUNK_ROWS);
+            }
+        }
+        Ok(self.rows.get_or_init(|| rows).get(&chunk))
+    }
 }
 
 #[cfg(test)]
