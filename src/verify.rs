@@ -503,6 +503,14 @@ fn expected_span_terms(
 ) -> Result<Vec<(u8, u32, u32)>> {
     let mut counts: BTreeMap<(u8, u32), u32> = BTreeMap::new();
     for s in spans {
+        // An ERROR span also carries each of its terms paired with its status.
+        let error = s.status == crate::model::Status::Error.code();
+        let mut add = |kind: TermKind, id: u32| {
+            *counts.entry((kind.code(), id)).or_default() += 1;
+            if let Some(pair) = kind.on_error_span().filter(|_| error) {
+                *counts.entry((pair.code(), id)).or_default() += 1;
+            }
+        };
         for (kind, text) in [
             (TermKind::SpanName, &s.name),
             (TermKind::SpanModel, &s.model),
@@ -510,15 +518,13 @@ fn expected_span_terms(
             let Some(text) = text else { continue };
             match t.term_ids()?.get((p, kind.code(), text.as_str()))? {
                 Some(g) => match decode_u32(g.value()) {
-                    Ok(id) => *counts.entry((kind.code(), id)).or_default() += 1,
+                    Ok(id) => add(kind, id),
                     Err(e) => r.fail(format!("{what}: {} {text:?}: {e}", kind.label())),
                 },
                 None => r.fail(format!("{what}: {} {text:?} has no term", kind.label())),
             }
         }
-        *counts
-            .entry((TermKind::SpanKind.code(), u32::from(s.kind)))
-            .or_default() += 1;
+        add(TermKind::SpanKind, u32::from(s.kind));
         *counts
             .entry((TermKind::SpanStatus.code(), u32::from(s.status)))
             .or_default() += 1;

@@ -6,7 +6,8 @@
 //! it (`make_format3.rs`: 43 traces with span trees, payloads, user and session ids, typed
 //! metadata, an update, a delete, pending traces and an API key), and `format3.json` holds what
 //! that build returned for every trace. `tests/fixtures/format4.redb` and `format4.json` were
-//! written the same way by the last format-4 build (`make_format4.rs`, the same program).
+//! written the same way by the last format-4 build (`make_format4.rs`, the same program), and
+//! `format5.redb` and `format5.json` by the last format-5 build (`make_format5.rs`).
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::{json, Value};
@@ -119,7 +120,7 @@ fn a_format_2_file_is_upgraded_in_place_by_its_first_open() {
     assert_eq!(new.output.as_ref().unwrap().as_json(), r#""done""#);
     assert_eq!(store.verify().unwrap(), vec![]);
     drop(store);
-    assert_eq!(format_version(&path), [5]);
+    assert_eq!(format_version(&path), [6]);
     // A second open finds format 5 and changes nothing.
     let store = Store::open(&path).unwrap();
     assert_eq!(store.verify().unwrap(), vec![]);
@@ -205,7 +206,7 @@ fn a_format_1_file_is_upgraded_through_format_2() {
         assert_eq!(all_details(&store, project), want, "project {project}");
     }
     drop(store);
-    assert_eq!(format_version(&path), [5]);
+    assert_eq!(format_version(&path), [6]);
 }
 
 fn copy_of(fixture: &str, dir: &tempfile::TempDir) -> std::path::PathBuf {
@@ -312,7 +313,7 @@ fn a_format_3_file_is_upgraded_and_its_user_session_and_metadata_indexed() {
     let key = expected["apiKey"].as_str().unwrap();
     assert_eq!(store.authenticate(key).unwrap(), "acme");
     drop(store);
-    assert_eq!(format_version(&path), [5]);
+    assert_eq!(format_version(&path), [6]);
     let store = Store::open(&path).unwrap();
     assert_eq!(store.verify().unwrap(), vec![]);
 }
@@ -367,7 +368,32 @@ fn a_format_4_file_is_upgraded_and_renders_as_before() {
     let key = expected["apiKey"].as_str().unwrap();
     assert_eq!(store.authenticate(key).unwrap(), "acme");
     drop(store);
+    assert_eq!(format_version(&path), [6]);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.verify().unwrap(), vec![]);
+}
+
+#[test]
+fn a_format_5_file_gains_the_error_span_pairs_and_renders_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = copy_of("tests/fixtures/format5.redb", &dir);
     assert_eq!(format_version(&path), [5]);
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string("tests/fixtures/format5.json").unwrap())
+            .unwrap();
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.verify().unwrap(), vec![]);
+    for project in ["acme", "globex"] {
+        let want = expected[project].as_array().unwrap();
+        assert_eq!(&all_details(&store, project), want, "project {project}");
+        // The span conditions, the pairs with spanStatus=ERROR among them, under both plans
+        // and with totals: the pair bitmaps built by the upgrade agree with the spans.
+        check_span_conditions(&store, project, want);
+    }
+    let key = expected["apiKey"].as_str().unwrap();
+    assert_eq!(store.authenticate(key).unwrap(), "acme");
+    drop(store);
+    assert_eq!(format_version(&path), [6]);
     let store = Store::open(&path).unwrap();
     assert_eq!(store.verify().unwrap(), vec![]);
 }
@@ -463,6 +489,24 @@ fn check_span_conditions(store: &Store, project: &str, want: &[Value]) {
         (
             vec![("spanKind", "TOOL"), ("spanStatus", "ERROR")],
             Box::new(|s| s["kind"] == "TOOL" && s["status"] == "ERROR"),
+        ),
+        (
+            vec![("spanKind", "LLM"), ("spanStatus", "ERROR")],
+            Box::new(|s| s["kind"] == "LLM" && s["status"] == "ERROR"),
+        ),
+        (
+            vec![("spanName", "chat"), ("spanStatus", "ERROR")],
+            Box::new(|s| {
+                s["name"].as_str().is_some_and(|n| n.contains("chat")) && s["status"] == "ERROR"
+            }),
+        ),
+        (
+            vec![
+                ("spanModel", "gpt-4o"),
+                ("spanKind", "LLM"),
+                ("spanStatus", "ERROR"),
+            ],
+            Box::new(|s| s["model"] == "gpt-4o" && s["kind"] == "LLM" && s["status"] == "ERROR"),
         ),
         (
             vec![

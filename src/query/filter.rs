@@ -336,19 +336,56 @@ impl Filters {
         // contain the substring). One alone is exact through its bitmap; with several, the
         // bitmaps give candidates and the same-span check on the candidates' spans decides.
         let sc = &self.spans;
+        // `spanStatus=ERROR` beside other span conditions: each of those is read from its
+        // pair bitmap (its term on an ERROR span), which holds both on one span, and the status
+        // needs no input of its own. With one other condition that is exact.
+        let on_error = sc.status == Some(Status::Error.code()) && sc.count() >= 2;
+        let pair_rows = |kind: TermKind, ids: &[u32]| -> Result<u64> {
+            let mut n = 0;
+            if let (Some(v), Some(pair)) = (v, kind.on_error_span()) {
+                for id in ids {
+                    n += v.term_count(pair, *id)?;
+                }
+            }
+            Ok(n)
+        };
         if let Some(m) = &sc.model {
-            exact(TermKind::SpanModel, m, format!("spanModel={m}"))?;
+            if on_error {
+                let id = match v {
+                    Some(v) => v.term_id(TermKind::SpanModel, m)?,
+                    None => None,
+                };
+                let ids: Vec<u32> = id.into_iter().collect();
+                inputs.push(Input {
+                    kind: TermKind::SpanModelError,
+                    rows: pair_rows(TermKind::SpanModel, &ids)?,
+                    terms: ids,
+                    label: format!("spanModel={m} on an ERROR span"),
+                    extra: None,
+                });
+            } else {
+                exact(TermKind::SpanModel, m, format!("spanModel={m}"))?;
+            }
         }
         if let Some(needle) = &sc.name {
             let (ids, rows) = match v {
                 Some(v) => match_terms(&v.span_names()?, needle)?,
                 None => (Vec::new(), 0),
             };
+            let (kind, rows, on) = if on_error {
+                (
+                    TermKind::SpanNameError,
+                    pair_rows(TermKind::SpanName, &ids)?,
+                    " on an ERROR span",
+                )
+            } else {
+                (TermKind::SpanName, rows, "")
+            };
             inputs.push(Input {
-                kind: TermKind::SpanName,
+                kind,
                 terms: ids.clone(),
                 rows,
-                label: format!("spanName~{needle} ({} names)", ids.len()),
+                label: format!("spanName~{needle} ({} names){on}", ids.len()),
                 extra: None,
             });
         }
@@ -367,20 +404,27 @@ impl Filters {
             ),
         ] {
             if let (Some(code), Some(label)) = (code, label) {
+                if on_error && kind == TermKind::SpanStatus {
+                    continue;
+                }
+                let (param, on) = match kind {
+                    TermKind::SpanKind if on_error => ("spanKind", " on an ERROR span"),
+                    TermKind::SpanKind => ("spanKind", ""),
+                    _ => ("spanStatus", ""),
+                };
+                let kind = match kind.on_error_span() {
+                    Some(pair) if on_error => pair,
+                    _ => kind,
+                };
                 let rows = match v {
                     Some(v) => v.term_count(kind, u32::from(code))?,
                     None => 0,
-                };
-                let param = if kind == TermKind::SpanKind {
-                    "spanKind"
-                } else {
-                    "spanStatus"
                 };
                 inputs.push(Input {
                     kind,
                     terms: vec![u32::from(code)],
                     rows,
-                    label: format!("{param}={label}"),
+                    label: format!("{param}={label}{on}"),
                     extra: None,
                 });
             }
@@ -457,7 +501,7 @@ impl Filters {
             ranges: self.has_ranges().then(|| self.clone()),
             ranges_indexed: v.is_some() && self.has_ranges(),
             spans: (!sc.is_empty()).then(|| sc.clone()),
-            span_exact: sc.count() == 1,
+            span_exact: sc.count() == 1 || (on_error && sc.count() == 2),
             lo_ms,
             hi_ms,
         })

@@ -5,7 +5,7 @@ use super::records::*;
 use super::tables::WriteTables;
 use super::{
     FORMAT_VERSION, FORMAT_VERSION_V1, FORMAT_VERSION_V2, FORMAT_VERSION_V3, FORMAT_VERSION_V4,
-    META_FORMAT_VERSION, RECORD_V1,
+    FORMAT_VERSION_V5, META_FORMAT_VERSION, RECORD_V1,
 };
 use crate::error::{Error, Result};
 use redb::ReadableTable;
@@ -238,7 +238,8 @@ pub(crate) fn migrate_from_v3(t: &mut WriteTables<'_>) -> Result<()> {
 /// upgraded in place, a new file gets the current version, and any other version is refused,
 /// never misread. Returns the format the file had when it was upgraded: the caller must then
 /// build, before it commits, the indexes that format lacks (`Writer::index_format4_terms` for
-/// formats 1 to 3, `Writer::index_format5` for formats 1 to 4).
+/// formats 1 to 3, `Writer::index_format5` for formats 1 to 4, `Writer::index_format6` for
+/// format 5).
 pub(crate) fn check_format(t: &mut WriteTables<'_>) -> Result<Option<u8>> {
     let version = t.meta.get(META_FORMAT_VERSION)?.map(|v| v.value().to_vec());
     match version {
@@ -250,6 +251,7 @@ pub(crate) fn check_format(t: &mut WriteTables<'_>) -> Result<Option<u8>> {
                     FORMAT_VERSION_V2,
                     FORMAT_VERSION_V3,
                     FORMAT_VERSION_V4,
+                    FORMAT_VERSION_V5,
                 ]
                 .contains(&v[0]) =>
         {
@@ -262,7 +264,8 @@ pub(crate) fn check_format(t: &mut WriteTables<'_>) -> Result<Option<u8>> {
             } else if from == FORMAT_VERSION_V3 {
                 migrate_from_v3(t)?;
             }
-            // Format 5 adds tables only; their contents are built by the caller.
+            // Formats 5 and 6 add tables and term kinds only; their contents are built by the
+            // caller.
             t.meta
                 .insert(META_FORMAT_VERSION, [FORMAT_VERSION].as_slice())?;
             Ok(Some(from))

@@ -23,12 +23,13 @@ pub(crate) use tables::*;
 
 /// The on-disk format version, stored under `META["format_version"]`. A store written with
 /// another version is refused at open.
-pub(crate) const FORMAT_VERSION: u8 = 5;
+pub(crate) const FORMAT_VERSION: u8 = 6;
 /// Older format versions, upgraded in place at open (see `migrate`).
 pub(crate) const FORMAT_VERSION_V1: u8 = 1;
 pub(crate) const FORMAT_VERSION_V2: u8 = 2;
 pub(crate) const FORMAT_VERSION_V3: u8 = 3;
 pub(crate) const FORMAT_VERSION_V4: u8 = 4;
+pub(crate) const FORMAT_VERSION_V5: u8 = 5;
 /// The record version byte at the start of every stored value.
 pub(crate) const RECORD_V1: u8 = 1;
 
@@ -65,6 +66,13 @@ pub(crate) enum TermKind {
     CostBucket = 12,
     /// A `totalTokens` value bucket.
     TokensBucket = 13,
+    /// A span name on a span whose status is ERROR: the bit of a row is set when one of the
+    /// trace's spans has both. The term id is the `SpanName` term's (no text index of its own).
+    SpanNameError = 14,
+    /// A span model on an ERROR span; the term id is the `SpanModel` term's.
+    SpanModelError = 15,
+    /// A span kind on an ERROR span; the term id is `SpanKind::code`.
+    SpanKindError = 16,
 }
 
 impl TermKind {
@@ -87,6 +95,9 @@ impl TermKind {
             TermKind::DurationBucket => "durationMs bucket",
             TermKind::CostBucket => "totalCost bucket",
             TermKind::TokensBucket => "totalTokens bucket",
+            TermKind::SpanNameError => "span name on an ERROR span",
+            TermKind::SpanModelError => "span model on an ERROR span",
+            TermKind::SpanKindError => "span kind on an ERROR span",
         }
     }
     /// True for the kinds whose term ids are fixed codes (no `term_ids` entry).
@@ -99,14 +110,29 @@ impl TermKind {
                 | TermKind::DurationBucket
                 | TermKind::CostBucket
                 | TermKind::TokensBucket
+                | TermKind::SpanNameError
+                | TermKind::SpanModelError
+                | TermKind::SpanKindError
         )
     }
+    /// The kind that pairs this span-term kind with status ERROR on the same span.
+    pub(crate) fn on_error_span(self) -> Option<TermKind> {
+        match self {
+            TermKind::SpanName => Some(TermKind::SpanNameError),
+            TermKind::SpanModel => Some(TermKind::SpanModelError),
+            TermKind::SpanKind => Some(TermKind::SpanKindError),
+            _ => None,
+        }
+    }
     /// The span-term kinds, whose row bits come from the trace's spans (`span_terms`).
-    pub(crate) const SPAN_KINDS: [TermKind; 4] = [
+    pub(crate) const SPAN_KINDS: [TermKind; 7] = [
         TermKind::SpanName,
         TermKind::SpanModel,
         TermKind::SpanKind,
         TermKind::SpanStatus,
+        TermKind::SpanNameError,
+        TermKind::SpanModelError,
+        TermKind::SpanKindError,
     ];
     /// The kind of a code, if it is one.
     pub(crate) fn from_code(code: u8) -> Option<TermKind> {
@@ -125,6 +151,9 @@ impl TermKind {
             TermKind::DurationBucket,
             TermKind::CostBucket,
             TermKind::TokensBucket,
+            TermKind::SpanNameError,
+            TermKind::SpanModelError,
+            TermKind::SpanKindError,
         ]
         .into_iter()
         .find(|k| k.code() == code)

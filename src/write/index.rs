@@ -122,6 +122,23 @@ impl Writer<'_> {
         Ok(id)
     }
 
+    /// The term record of a pair kind (`TermKind::on_error_span`), created when absent: its id
+    /// is its base term's `id`, and its text the base term's.
+    pub(super) fn pair_term(&mut self, p: u32, kind: TermKind, id: u32, text: &str) -> Result<()> {
+        let key = (p, kind.code(), id);
+        if self.term_record(key)?.is_none() {
+            self.term_cache.insert(
+                key,
+                TermRecord {
+                    count: 0,
+                    text: text.to_string(),
+                },
+            );
+            self.dirty_terms.insert(key);
+        }
+        Ok(())
+    }
+
     fn bitmap_mut(&mut self, key: BitmapKey) -> Result<&mut RoaringBitmap> {
         if !self.bitmap_cache.contains_key(&key) {
             let bm = match self.t.bitmaps.get(key)? {
@@ -480,6 +497,12 @@ impl Writer<'_> {
             w.upgrade_sort_keys(&t)?;
             Ok(())
         })
+    }
+
+    /// Format 6 over a format-5 file: each stored trace's span-and-ERROR pair terms
+    /// (`TermKind::on_error_span`), added to its span terms.
+    pub(crate) fn index_format6(&mut self) -> Result<()> {
+        self.each_stored_trace(|w, t| w.index_stored_error_pairs(t.p, t.header.row))
     }
 
     /// Format 5: the span terms of one stored trace, from its stored spans.

@@ -63,6 +63,22 @@ impl Writer<'_> {
             TermKind::SpanStatus,
             self.term_id(p, TermKind::SpanStatus, status.as_str())?,
         ));
+        if status == Status::Error {
+            // The pairs with ERROR on this same span: `spanStatus=ERROR` beside one other span
+            // condition is then exact from one bitmap.
+            for (base, id) in out.clone() {
+                let text = match base {
+                    TermKind::SpanName => s.name.as_deref(),
+                    TermKind::SpanModel => s.model.as_deref(),
+                    TermKind::SpanKind => Some(kind.as_str()),
+                    _ => None,
+                };
+                if let (Some(pair), Some(text)) = (base.on_error_span(), text) {
+                    self.pair_term(p, pair, id, text)?;
+                    out.push((pair, id));
+                }
+            }
+        }
         Ok(out)
     }
 
@@ -97,7 +113,20 @@ impl Writer<'_> {
         on: bool,
         fresh: bool,
     ) -> Result<()> {
-        for (kind, term) in self.span_term_ids(p, s)? {
+        let ids = self.span_term_ids(p, s)?;
+        self.count_terms(p, row, ids, on, fresh)
+    }
+
+    /// Counts span terms of one span of `row` in or out (see `count_span`).
+    fn count_terms(
+        &mut self,
+        p: u32,
+        row: u32,
+        ids: Vec<(TermKind, u32)>,
+        on: bool,
+        fresh: bool,
+    ) -> Result<()> {
+        for (kind, term) in ids {
             let terms = self.row_span_terms(p, row, fresh)?;
             let key = (kind.code(), term);
             let n = terms.get(&key).copied().unwrap_or(0);
@@ -189,6 +218,35 @@ impl Writer<'_> {
         // cached, so the upgrade's memory stays bounded whatever the file's size.
         for s in &spans {
             self.count_span(p, row, s, true, true)?;
+        }
+        self.span_terms.dirty.remove(&(p, row));
+        if let Some(terms) = self.span_terms.rows.remove(&(p, row)) {
+            self.write_span_terms((p, row), &terms)?;
+        }
+        Ok(())
+    }
+
+    /// Format 6 over a format-5 row: counts the pair terms of its ERROR spans into the row's
+    /// existing span terms, and writes its record at once (memory stays bounded).
+    pub(super) fn index_stored_error_pairs(&mut self, p: u32, row: u32) -> Result<()> {
+        let (lo, hi) = child_range(p, row);
+        let mut spans = Vec::new();
+        for e in self.t.spans.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
+            let s = decode_span(e?.1.value())?;
+            if s.status == Status::Error.code() {
+                spans.push(s);
+            }
+        }
+        if spans.is_empty() {
+            return Ok(());
+        }
+        for s in &spans {
+            let pairs: Vec<(TermKind, u32)> = self
+                .span_term_ids(p, s)?
+                .into_iter()
+                .filter(|(k, _)| TermKind::SPAN_KINDS[4..].contains(k))
+                .collect();
+            self.count_terms(p, row, pairs, true, false)?;
         }
         self.span_terms.dirty.remove(&(p, row));
         if let Some(terms) = self.span_terms.rows.remove(&(p, row)) {

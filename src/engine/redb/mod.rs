@@ -77,7 +77,12 @@ impl RedbEngine {
             if from <= FORMAT_VERSION_V3 {
                 w.index_format4_terms()?;
             }
-            w.index_format5()?;
+            if from <= FORMAT_VERSION_V4 {
+                // Format 5's span terms already include format 6's pairs when built now.
+                w.index_format5()?;
+            } else {
+                w.index_format6()?;
+            }
             w.flush()?;
         }
         txn.commit()?;
