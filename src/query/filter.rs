@@ -564,7 +564,8 @@ pub(crate) struct Resolved {
     /// header does not carry span terms); the bitmap plan and the counter only when
     /// `span_exact` is false.
     pub spans: Option<SpanConds>,
-    /// True when one span condition alone is given: its bitmap is exact.
+    /// True when the span inputs' bitmaps are exact: one span condition alone, or
+    /// `spanStatus=ERROR` with one other (read from its pair bitmap).
     span_exact: bool,
     pub lo_ms: i64,
     pub hi_ms: i64,
