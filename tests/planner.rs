@@ -349,14 +349,18 @@ fn explain_shows_span_inputs_and_picks_the_bitmap_plan_for_rare_ones() {
     assert_eq!(e.estimated_matches, rare, "{e}");
     let e = plan(&[("spanKind", "reranker"), ("spanStatus", "error")]);
     assert_eq!(e.plan, PlanKind::Bitmap, "{e}");
-    let rerankers = with(&|s| s.kind == tracestore::SpanKind::Reranker);
-    assert!(
-        e.inputs
-            .iter()
-            .any(|i| i.term == "spanKind=RERANKER" && i.rows == rerankers),
+    // With spanStatus=ERROR the kind reads its pair bitmap (RERANKER on an ERROR span), one
+    // exact input.
+    let failed_rerankers = with(&|s| {
+        s.kind == tracestore::SpanKind::Reranker && s.status == tracestore::Status::Error
+    });
+    assert_eq!(e.inputs.len(), 1, "{e}");
+    assert_eq!(
+        (e.inputs[0].term.as_str(), e.inputs[0].rows),
+        ("spanKind=RERANKER on an ERROR span", failed_rerankers),
         "{e}"
     );
-    assert!(e.inputs.iter().any(|i| i.term == "spanStatus=ERROR"), "{e}");
+    assert_eq!(e.estimated_matches, failed_rerankers, "{e}");
     // A condition nearly every trace meets is cheaper to scan.
     assert_eq!(plan(&[("spanName", "c")]).plan, PlanKind::Scan);
     let e = plan(&[("spanName", "CHAT")]);
