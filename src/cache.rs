@@ -39,6 +39,8 @@ struct ProjectCache {
     /// The span-name and span-model dictionaries, likewise.
     span_names: OnceLock<Arc<Vec<TermEntry>>>,
     span_models: OnceLock<Arc<Vec<TermEntry>>>,
+    /// Live rows per value bucket of each range field (duration, cost, tokens), by bucket.
+    buckets: [OnceLock<Arc<Vec<u64>>>; 3],
     terms: RwLock<HashMap<(u8, u32), u64>>,
     term_ids: RwLock<HashMap<(u8, String), Option<u32>>>,
     bitmaps: RwLock<HashMap<(u8, u32, u32), Arc<RoaringBitmap>>>,
@@ -219,6 +221,7 @@ impl Caches {
             tags: OnceLock::new(),
             span_names: OnceLock::new(),
             span_models: OnceLock::new(),
+            buckets: Default::default(),
             terms: RwLock::default(),
             term_ids: RwLock::default(),
             bitmaps: RwLock::default(),
@@ -311,6 +314,34 @@ impl<'a> ProjectView<'a> {
     /// Every distinct span model of the project, with the live rows whose traces carry it.
     pub(crate) fn span_models(&self) -> Result<Arc<Vec<TermEntry>>> {
         self.dictionary(TermKind::SpanModel, &self.cache.span_models)
+    }
+
+    /// The live row count of every value bucket of a bucket kind (`query::ranges`), indexed by
+    /// bucket number, read whole on first use: a range sums many buckets' counts.
+    pub(crate) fn bucket_counts(&self, kind: TermKind, buckets: u32) -> Result<Arc<Vec<u64>>> {
+        let slot = match kind {
+            TermKind::DurationBucket => &self.cache.buckets[0],
+            TermKind::CostBucket => &self.cache.buckets[1],
+            TermKind::TokensBucket => &self.cache.buckets[2],
+            _ => return Err(Error::corrupted("not a bucket kind")),
+        };
+        if let Some(c) = slot.get() {
+            return Ok(c.clone());
+        }
+        let mut out = vec![0u64; buckets as usize];
+        for e in self
+            .t
+            .terms()?
+            .range(kind_terms_range(self.p, kind.code()))?
+        {
+            let (key, v) = e?;
+            let b = key.value().2 as usize;
+            let n = out
+                .get_mut(b)
+                .ok_or_else(|| Error::corrupted("bucket term out of range"))?;
+            *n = decode_term(v.value())?.count;
+        }
+        Ok(slot.get_or_init(|| Arc::new(out)).clone())
     }
 
     fn dictionary(

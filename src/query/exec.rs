@@ -122,12 +122,12 @@ fn scan(
     };
     for e in rows {
         let (k, v) = e?;
-        let (h, _) = decode_trace_header(v.value())?;
+        let (h, rest) = decode_trace_header(v.value())?;
         if h.row < row_limit
             && f.matches_header(&h)
             && (!f.scan_needs_body() || {
                 let (_, start_ms, _) = decode_trace_key(k.value())?;
-                f.matches_body(start_ms, &decode_trace(v.value())?.1)
+                f.matches_body(start_ms, &decode_trace_body_ref(rest)?)
             })
             // Headers carry no span terms: the row's spans decide every span condition.
             && f

@@ -17,7 +17,7 @@ use crate::limits::{MAX_METADATA_KEY_CHARS, MAX_METADATA_VALUES_PER_KEY};
 use crate::model::{SpanKind, Status};
 use crate::query::order::{SortField, SortValue};
 use crate::query::ranges::range_input;
-use crate::schema::{Money, SpanRecord, TermKind, TraceBody, TraceHeader};
+use crate::schema::{BodyFacts, Money, SpanRecord, TermKind, TraceBody, TraceHeader};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -138,13 +138,13 @@ impl Filters {
     }
 
     /// True when the trace's `durationMs`, `totalCost` and `totalTokens` lie in the ranges.
-    pub(crate) fn in_ranges(&self, start_ms: i64, body: &TraceBody) -> bool {
+    pub(crate) fn in_ranges(&self, start_ms: i64, body: &impl BodyFacts) -> bool {
         let duration = body
-            .end_ms
+            .end_ms()
             .map(|end| u64::try_from(end.saturating_sub(start_ms)).unwrap_or(0));
         let cost_ok = match &self.cost {
             None => true,
-            Some((lo, hi)) => match body.total_cost.to_decimal() {
+            Some((lo, hi)) => match body.total_cost().to_decimal() {
                 Ok(c) => {
                     lo.is_none_or(|m| m.to_decimal().is_ok_and(|lo| c >= lo))
                         && hi.is_none_or(|m| m.to_decimal().is_ok_and(|hi| c <= hi))
@@ -156,7 +156,7 @@ impl Filters {
             .is_none_or(|(lo, hi)| duration.is_some_and(|d| (lo..=hi).contains(&d)))
             && self
                 .tokens
-                .is_none_or(|(lo, hi)| (lo..=hi).contains(&body.total_tokens))
+                .is_none_or(|(lo, hi)| (lo..=hi).contains(&body.total_tokens()))
             && cost_ok
     }
 
@@ -605,8 +605,8 @@ impl Resolved {
     }
 
     /// The body test of what the header cannot tell.
-    pub(crate) fn matches_body(&self, start_ms: i64, b: &TraceBody) -> bool {
-        metadata_holds(&self.body_metadata, &b.metadata)
+    pub(crate) fn matches_body(&self, start_ms: i64, b: &impl BodyFacts) -> bool {
+        metadata_holds(&self.body_metadata, b.metadata())
             && self
                 .ranges
                 .as_ref()

@@ -125,10 +125,11 @@ pub(crate) fn range_input(
                 && hi.is_none_or(|h| z <= u64::MAX as u128 && le(value_at(f, z), h))
         })
         .collect();
+    let counts = v.bucket_counts(kind, BUCKETS)?;
     let mut terms = Vec::new();
     let mut rows = 0u64;
     for b in &full {
-        let n = v.term_count(kind, *b)?;
+        let n = counts[*b as usize];
         if n > 0 {
             terms.push(*b);
             rows += n;
@@ -167,7 +168,7 @@ pub(crate) fn range_input(
     partial.dedup();
     if !spans.is_empty() {
         for b in partial {
-            rows += v.term_count(kind, b)?;
+            rows += counts[b as usize];
         }
     }
     Ok(Input {

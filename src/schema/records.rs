@@ -95,6 +95,78 @@ pub(crate) struct TraceBody {
     pub session_id: Option<String>,
 }
 
+/// What the filters test of a trace body, borrowed from the record: the same layout as
+/// [`TraceBody`], decoded without copying its texts (the scan tests many rows' bodies).
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)] // every field is decoded for the layout; the filters read some of them
+pub(crate) struct TraceBodyRef<'a> {
+    #[serde(borrow)]
+    pub name: &'a str,
+    #[serde(borrow)]
+    pub tags: Vec<&'a str>,
+    pub end_ms: Option<i64>,
+    pub created_ms: i64,
+    #[serde(borrow)]
+    pub metadata: &'a str,
+    pub total_cost: Money,
+    pub total_tokens: u64,
+    pub span_count: u32,
+    pub score_count: u32,
+    #[serde(borrow)]
+    pub user_id: Option<&'a str>,
+    #[serde(borrow)]
+    pub session_id: Option<&'a str>,
+}
+
+/// The fields of a body that the body-only filters (ranges, an over-cap metadata key) test.
+pub(crate) trait BodyFacts {
+    fn end_ms(&self) -> Option<i64>;
+    fn total_cost(&self) -> &Money;
+    fn total_tokens(&self) -> u64;
+    fn metadata(&self) -> &str;
+}
+
+impl BodyFacts for TraceBody {
+    fn end_ms(&self) -> Option<i64> {
+        self.end_ms
+    }
+    fn total_cost(&self) -> &Money {
+        &self.total_cost
+    }
+    fn total_tokens(&self) -> u64 {
+        self.total_tokens
+    }
+    fn metadata(&self) -> &str {
+        &self.metadata
+    }
+}
+
+impl BodyFacts for TraceBodyRef<'_> {
+    fn end_ms(&self) -> Option<i64> {
+        self.end_ms
+    }
+    fn total_cost(&self) -> &Money {
+        &self.total_cost
+    }
+    fn total_tokens(&self) -> u64 {
+        self.total_tokens
+    }
+    fn metadata(&self) -> &str {
+        self.metadata
+    }
+}
+
+/// Decodes the body after a trace header (`rest`, as `decode_trace_header` returns it)
+/// without copying its texts.
+pub(crate) fn decode_trace_body_ref(rest: &[u8]) -> Result<TraceBodyRef<'_>> {
+    let (b, tail) = postcard::take_from_bytes::<TraceBodyRef<'_>>(rest)
+        .map_err(|e| Error::corrupted(format!("trace body: {e}")))?;
+    if !tail.is_empty() {
+        return Err(Error::corrupted("trace: trailing bytes"));
+    }
+    Ok(b)
+}
+
 /// Trace record: `version u8 | postcard(TraceHeader) | postcard(TraceBody)`.
 pub(crate) fn encode_trace(h: &TraceHeader, b: &TraceBody) -> Vec<u8> {
     debug_assert!(
@@ -551,6 +623,9 @@ pub(crate) fn decode_bitmap(b: &[u8]) -> Result<roaring::RoaringBitmap> {
 #[doc(hidden)]
 pub fn fuzz_decode_any(bytes: &[u8]) {
     let _ = decode_trace(bytes);
+    if let Ok((_, rest)) = decode_trace_header(bytes) {
+        let _ = decode_trace_body_ref(rest);
+    }
     let _ = decode_id(bytes);
     let _ = decode_row(bytes);
     let _ = decode_block(bytes);
@@ -601,6 +676,23 @@ mod tests {
             session_id: None,
         };
         let bytes = encode_trace(&h, &b);
+        // The borrowed body reads the same fields from the same bytes.
+        let r = decode_trace_body_ref(decode_trace_header(&bytes).unwrap().1).unwrap();
+        assert_eq!(
+            (
+                r.name,
+                r.tags.clone(),
+                r.end_ms,
+                r.metadata,
+                r.total_tokens,
+                r.user_id
+            ),
+            ("n", vec!["x", "y"], Some(5), "{}", 10, Some("u"))
+        );
+        assert_eq!(
+            (r.total_cost, r.created_ms, r.span_count, r.session_id),
+            (b.total_cost, 9, 1, None)
+        );
         assert_eq!(decode_trace(&bytes).unwrap(), (h.clone(), b));
         assert_eq!(decode_trace_header(&bytes).unwrap().0, h);
         assert!(decode_trace(&bytes[..bytes.len() - 1]).is_err());
