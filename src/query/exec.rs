@@ -267,8 +267,9 @@ fn intersect(v: &ProjectView<'_>, plan: &Plan, chunk: u32) -> Result<RoaringBitm
     Ok(acc.unwrap_or_default())
 }
 
-/// When the cheapest input has at most this many rows, the intersection is resolved whole
-/// instead of walked block by block: a handful of row lookups beats visiting every block.
+/// Under an order other than `startTime.desc`, when the cheapest input has at most this many
+/// rows, the intersection is resolved whole instead of walking the order's index: a handful of
+/// row lookups beats testing index entries against the bitmaps.
 pub(crate) const SMALL_CANDIDATE_SET: u64 = 256;
 
 /// Resolves every candidate of a small intersection and keeps the best `need`: the bitmap plan
@@ -423,11 +424,13 @@ fn bitmap(
             hint: None,
         });
     }
+    // Newest first, the walk stops after the page's rows, so only a set no larger than the
+    // page is resolved whole (it would be resolved all the same).
     if plan
         .filters
         .inputs
         .first()
-        .is_some_and(|i| i.rows <= SMALL_CANDIDATE_SET)
+        .is_some_and(|i| i.rows <= need as u64)
     {
         let walk = Walk {
             row_limit,
