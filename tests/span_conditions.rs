@@ -249,29 +249,34 @@ fn span_terms_follow_every_write() {
     check(&store, &[("spanKind", "TOOL")], &[], &[]);
     check(&store, &[], &["c", "b"], &[("gpt-4o-mini", 2)]);
 
-    // explain() shows the span inputs with their row counts.
-    let e = store
-        .explain(
-            "p",
-            &QueryRequest::builder()
-                .span_model("gpt-4o-mini")
-                .span_kind(tracestore::SpanKind::Llm)
-                .span_status(tracestore::Status::Error)
-                .span_name("CHAT")
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+    // explain() shows the span inputs with their row counts, sorted (and the plan, for the
+    // message), for the four conditions with the given span status.
+    let inputs_with = |status: tracestore::Status| {
+        let e = store
+            .explain(
+                "p",
+                &QueryRequest::builder()
+                    .span_model("gpt-4o-mini")
+                    .span_kind(tracestore::SpanKind::Llm)
+                    .span_status(status)
+                    .span_name("CHAT")
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap();
+        let mut inputs: Vec<(String, u64)> =
+            e.inputs.iter().map(|i| (i.term.clone(), i.rows)).collect();
+        inputs.sort();
+        (inputs, e.to_string())
+    };
     // With spanStatus=ERROR, each other condition reads its pair bitmap (its term on an ERROR
     // span), and the status needs no input of its own.
-    let mut inputs: Vec<(String, u64)> =
-        e.inputs.iter().map(|i| (i.term.clone(), i.rows)).collect();
-    inputs.sort();
     let errors = store
         .query_params("p", [("spanStatus", "ERROR"), ("spanModel", "gpt-4o-mini")])
         .unwrap()
         .traces
         .len() as u64;
+    let (inputs, e) = inputs_with(tracestore::Status::Error);
     assert_eq!(
         inputs,
         vec![
@@ -284,21 +289,7 @@ fn span_terms_follow_every_write() {
         ],
         "{e}"
     );
-    let e = store
-        .explain(
-            "p",
-            &QueryRequest::builder()
-                .span_model("gpt-4o-mini")
-                .span_kind(tracestore::SpanKind::Llm)
-                .span_status(tracestore::Status::Ok)
-                .span_name("CHAT")
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-    let mut inputs: Vec<(String, u64)> =
-        e.inputs.iter().map(|i| (i.term.clone(), i.rows)).collect();
-    inputs.sort();
+    let (inputs, e) = inputs_with(tracestore::Status::Ok);
     assert_eq!(
         inputs,
         vec![

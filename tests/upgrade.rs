@@ -7,7 +7,8 @@
 //! metadata, an update, a delete, pending traces and an API key), and `format3.json` holds what
 //! that build returned for every trace. `tests/fixtures/format4.redb` and `format4.json` were
 //! written the same way by the last format-4 build (`make_format4.rs`, the same program), and
-//! `format5.redb` and `format5.json` by the last format-5 build (`make_format5.rs`).
+//! `format5.redb` and `format5.json` by the last format-5 build with the same program, its two
+//! paths renamed to `format5`.
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::{json, Value};
@@ -209,6 +210,32 @@ fn a_format_1_file_is_upgraded_through_format_2() {
     assert_eq!(format_version(&path), [6]);
 }
 
+/// A copy of `tests/fixtures/{name}.redb` (of format `version`), opened (and so upgraded) and
+/// verified, with the answers in `{name}.json`.
+fn open_fixture(name: &str, version: u8) -> (tempfile::TempDir, std::path::PathBuf, Value, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = copy_of(&format!("tests/fixtures/{name}.redb"), &dir);
+    assert_eq!(format_version(&path), [version]);
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("tests/fixtures/{name}.json")).unwrap(),
+    )
+    .unwrap();
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.verify().unwrap(), vec![]);
+    (dir, path, expected, store)
+}
+
+/// The fixture's API key still authenticates; after a close the file is of the current
+/// format and reopens verified.
+fn key_survives_and_reopens(store: Store, expected: &Value, path: &std::path::Path) {
+    let key = expected["apiKey"].as_str().unwrap();
+    assert_eq!(store.authenticate(key).unwrap(), "acme");
+    drop(store);
+    assert_eq!(format_version(path), [6]);
+    let store = Store::open(path).unwrap();
+    assert_eq!(store.verify().unwrap(), vec![]);
+}
+
 fn copy_of(fixture: &str, dir: &tempfile::TempDir) -> std::path::PathBuf {
     let path = dir.path().join("old.redb");
     std::fs::copy(fixture, &path).unwrap();
@@ -310,24 +337,12 @@ fn a_format_3_file_is_upgraded_and_its_user_session_and_metadata_indexed() {
             want_ids
         );
     }
-    let key = expected["apiKey"].as_str().unwrap();
-    assert_eq!(store.authenticate(key).unwrap(), "acme");
-    drop(store);
-    assert_eq!(format_version(&path), [6]);
-    let store = Store::open(&path).unwrap();
-    assert_eq!(store.verify().unwrap(), vec![]);
+    key_survives_and_reopens(store, &expected, &path);
 }
 
 #[test]
 fn a_format_4_file_is_upgraded_and_renders_as_before() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = copy_of("tests/fixtures/format4.redb", &dir);
-    assert_eq!(format_version(&path), [4]);
-    let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string("tests/fixtures/format4.json").unwrap())
-            .unwrap();
-    let store = Store::open(&path).unwrap();
-    assert_eq!(store.verify().unwrap(), vec![]);
+    let (_dir, path, expected, store) = open_fixture("format4", 4);
     for project in ["acme", "globex"] {
         let want = expected[project].as_array().unwrap();
         // Format 5 renders every trace exactly as format 4 did.
@@ -365,24 +380,12 @@ fn a_format_4_file_is_upgraded_and_renders_as_before() {
         }
         check_span_conditions(&store, project, want);
     }
-    let key = expected["apiKey"].as_str().unwrap();
-    assert_eq!(store.authenticate(key).unwrap(), "acme");
-    drop(store);
-    assert_eq!(format_version(&path), [6]);
-    let store = Store::open(&path).unwrap();
-    assert_eq!(store.verify().unwrap(), vec![]);
+    key_survives_and_reopens(store, &expected, &path);
 }
 
 #[test]
 fn a_format_5_file_gains_the_error_span_pairs_and_renders_as_before() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = copy_of("tests/fixtures/format5.redb", &dir);
-    assert_eq!(format_version(&path), [5]);
-    let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string("tests/fixtures/format5.json").unwrap())
-            .unwrap();
-    let store = Store::open(&path).unwrap();
-    assert_eq!(store.verify().unwrap(), vec![]);
+    let (_dir, path, expected, store) = open_fixture("format5", 5);
     for project in ["acme", "globex"] {
         let want = expected[project].as_array().unwrap();
         assert_eq!(&all_details(&store, project), want, "project {project}");
@@ -390,12 +393,7 @@ fn a_format_5_file_gains_the_error_span_pairs_and_renders_as_before() {
         // and with totals: the pair bitmaps built by the upgrade agree with the spans.
         check_span_conditions(&store, project, want);
     }
-    let key = expected["apiKey"].as_str().unwrap();
-    assert_eq!(store.authenticate(key).unwrap(), "acme");
-    drop(store);
-    assert_eq!(format_version(&path), [6]);
-    let store = Store::open(&path).unwrap();
-    assert_eq!(store.verify().unwrap(), vec![]);
+    key_survives_and_reopens(store, &expected, &path);
 }
 
 /// The documented order of two trace details (`Less`: `a` first): the key, then startTime and

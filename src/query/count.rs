@@ -107,7 +107,7 @@ pub(crate) fn count(
         && !plan.filters.needs_body()
         && plan.filters.span_check().is_none();
     let bounds = if windowed {
-        Some(v.block_bounds()?)
+        Some(plan.block_bounds(v)?)
     } else {
         None
     };

@@ -461,7 +461,7 @@ fn bitmap(
     let mut skipped_max: Option<u32> = None;
     // Block bounds come from the shared cache (full blocks never change), so a window far
     // from the newest rows costs no block-record reads and no intersections on the way to it.
-    let bounds = v.block_bounds()?;
+    let bounds = plan.block_bounds(v)?;
     let (lo_ms, hi_ms) = (plan.filters.lo_ms, plan.filters.hi_ms);
     let windowed = lo_ms != i64::MIN || hi_ms != i64::MAX;
     'ranges: for (lo_b, hi_b) in ranges {

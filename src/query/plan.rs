@@ -17,11 +17,12 @@
 use super::exec::SMALL_CANDIDATE_SET;
 use super::filter::{Filters, Resolved};
 use super::order::{Order, SortField};
-use crate::cache::ProjectView;
+use crate::cache::{BlockBounds, ProjectView};
 use crate::error::Result;
 use crate::limits::{BLOCK_ROWS, CHUNK_ROWS};
 use serde::Serialize;
 use std::fmt;
+use std::sync::OnceLock;
 
 /// Which executor runs a query.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -102,6 +103,20 @@ pub(crate) struct Plan {
     pub order: Order,
     pub explain: Explain,
     pub filters: Resolved,
+    /// The project's block bounds in the plan's snapshot, read once for the planner and the
+    /// executors (see [`Plan::block_bounds`]).
+    bounds: OnceLock<BlockBounds>,
+}
+
+impl Plan {
+    /// The block bounds of the snapshot `v` the plan was made in, read on first use.
+    pub(crate) fn block_bounds(&self, v: &ProjectView<'_>) -> Result<&BlockBounds> {
+        if let Some(b) = self.bounds.get() {
+            return Ok(b);
+        }
+        let b = v.block_bounds()?;
+        Ok(self.bounds.get_or_init(|| b))
+    }
 }
 
 // Cost units are "one row header read in a primary-table scan". The constants below were
@@ -143,16 +158,17 @@ pub(crate) fn plan(
     // bitmap walk skips the chunks outside it (block bounds are cached), so the estimates
     // count only the share of blocks the window meets.
     let (lo_ms, hi_ms) = (resolved.lo_ms, resolved.hi_ms);
+    let bounds = OnceLock::new();
     let window_blocks = match v {
         Some(v) if lo_ms != i64::MIN || hi_ms != i64::MAX => {
-            let bounds = v.block_bounds()?;
-            let meets = (0..bounds.len())
-                .filter(|b| {
-                    bounds
-                        .get(*b)
+            let b = v.block_bounds()?;
+            let meets = (0..b.len())
+                .filter(|i| {
+                    b.get(*i)
                         .is_some_and(|r| r.max_ms >= lo_ms && r.min_ms < hi_ms)
                 })
                 .count();
+            let _ = bounds.set(b);
             (meets as f64).clamp(1.0, blocks_total)
         }
         _ => blocks_total,
@@ -243,5 +259,6 @@ pub(crate) fn plan(
         order,
         explain,
         filters: resolved,
+        bounds,
     })
 }

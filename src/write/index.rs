@@ -108,23 +108,19 @@ impl Writer<'_> {
                 id
             }
         };
-        let key = (p, kind.code(), id);
-        if self.term_record(key)?.is_none() {
-            self.term_cache.insert(
-                key,
-                TermRecord {
-                    count: 0,
-                    text: text.to_string(),
-                },
-            );
-            self.dirty_terms.insert(key);
-        }
+        self.ensure_term_record(p, kind, id, text)?;
         Ok(id)
     }
 
-    /// The term record of a pair kind (`TermKind::on_error_span`), created when absent: its id
-    /// is its base term's `id`, and its text the base term's.
-    pub(super) fn pair_term(&mut self, p: u32, kind: TermKind, id: u32, text: &str) -> Result<()> {
+    /// The record of term `id` of `kind`, created (count 0, `text`) when absent. A pair kind
+    /// (`TermKind::on_error_span`) uses its base term's id and text.
+    pub(super) fn ensure_term_record(
+        &mut self,
+        p: u32,
+        kind: TermKind,
+        id: u32,
+        text: &str,
+    ) -> Result<()> {
         let key = (p, kind.code(), id);
         if self.term_record(key)?.is_none() {
             self.term_cache.insert(

@@ -74,7 +74,7 @@ impl Writer<'_> {
                     _ => None,
                 };
                 if let (Some(pair), Some(text)) = (base.on_error_span(), text) {
-                    self.pair_term(p, pair, id, text)?;
+                    self.ensure_term_record(p, pair, id, text)?;
                     out.push((pair, id));
                 }
             }

@@ -86,36 +86,31 @@ impl Stats {
             },
         );
         let count = |r: &rusqlite::Row<'_>| r.get::<_, i64>(3).unwrap() as f64;
-        each(
-            conn,
-            "SELECT project, name_id, status, count(*) FROM traces INDEXED BY traces_name \
-             GROUP BY 1, 2, 3",
-            |r| {
+        // Per (value, status) trace counts, each from its covering index.
+        type PerStatus = fn(&mut Stats) -> &mut HashMap<(i64, i64), f64>;
+        let per_status: [(&str, PerStatus); 3] = [
+            (
+                "SELECT project, name_id, status, count(*) FROM traces INDEXED BY traces_name \
+                 GROUP BY 1, 2, 3",
+                |s| &mut s.name_status,
+            ),
+            (
+                "SELECT project, tag_id, status, count(*) FROM trace_tags \
+                 INDEXED BY trace_tags_status GROUP BY 1, 2, 3",
+                |s| &mut s.tag_status,
+            ),
+            (
+                "SELECT project, model_id, status, count(*) FROM trace_models \
+                 INDEXED BY trace_models_status GROUP BY 1, 2, 3",
+                |s| &mut s.model_status,
+            ),
+        ];
+        for (sql, map) in per_status {
+            each(conn, sql, |r| {
                 let s = all.entry(r.get(0).unwrap()).or_default();
-                s.name_status
-                    .insert((r.get(1).unwrap(), r.get(2).unwrap()), count(r));
-            },
-        );
-        each(
-            conn,
-            "SELECT project, tag_id, status, count(*) FROM trace_tags \
-             INDEXED BY trace_tags_status GROUP BY 1, 2, 3",
-            |r| {
-                let s = all.entry(r.get(0).unwrap()).or_default();
-                s.tag_status
-                    .insert((r.get(1).unwrap(), r.get(2).unwrap()), count(r));
-            },
-        );
-        each(
-            conn,
-            "SELECT project, model_id, status, count(*) FROM trace_models \
-             INDEXED BY trace_models_status GROUP BY 1, 2, 3",
-            |r| {
-                let s = all.entry(r.get(0).unwrap()).or_default();
-                s.model_status
-                    .insert((r.get(1).unwrap(), r.get(2).unwrap()), count(r));
-            },
-        );
+                map(s).insert((r.get(1).unwrap(), r.get(2).unwrap()), count(r));
+            });
+        }
         each(
             conn,
             "SELECT project, model_id, status, count(*) FROM spans INDEXED BY spans_model \
