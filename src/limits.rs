@@ -106,6 +106,10 @@ pub const MAX_PENDING_RECORD_BYTES: usize = 64 * 1024;
 /// unsynced commits only grows the file and slows every write; one fsync in this many keeps a
 /// bulk load's cost flat, and also bounds what a crash can lose to the last this-many commits.
 pub const DEFERRED_COMMITS_PER_SYNC: u32 = 64;
+/// Most concurrent write requests (OTLP exports) applied in one group commit: one transaction
+/// and one fsync for all of them. Bounds the transaction a leader builds (each request holds at
+/// most `MAX_OTLP_SPANS` spans) and how long the first of them waits.
+pub const MAX_GROUP_COMMIT_JOBS: usize = 16;
 /// Traces deleted per write transaction by `delete_before`.
 pub const RETENTION_BATCH: usize = 10_000;
 

@@ -379,3 +379,69 @@ fn a_tree_read_without_payloads_leaves_them_out() {
     }
     assert_eq!(tree["spans"][0]["kind"], json!("UNKNOWN"));
 }
+
+#[test]
+fn concurrent_requests_store_what_the_same_requests_one_by_one_store() {
+    // Four clients send 12 requests each; their spans share five traces (disjoint span ids, so
+    // the stored result does not depend on arrival order). Concurrent requests share
+    // transactions (group commit); the store must equal one fed the same requests in turn.
+    let requests = |client: u64| -> Vec<Vec<S<'static>>> {
+        (0..12u64)
+            .map(|r| {
+                let mut spans: Vec<S<'static>> = (0..6u64)
+                    .map(|j| {
+                        let id = 1000 + client * 100 + r * 6 + j;
+                        llm(100 + (r + j) % 5, id, 1, r * 50 + j, (client + j) as i64, 3)
+                            .attr("tag.tags", json!([format!("c{client}")]))
+                    })
+                    .collect();
+                if client == 2 && r == 5 {
+                    spans.push(span(103, 1, 0, "agent", 0, 10_000));
+                }
+                spans
+            })
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let together = Store::open(dir.path().join("together.redb")).unwrap();
+    std::thread::scope(|sc| {
+        for client in 0..4u64 {
+            let store = &together;
+            sc.spawn(move || {
+                for spans in requests(client) {
+                    let out = store.ingest_otlp("p", &request(&spans)).unwrap();
+                    assert_eq!(out.accepted_spans as usize, spans.len());
+                }
+            });
+        }
+    });
+    let one_by_one = Store::open(dir.path().join("one-by-one.redb")).unwrap();
+    for client in 0..4u64 {
+        for spans in requests(client) {
+            send(&one_by_one, &spans);
+        }
+    }
+    assert_eq!(together.verify().unwrap(), vec![]);
+    for trace in 100..105u64 {
+        let (a, b) = (get(&together, trace), get(&one_by_one, trace));
+        let sent = (0..4u64)
+            .flat_map(requests)
+            .flatten()
+            .filter(|s| s.trace == trace)
+            .count();
+        assert_eq!(a.spans.len(), sent);
+        assert_eq!(a.spans, b.spans);
+        // Tags keep their arrival order, which differs; the set is the same.
+        let sorted = |t: &TraceDetail| {
+            let mut tags = t.trace.tags.clone();
+            tags.sort();
+            tags
+        };
+        assert_eq!(sorted(&a), sorted(&b));
+        assert_eq!(
+            (a.trace.total_tokens, a.trace.span_count, &a.trace.name, a.trace.start_time),
+            (b.trace.total_tokens, b.trace.span_count, &b.trace.name, b.trace.start_time)
+        );
+        assert_eq!((&a.input, &a.output), (&b.input, &b.output));
+    }
+}

@@ -7,6 +7,7 @@
 //! `pending` (the write buffer), `run` with `query::{plan, exec}` (the executor), `cache`, `verify`.
 
 mod export;
+mod group;
 mod ops;
 mod run;
 
@@ -48,7 +49,14 @@ pub(crate) struct RedbEngine {
     poisoned: AtomicBool,
     /// Commits since the last durable one, under `Sync::Deferred`.
     unsynced: AtomicU32,
+    /// Concurrent OTLP requests share transactions (see `group`).
+    #[cfg(feature = "otlp")]
+    otlp_group: group::Group<OtlpJob, u64>,
 }
+
+/// One OTLP request's checked traces, for a project.
+#[cfg(feature = "otlp")]
+pub(super) type OtlpJob = (String, Vec<crate::otlp::OtlpTrace>);
 
 impl std::fmt::Debug for RedbEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,6 +102,8 @@ impl RedbEngine {
             caches: Caches::default(),
             poisoned: AtomicBool::new(false),
             unsynced: AtomicU32::new(0),
+            #[cfg(feature = "otlp")]
+            otlp_group: Default::default(),
         })
     }
 
@@ -125,6 +135,8 @@ impl RedbEngine {
             caches: Caches::default(),
             poisoned: AtomicBool::new(false),
             unsynced: AtomicU32::new(0),
+            #[cfg(feature = "otlp")]
+            otlp_group: Default::default(),
         })
     }
 

@@ -63,34 +63,15 @@ impl Engine for RedbEngine {
 
     #[cfg(feature = "otlp")]
     fn ingest_otlp(&self, project: &str, traces: Vec<crate::otlp::OtlpTrace>) -> Result<u64> {
-        let now = Timestamp::now().as_millis();
-        self.write(|w| {
-            let p = w.project_id(project)?;
-            w.fold_pending(p)?;
-            let mut spans = 0u64;
-            let mut errors: Vec<FieldError> = Vec::new();
-            for (i, t) in traces.into_iter().enumerate() {
-                spans += t.spans.len() as u64;
-                let stored = w.otlp_stored(p, &t.trace_id)?;
-                let (row, stored) = match stored {
-                    Some((row, s)) => (Some(row), Some(s)),
-                    None => (None, None),
-                };
-                let v = crate::otlp::combine(stored, t, &mut |sid| match row {
-                    Some(row) => w.payload_of(p, row, sid),
-                    None => Ok(None),
-                })?;
-                w.upsert(p, v, now, &format!("traces[{i}]"), &mut errors)?;
-            }
-            if !errors.is_empty() {
-                // The combined trace is valid by construction; a refusal here is a bug.
-                return Err(Error::internal(format!(
-                    "an OTLP trace was refused: {}",
-                    Error::validation(errors)
-                )));
-            }
-            Ok(spans)
-        })
+        // Concurrent requests share one transaction and its fsync (see `group`).
+        self.otlp_group
+            .submit((project.to_string(), traces), &|jobs: Vec<super::OtlpJob>| {
+                self.write(|w| {
+                    jobs.into_iter()
+                        .map(|(project, traces)| ingest_otlp_into(w, &project, traces))
+                        .collect()
+                })
+            })
     }
 
     fn check_stored(
@@ -294,4 +275,40 @@ fn children<R>(
         ));
     }
     Ok(out)
+}
+
+/// Applies one OTLP request's traces to project `project` inside the writer's transaction: each
+/// trace is combined with what is stored of it, then upserted.
+#[cfg(feature = "otlp")]
+fn ingest_otlp_into(
+    w: &mut crate::write::Writer<'_>,
+    project: &str,
+    traces: Vec<crate::otlp::OtlpTrace>,
+) -> Result<u64> {
+    let now = Timestamp::now().as_millis();
+    let p = w.project_id(project)?;
+    w.fold_pending(p)?;
+    let mut spans = 0u64;
+    let mut errors: Vec<FieldError> = Vec::new();
+    for (i, t) in traces.into_iter().enumerate() {
+        spans += t.spans.len() as u64;
+        let stored = w.otlp_stored(p, &t.trace_id)?;
+        let (row, stored) = match stored {
+            Some((row, s)) => (Some(row), Some(s)),
+            None => (None, None),
+        };
+        let v = crate::otlp::combine(stored, t, &mut |sid| match row {
+            Some(row) => w.payload_of(p, row, sid),
+            None => Ok(None),
+        })?;
+        w.upsert(p, v, now, &format!("traces[{i}]"), &mut errors)?;
+    }
+    if !errors.is_empty() {
+        // The combined trace is valid by construction; a refusal here is a bug.
+        return Err(Error::internal(format!(
+            "an OTLP trace was refused: {}",
+            Error::validation(errors)
+        )));
+    }
+    Ok(spans)
 }
