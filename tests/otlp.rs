@@ -439,8 +439,18 @@ fn concurrent_requests_store_what_the_same_requests_one_by_one_store() {
         };
         assert_eq!(sorted(&a), sorted(&b));
         assert_eq!(
-            (a.trace.total_tokens, a.trace.span_count, &a.trace.name, a.trace.start_time),
-            (b.trace.total_tokens, b.trace.span_count, &b.trace.name, b.trace.start_time)
+            (
+                a.trace.total_tokens,
+                a.trace.span_count,
+                &a.trace.name,
+                a.trace.start_time
+            ),
+            (
+                b.trace.total_tokens,
+                b.trace.span_count,
+                &b.trace.name,
+                b.trace.start_time
+            )
         );
         assert_eq!((&a.input, &a.output), (&b.input, &b.output));
     }

@@ -456,10 +456,40 @@ pub(crate) enum Blob {
 /// (measured by the bench report's payload rows).
 const ZSTD_LEVEL: i32 = 1;
 
+thread_local! {
+    /// One zstd compression context per thread, reused: creating a context costs more than
+    /// compressing a short payload with it.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+    /// One decompression context per thread, likewise.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn compress(text: &[u8]) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
+        }
+        c.as_mut().expect("just created").compress(text)
+    })
+}
+
+fn decompress(data: &[u8], len: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new()?);
+        }
+        d.as_mut().expect("just created").decompress(data, len)
+    })
+}
+
 impl Blob {
     pub(crate) fn of(text: String) -> Blob {
         if text.len() >= crate::limits::COMPRESS_MIN_BYTES {
-            if let Ok(data) = zstd::bulk::compress(text.as_bytes(), ZSTD_LEVEL) {
+            if let Ok(data) = compress(text.as_bytes()) {
                 if data.len() < text.len() {
                     return Blob::Zstd {
                         len: text.len() as u32,
@@ -479,8 +509,8 @@ impl Blob {
                 if len > MAX_BLOB_BYTES {
                     return Err(Error::corrupted("payload: length over the limit"));
                 }
-                let bytes = zstd::bulk::decompress(data, len)
-                    .map_err(|e| Error::corrupted(format!("payload: {e}")))?;
+                let bytes =
+                    decompress(data, len).map_err(|e| Error::corrupted(format!("payload: {e}")))?;
                 if bytes.len() != len {
                     return Err(Error::corrupted("payload: length mismatch"));
                 }

@@ -115,11 +115,7 @@ struct Leading<'g, J, T> {
 
 impl<J, T> Drop for Leading<'_, J, T> {
     fn drop(&mut self) {
-        let mut st = self
-            .group
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut st = self.group.state.lock().unwrap_or_else(|e| e.into_inner());
         let mut answers = std::mem::take(&mut self.answers).into_iter();
         for t in self.tickets.drain(..) {
             let a = answers
@@ -201,7 +197,9 @@ mod tests {
 
     #[test]
     fn every_caller_gets_its_own_answer_and_writes_are_shared() {
-        let jobs: Vec<Vec<u32>> = (0..8).map(|t| (0..20).map(|i| 100 + t * 20 + i).collect()).collect();
+        let jobs: Vec<Vec<u32>> = (0..8)
+            .map(|t| (0..20).map(|i| 100 + t * 20 + i).collect())
+            .collect();
         let (fake, answers) = run(jobs.clone());
         for (mine, got) in jobs.iter().zip(&answers) {
             let got: Vec<u32> = got.iter().map(|a| *a.as_ref().unwrap()).collect();
@@ -215,13 +213,26 @@ mod tests {
             assert_eq!(&order, mine);
         }
         let tx = fake.transactions.load(Ordering::SeqCst);
-        assert!(tx < 160, "8 concurrent callers shared transactions ({tx} for 160 jobs)");
+        assert!(
+            tx < 160,
+            "8 concurrent callers shared transactions ({tx} for 160 jobs)"
+        );
     }
 
     #[test]
     fn a_refused_job_fails_alone() {
         let jobs: Vec<Vec<u32>> = (0..6)
-            .map(|t| (0..10).map(|i| if t == 2 && i % 3 == 0 { 13 } else { 200 + t * 10 + i }).collect())
+            .map(|t| {
+                (0..10)
+                    .map(|i| {
+                        if t == 2 && i % 3 == 0 {
+                            13
+                        } else {
+                            200 + t * 10 + i
+                        }
+                    })
+                    .collect()
+            })
             .collect();
         let (fake, answers) = run(jobs.clone());
         let log = fake.log.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -243,7 +254,17 @@ mod tests {
     #[test]
     fn a_panicking_job_releases_the_queue() {
         let jobs: Vec<Vec<u32>> = (0..4)
-            .map(|t| (0..10).map(|i| if t == 1 && i == 4 { 99 } else { 300 + t * 10 + i }).collect())
+            .map(|t| {
+                (0..10)
+                    .map(|i| {
+                        if t == 1 && i == 4 {
+                            99
+                        } else {
+                            300 + t * 10 + i
+                        }
+                    })
+                    .collect()
+            })
             .collect();
         let (fake, answers) = run(jobs.clone());
         // Nobody hangs; the panicking caller and those grouped with it get errors, and every

@@ -65,7 +65,9 @@ impl Engine for RedbEngine {
     fn ingest_otlp(&self, project: &str, traces: Vec<crate::otlp::OtlpTrace>) -> Result<u64> {
         // Concurrent requests share one transaction and its fsync (see `group`).
         self.otlp_group
-            .submit((project.to_string(), traces), &|jobs: Vec<super::OtlpJob>| {
+            .submit((project.to_string(), traces), &|jobs: Vec<
+                super::OtlpJob,
+            >| {
                 self.write(|w| {
                     jobs.into_iter()
                         .map(|(project, traces)| ingest_otlp_into(w, &project, traces))
