@@ -9,9 +9,9 @@ use crate::model::Status;
 use crate::query::filter::{meta_text, metadata_pairs};
 use crate::schema::*;
 use crate::write::merge::Merged;
+use foldhash::{HashMap, HashMapExt, HashSet};
 use redb::ReadableTable;
 use roaring::RoaringBitmap;
-use std::collections::{HashMap, HashSet};
 
 /// A trace's index terms: what its row contributes to the bitmaps.
 pub(super) struct Terms {
@@ -87,11 +87,9 @@ impl Writer<'_> {
                 .ok_or_else(|| Error::corrupted("span kind term"))?
                 .code() as u32,
             _ => {
-                // Load the state (which may fold pending traces, creating terms) before the
-                // lookup, so that a term is never created twice under one text.
-                self.state(p)?;
-                if let Some(v) = self.t.term_ids.get((p, kind.code(), text))? {
-                    return decode_u32(v.value());
+                if let Some(id) = self.known_term_id(p, kind, text)? {
+                    // Known terms have their record (created with the id, or stored).
+                    return Ok(id);
                 }
                 let st = self.state(p)?;
                 let counter = match kind {
@@ -105,11 +103,40 @@ impl Writer<'_> {
                 self.t
                     .term_ids
                     .insert((p, kind.code(), text), encode_u32(id).as_slice())?;
+                self.term_ids
+                    .entry((p, kind.code()))
+                    .or_default()
+                    .insert(text.into(), id);
                 id
             }
         };
         self.ensure_term_record(p, kind, id, text)?;
         Ok(id)
+    }
+
+    /// The id of a text term (a kind with a `term_ids` entry), if the text has one: from the
+    /// transaction's cache, else from the table (then cached, with its record ensured). Loads
+    /// the project state first (which may fold pending traces, creating terms), so that a term
+    /// is never created twice under one text.
+    fn known_term_id(&mut self, p: u32, kind: TermKind, text: &str) -> Result<Option<u32>> {
+        if let Some(id) = self
+            .term_ids
+            .get(&(p, kind.code()))
+            .and_then(|m| m.get(text))
+        {
+            return Ok(Some(*id));
+        }
+        self.state(p)?;
+        let id = match self.t.term_ids.get((p, kind.code(), text))? {
+            Some(v) => decode_u32(v.value())?,
+            None => return Ok(None),
+        };
+        self.ensure_term_record(p, kind, id, text)?;
+        self.term_ids
+            .entry((p, kind.code()))
+            .or_default()
+            .insert(text.into(), id);
+        Ok(Some(id))
     }
 
     /// The record of term `id` of `kind`, created (count 0, `text`) when absent. A pair kind
@@ -314,13 +341,8 @@ impl Writer<'_> {
     /// stays unindexed: a query on that key then tests the stored metadata itself.
     fn meta_term(&mut self, p: u32, key: &str, value: &str) -> Result<Option<u32>> {
         let text = meta_text(key, value);
-        if self
-            .t
-            .term_ids
-            .get((p, TermKind::Meta.code(), text.as_str()))?
-            .is_some()
-        {
-            return self.term_id(p, TermKind::Meta, &text).map(Some);
+        if let Some(id) = self.known_term_id(p, TermKind::Meta, &text)? {
+            return Ok(Some(id));
         }
         let key_id = self.term_id(p, TermKind::MetaKey, key)?;
         let k = (p, TermKind::MetaKey.code(), key_id);

@@ -10,7 +10,8 @@
 //!
 //! Bitmaps, term counts, block bounds and project states are loaded once per transaction,
 //! changed in memory and written back by `flush`, so a batch of 1000 traces rewrites each touched
-//! bitmap partition once.
+//! bitmap partition once. The id of each term text looked up or created is kept too, so a text
+//! met again in the transaction (a model, a tool name, a tag) costs one hash lookup.
 
 mod aggregate;
 mod index;
@@ -26,11 +27,11 @@ use crate::error::{Error, FieldError, Result};
 use crate::model::Status;
 use crate::schema::*;
 use crate::validate::ValidTrace;
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use index::Terms;
 use redb::{CursorError, ReadableTable, Table, WriteTransaction};
 use roaring::RoaringBitmap;
 use sort_keys::SortPlace;
-use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 
 type BitmapKey = (u32, u8, u32, u32);
@@ -45,6 +46,8 @@ pub(crate) struct Writer<'t> {
     dirty_bitmaps: HashSet<BitmapKey>,
     term_cache: HashMap<TermKey, TermRecord>,
     dirty_terms: HashSet<TermKey>,
+    /// The ids of the texts this transaction looked up or created, per (project, kind code).
+    term_ids: HashMap<(u32, u8), HashMap<Box<str>, u32>>,
     block_cache: HashMap<(u32, u32), Option<BlockRecord>>,
     dirty_blocks: HashSet<(u32, u32)>,
     /// The spans and payloads of rows created in this transaction, not yet in their tables
@@ -78,6 +81,7 @@ impl<'t> Writer<'t> {
             dirty_bitmaps: HashSet::new(),
             term_cache: HashMap::new(),
             dirty_terms: HashSet::new(),
+            term_ids: HashMap::new(),
             block_cache: HashMap::new(),
             dirty_blocks: HashSet::new(),
             new_children: NewChildren::default(),

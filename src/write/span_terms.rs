@@ -16,19 +16,18 @@ use super::Writer;
 use crate::error::{Error, Result};
 use crate::model::{SpanKind, Status};
 use crate::schema::*;
+use foldhash::{HashMap, HashSet};
 use redb::ReadableTable;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 /// Per (kind code, term): how many spans of the row carry it (entries are at least 1).
 type RowTerms = BTreeMap<(u8, u32), u32>;
 
-/// The span-term records of the rows a transaction touched, and the span-name and model
-/// ids it looked up.
+/// The span-term records of the rows a transaction touched.
 #[derive(Default)]
 pub(super) struct SpanTermsCache {
     rows: HashMap<(u32, u32), RowTerms>,
     dirty: HashSet<(u32, u32)>,
-    ids: HashMap<(u32, u8, String), u32>,
 }
 
 impl Writer<'_> {
@@ -41,16 +40,7 @@ impl Writer<'_> {
             (TermKind::SpanModel, &s.model),
         ] {
             if let Some(text) = text {
-                let key = (p, kind.code(), text.clone());
-                let id = match self.span_terms.ids.get(&key) {
-                    Some(id) => *id,
-                    None => {
-                        let id = self.term_id(p, kind, text)?;
-                        self.span_terms.ids.insert(key, id);
-                        id
-                    }
-                };
-                out.push((kind, id));
+                out.push((kind, self.term_id(p, kind, text)?));
             }
         }
         let kind = SpanKind::from_code(s.kind).ok_or_else(|| Error::corrupted("span kind"))?;
