@@ -124,8 +124,9 @@ pub use load::{
 pub use measure::{file_allocated, file_len, measure, median, redb_table_stats};
 #[allow(unused_imports)]
 pub use otlp::{
-    check_stored, encode, fresh_store, ingest_json_bodies, ingest_otlp_bodies, json_bodies,
-    otlp_requests, synth_traces, IngestRun, SynthTrace, Wire, OTLP_BATCH_SPANS,
+    check_stored, encode, fresh_store, ingest_json_bodies, ingest_otlp_bodies,
+    ingest_otlp_concurrent, json_bodies, otlp_requests, synth_traces, IngestRun, SynthTrace, Wire,
+    OTLP_BATCH_SPANS, OTLP_CLIENTS,
 };
 #[allow(unused_imports)]
 pub use payload::{

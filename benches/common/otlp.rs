@@ -24,11 +24,15 @@ use prost::Message;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tracestore::{OtlpEncoding, OtlpRequest, Store, Timestamp};
 
 /// Spans per request: the OpenTelemetry SDK batch span processor's default export batch.
 pub const OTLP_BATCH_SPANS: usize = 512;
+
+/// Concurrent exporters in the report's concurrent OTLP row.
+pub const OTLP_CLIENTS: usize = 8;
 
 /// 2026-03-01T00:00:00Z in nanoseconds: where the synthetic traces start.
 const BASE_NS: u64 = 1_772_323_200_000_000_000;
@@ -485,6 +489,37 @@ pub fn ingest_otlp_bodies(store: &Store, bodies: &[Vec<u8>], wire: Wire) -> Inge
         secs: took.as_secs_f64(),
         requests: bodies.len(),
         body_bytes: bytes,
+    }
+}
+
+/// Ingests every protobuf body as `clients` concurrent exporters would (a server that many
+/// instrumented processes export to): each client thread takes the next body, decodes it and
+/// calls `ingest_otlp`, durable. Timed on the wall clock from the start to the last answer;
+/// concurrent requests share commits (group commit), which one client never does.
+pub fn ingest_otlp_concurrent(store: &Store, bodies: &[Vec<u8>], clients: usize) -> IngestRun {
+    let next = AtomicUsize::new(0);
+    let spans = AtomicU64::new(0);
+    let rejected = AtomicU64::new(0);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..clients {
+            s.spawn(|| {
+                while let Some(body) = bodies.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let request =
+                        OtlpRequest::decode(body, OtlpEncoding::Protobuf).expect("decode OTLP");
+                    let outcome = store.ingest_otlp(PROJECT, &request).expect("ingest_otlp");
+                    spans.fetch_add(outcome.accepted_spans, Ordering::Relaxed);
+                    rejected.fetch_add(outcome.rejected_spans, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    IngestRun {
+        spans: spans.into_inner(),
+        rejected: rejected.into_inner(),
+        secs: t.elapsed().as_secs_f64(),
+        requests: bodies.len(),
+        body_bytes: bodies.iter().map(|b| b.len() as u64).sum(),
     }
 }
 
