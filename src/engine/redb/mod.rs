@@ -7,6 +7,7 @@
 //! `pending` (the write buffer), `run` with `query::{plan, exec}` (the executor), `cache`, `verify`.
 
 mod export;
+#[cfg(feature = "otlp")]
 mod group;
 mod ops;
 mod run;
