@@ -103,10 +103,7 @@ impl Writer<'_> {
                 self.t
                     .term_ids
                     .insert((p, kind.code(), text), encode_u32(id).as_slice())?;
-                self.term_ids
-                    .entry((p, kind.code()))
-                    .or_default()
-                    .insert(text.into(), id);
+                self.remember_term_id(p, kind, text, id);
                 id
             }
         };
@@ -132,11 +129,16 @@ impl Writer<'_> {
             None => return Ok(None),
         };
         self.ensure_term_record(p, kind, id, text)?;
+        self.remember_term_id(p, kind, text, id);
+        Ok(Some(id))
+    }
+
+    /// Keeps a text's term id for the rest of the transaction (ids are never reused or renamed).
+    fn remember_term_id(&mut self, p: u32, kind: TermKind, text: &str, id: u32) {
         self.term_ids
             .entry((p, kind.code()))
             .or_default()
             .insert(text.into(), id);
-        Ok(Some(id))
     }
 
     /// The record of term `id` of `kind`, created (count 0, `text`) when absent. A pair kind

@@ -219,21 +219,25 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_refused_job_fails_alone() {
-        let jobs: Vec<Vec<u32>> = (0..6)
+    /// `threads` lists of 10 distinct jobs from `base` (`base + 10 t + i`), except where
+    /// `special(t, i)` names a job of its own.
+    fn job_lists(
+        threads: u32,
+        base: u32,
+        special: impl Fn(u32, u32) -> Option<u32>,
+    ) -> Vec<Vec<u32>> {
+        (0..threads)
             .map(|t| {
                 (0..10)
-                    .map(|i| {
-                        if t == 2 && i % 3 == 0 {
-                            13
-                        } else {
-                            200 + t * 10 + i
-                        }
-                    })
+                    .map(|i| special(t, i).unwrap_or(base + t * 10 + i))
                     .collect()
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_refused_job_fails_alone() {
+        let jobs = job_lists(6, 200, |t, i| (t == 2 && i % 3 == 0).then_some(13));
         let (fake, answers) = run(jobs.clone());
         let log = fake.log.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for (mine, got) in jobs.iter().zip(&answers) {
@@ -253,19 +257,7 @@ mod tests {
 
     #[test]
     fn a_panicking_job_releases_the_queue() {
-        let jobs: Vec<Vec<u32>> = (0..4)
-            .map(|t| {
-                (0..10)
-                    .map(|i| {
-                        if t == 1 && i == 4 {
-                            99
-                        } else {
-                            300 + t * 10 + i
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
+        let jobs = job_lists(4, 300, |t, i| (t == 1 && i == 4).then_some(99));
         let (fake, answers) = run(jobs.clone());
         // Nobody hangs; the panicking caller and those grouped with it get errors, and every
         // job that got Ok is stored exactly once.
