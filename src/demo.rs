@@ -331,6 +331,27 @@ impl Iterator for Generator {
     }
 }
 
+/// What the demo generator leaves out, filled in deterministically from what it generated (no
+/// extra randomness, so the traces are otherwise exactly the generator's): the trace's `userId`
+/// is its `metadata.userId` string, and an ERROR trace's last span failed (`status` ERROR, as
+/// tracestore stores a span status given on ingest; the other spans keep the default OK).
+/// The benchmarks apply it to every trace before it goes into either engine.
+pub fn enrich(t: &mut TraceInput) {
+    if let Some(u) = t
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("userId"))
+        .and_then(|v| v.as_str())
+    {
+        t.user_id = Some(u.to_string());
+    }
+    if t.status == Some(Status::Error) {
+        if let Some(last) = t.spans.last_mut() {
+            last.status = Some(Status::Error);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,8 +6,9 @@ use super::sqlite::{Sqlite, Sync};
 use super::{BATCH, PROJECT};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+pub use tracestore::demo::enrich;
 use tracestore::demo::{DemoConfig, Generator};
-use tracestore::{Durability, Status, Store, TraceInput};
+use tracestore::{Durability, Store, TraceInput};
 
 /// Data size from `TRACESTORE_BENCH_TRACES`, else `default`.
 pub fn traces_from_env(default: usize) -> usize {
@@ -22,27 +23,6 @@ pub fn demo_config(n: usize) -> DemoConfig {
     DemoConfig {
         traces: n,
         ..Default::default()
-    }
-}
-
-/// What the demo generator leaves out, filled in deterministically from what it generated (no
-/// extra randomness, so the traces are otherwise exactly the generator's): the trace's `userId`
-/// is its `metadata.userId` string, and an ERROR trace's last span failed (`status` ERROR, as
-/// tracestore stores a span status given on ingest; the other spans keep the default OK).
-/// Applied to every trace before it goes into either engine.
-pub fn enrich(t: &mut TraceInput) {
-    if let Some(u) = t
-        .metadata
-        .as_ref()
-        .and_then(|m| m.get("userId"))
-        .and_then(|v| v.as_str())
-    {
-        t.user_id = Some(u.to_string());
-    }
-    if t.status == Some(Status::Error) {
-        if let Some(last) = t.spans.last_mut() {
-            last.status = Some(Status::Error);
-        }
     }
 }
 

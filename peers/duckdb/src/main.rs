@@ -35,10 +35,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracestore::demo::{DemoConfig, Generator, RARE_NAME, TAGS};
-use tracestore::{
-    Durability, ExportRequest, Page, QueryRequest, Status, Store, Timestamp, TraceInput,
-};
+use tracestore::demo::{enrich, DemoConfig, Generator, RARE_NAME, TAGS};
+use tracestore::{Durability, ExportRequest, Page, QueryRequest, Status, Store, Timestamp};
 
 /// The queried project (the generator's busiest, about 90% of the traces).
 const PROJECT: &str = "demo";
@@ -84,24 +82,6 @@ fn number(flag: &str, v: Option<String>) -> usize {
 fn usage(bad: &str) -> ! {
     eprintln!("bad argument {bad}; usage: [--traces N] [--runs N] [--json PATH]");
     std::process::exit(2)
-}
-
-/// What the bench report's load adds to the generator's traces (its `enrich`): the user id
-/// from `metadata.userId`, and an ERROR trace's last span failed.
-fn enrich(t: &mut TraceInput) {
-    if let Some(u) = t
-        .metadata
-        .as_ref()
-        .and_then(|m| m.get("userId"))
-        .and_then(|v| v.as_str())
-    {
-        t.user_id = Some(u.to_string());
-    }
-    if t.status == Some(Status::Error) {
-        if let Some(last) = t.spans.last_mut() {
-            last.status = Some(Status::Error);
-        }
-    }
 }
 
 /// Bytes allocated on disk for `path` (blocks, not the apparent length).
