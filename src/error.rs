@@ -30,12 +30,16 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// A write to a store opened read-only.
     ReadOnly,
+    /// The storage engine's server (ClickHouse) cannot be reached, or the connection to it
+    /// failed or timed out: the operation may not have completed (an ingest may be
+    /// half-written) and is safe to retry. HTTP 503 with `Retry-After`.
+    Unavailable,
 }
 
 impl ErrorCode {
     /// The wire form: `VALIDATION_ERROR`, `UNAUTHORIZED`, `NOT_FOUND`, `PAYLOAD_TOO_LARGE`,
     /// `RATE_LIMITED`, `INTERNAL_ERROR`, `FORBIDDEN`, `METHOD_NOT_ALLOWED`, `REQUEST_TIMEOUT`,
-    /// `UNSUPPORTED_MEDIA_TYPE` or `READ_ONLY`.
+    /// `UNSUPPORTED_MEDIA_TYPE`, `READ_ONLY` or `UNAVAILABLE`.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::Validation => "VALIDATION_ERROR",
@@ -49,6 +53,7 @@ impl ErrorCode {
             ErrorCode::RequestTimeout => "REQUEST_TIMEOUT",
             ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ErrorCode::ReadOnly => "READ_ONLY",
+            ErrorCode::Unavailable => "UNAVAILABLE",
         }
     }
 }
@@ -212,6 +217,11 @@ impl Error {
             ErrorCode::ReadOnly,
             "the store is open read-only; open it read-write to change it",
         )
+    }
+    /// The engine's server could not be reached; `message` is safe to show a client.
+    #[cfg(feature = "clickhouse")]
+    pub(crate) fn unavailable(message: impl Into<String>) -> Self {
+        Self::refused(ErrorCode::Unavailable, message)
     }
     fn refused(code: ErrorCode, message: impl Into<String>) -> Self {
         Error {

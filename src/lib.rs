@@ -67,6 +67,14 @@ mod verify;
 mod write;
 
 pub use api_keys::{ApiKeyInfo, NewApiKey, Principal, MAX_API_KEY_BYTES};
+#[cfg(feature = "clickhouse")]
+pub use engine::clickhouse::{ClickHouseConfig, MigrateProgress};
+/// The ClickHouse engine's SQL, for checking it on other ClickHouse versions. Not a stable API.
+#[cfg(feature = "clickhouse")]
+#[doc(hidden)]
+pub mod clickhouse_sql {
+    pub use crate::engine::clickhouse::{query_sql, schema_sql};
+}
 pub use engine::TableUsage;
 pub use error::{Error, ErrorCode, FieldError, Result};
 pub use export::{export_params, ExportFormat, ExportRequest, ExportWriter, CSV_COLUMNS};

@@ -144,6 +144,18 @@ impl StoreBuilder {
         let db = self.redb_builder().create_with_backend(backend)?;
         self.engine(db)
     }
+    /// A store served from ClickHouse (feature `clickhouse`): the engine creates its database
+    /// and tables on first start, or migrates them, and every operation goes to the server.
+    /// Fails with `UNAVAILABLE` when the server cannot be reached. The guarantees that differ
+    /// from the embedded engine are in the user docs ("The ClickHouse engine").
+    #[cfg(feature = "clickhouse")]
+    pub fn open_clickhouse(
+        self,
+        config: &crate::engine::clickhouse::ClickHouseConfig,
+    ) -> Result<Store> {
+        let engine = crate::engine::clickhouse::ClickHouseEngine::open(config)?;
+        Ok(Store::over(Box::new(engine)))
+    }
     fn engine(&self, db: redb::Database) -> Result<Store> {
         let sync = match self.durability {
             Durability::Immediate => Sync::Immediate,
@@ -313,6 +325,29 @@ impl Store {
         self.engine
             .get_trace(project, id, payloads)?
             .ok_or_else(Error::not_found)
+    }
+
+    /// The names of the projects that hold (or held) traces, sorted.
+    pub fn projects(&self) -> Result<Vec<String>> {
+        self.engine.projects()
+    }
+
+    /// Copies every trace of this store into ClickHouse (feature `clickhouse`), project by
+    /// project, in batches, each trace whole (payloads, scores and `createdAt` as stored; a
+    /// trace already there is replaced). A checkpoint in the target after each batch makes an
+    /// interrupted copy resume where it stopped; `restart` copies everything again. `progress`
+    /// is called after each batch. Returns the traces this run copied. Copy a store that no
+    /// server is writing: a trace changed after it was copied is not copied again by a resumed
+    /// run.
+    #[cfg(feature = "clickhouse")]
+    pub fn migrate_to_clickhouse(
+        &self,
+        config: &crate::engine::clickhouse::ClickHouseConfig,
+        restart: bool,
+        mut progress: impl FnMut(&crate::engine::clickhouse::MigrateProgress),
+    ) -> Result<u64> {
+        let target = crate::engine::clickhouse::ClickHouseEngine::open(config)?;
+        crate::engine::clickhouse::copy::copy(self.engine(), &target, restart, &mut progress)
     }
 
     /// Runs a list query: one page, newest first, with a cursor to the next page.

@@ -18,6 +18,10 @@ pub struct Violation {
 }
 
 impl Violation {
+    #[cfg(feature = "clickhouse")]
+    pub(crate) fn new(message: String) -> Self {
+        Violation { message }
+    }
     /// What is wrong, naming the project, trace or index entry.
     pub fn message(&self) -> &str {
         &self.message

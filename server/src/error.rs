@@ -107,6 +107,9 @@ impl ApiError {
     }
 }
 
+/// `Retry-After` of a 503 `UNAVAILABLE` (the ClickHouse server cannot be reached), in seconds.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
+
 /// The HTTP status of a library error code. [`ErrorCode`] is `#[non_exhaustive]`, so a code
 /// added to the library later answers 500 until it is given a status here.
 pub fn status_for(code: ErrorCode) -> StatusCode {
@@ -123,6 +126,7 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         // A write to a read-only store is the server's own misconfiguration, never the client's.
         ErrorCode::ReadOnly => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -194,6 +198,13 @@ impl IntoResponse for ApiError {
                 res.headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
+            // The engine's server is down or unreachable: the client may retry.
+            ErrorCode::Unavailable => {
+                res.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS),
+                );
+            }
             _ => {}
         }
         res
@@ -251,6 +262,7 @@ mod tests {
                 415,
             ),
             (ErrorCode::ReadOnly, "READ_ONLY", 500),
+            (ErrorCode::Unavailable, "UNAVAILABLE", 503),
         ];
         for (code, wire, status) in cases {
             assert_eq!(code.as_str(), wire);

@@ -111,6 +111,9 @@ impl Failure {
             tracing::error!(error = %e, "storage error during an OTLP export");
             return Failure::unavailable("storage unavailable; retry later");
         }
+        if e.code() == ErrorCode::Unavailable {
+            return Failure::unavailable(e.public_message());
+        }
         let mut message = e.public_message();
         for d in e.details() {
             message.push_str(&format!("; {}: {}", d.field(), d.message()));

@@ -7,6 +7,8 @@
 //! resume state of a cursor it issued itself (opaque to the facade). What a second engine must
 //! implement is listed in ARCHITECTURE.md, "What an engine implements".
 
+#[cfg(feature = "clickhouse")]
+pub(crate) mod clickhouse;
 pub(crate) mod redb;
 
 use crate::error::Result;
@@ -46,8 +48,23 @@ pub(crate) struct EnginePage {
     pub facets: Option<Facets>,
 }
 
-/// What a storage engine provides. Every method is one atomic operation of the engine: a write
-/// commits whole or not at all, and a read answers from one consistent snapshot.
+/// Everything stored of one trace, as records: what a copy between engines moves, byte for byte
+/// (payload blobs stay compressed, `createdAt` and the OTLP first attributes are kept).
+#[derive(Clone, Debug)]
+pub(crate) struct WholeTrace {
+    pub start_ms: i64,
+    pub status: u8,
+    pub body: crate::schema::TraceBody,
+    pub spans: Vec<(String, crate::schema::SpanRecord)>,
+    pub scores: Vec<(String, crate::schema::ScoreRecord)>,
+    /// The trace's own under the empty id, and its spans' under theirs.
+    pub payloads: Vec<(String, crate::schema::PayloadRecord)>,
+}
+
+/// What a storage engine provides. On the embedded engine every method is one atomic operation:
+/// a write commits whole or not at all, and a read answers from one consistent snapshot. The
+/// ClickHouse engine, which has no transactions across tables, documents what it guarantees
+/// instead (docs/clickhouse.md, "Guarantees that differ from the embedded engine").
 pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
     /// A short stable name, bound into every cursor (its associated data) so that a cursor of one engine is
     /// refused by another.
@@ -86,6 +103,12 @@ pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
     ) -> Result<u64>;
     /// One trace with its spans (by startTime, then id) and scores (by id).
     fn get_trace(&self, project: &str, id: &str, payloads: bool) -> Result<Option<TraceDetail>>;
+    /// Everything stored of one trace (a trace of the write buffer included): what a copy
+    /// into ClickHouse reads.
+    #[cfg(feature = "clickhouse")]
+    fn whole_trace(&self, project: &str, id: &str) -> Result<Option<WholeTrace>>;
+    /// The names of the projects that hold (or held) traces, sorted.
+    fn projects(&self) -> Result<Vec<String>>;
 
     /// One page of a list query, strictly after `resume` when given. `force` makes an engine
     /// that plans use that plan (for tests and benchmarks); others ignore it.

@@ -73,6 +73,12 @@ pub(crate) fn execute(
     let keyed = plan.order.field() != super::order::SortField::StartTime;
     let hits = match plan.kind {
         PlanKind::Empty => Vec::new(),
+        // The planner never chooses it (a forced `Sql` falls back to the chosen plan).
+        PlanKind::Sql => {
+            return Err(crate::error::Error::internal(
+                "the embedded engine has no SQL plan",
+            ))
+        }
         PlanKind::Scan if keyed => super::sorted::walk(v, walk, plan, after, need, true)?,
         PlanKind::Sorted => super::sorted::walk(v, walk, plan, after, need, false)?,
         PlanKind::Scan => scan(v.t, v.p, row_limit, plan, after, need)?,

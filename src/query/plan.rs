@@ -36,6 +36,8 @@ pub enum PlanKind {
     Bitmap,
     /// Walk a keyed order's sort index and test each entry against the candidate bitmaps.
     Sorted,
+    /// SQL run by the database server (the ClickHouse engine); `Explain::sql` shows it.
+    Sql,
 }
 
 /// One index input of a plan, with its live row count.
@@ -74,6 +76,27 @@ pub struct Explain {
     pub bitmap_cost: f64,
     /// Index inputs, cheapest first, in the order the bitmap plan intersects them.
     pub inputs: Vec<ExplainInput>,
+    /// The page's SQL with `?` where each bound value goes (the `Sql` plan only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
+}
+
+impl Explain {
+    /// The explanation of an engine that runs SQL: the exact match count instead of an estimate.
+    #[cfg(feature = "clickhouse")]
+    pub(crate) fn sql(order: &'static str, live: u64, matches: u64, sql: String) -> Explain {
+        Explain {
+            plan: PlanKind::Sql,
+            forced: false,
+            order,
+            live_rows: live,
+            estimated_matches: matches,
+            scan_cost: 0.0,
+            bitmap_cost: 0.0,
+            inputs: Vec::new(),
+            sql: Some(sql),
+        }
+    }
 }
 
 impl fmt::Display for Explain {
@@ -253,6 +276,7 @@ pub(crate) fn plan(
                 rows: i.rows,
             })
             .collect(),
+        sql: None,
     };
     Ok(Plan {
         kind,

@@ -95,6 +95,17 @@ pub(crate) struct TraceBody {
     pub session_id: Option<String>,
 }
 
+/// A trace body alone as a record (`version u8 | postcard`): what an engine without the
+/// embedded header (the ClickHouse engine) stores of a trace's list fields.
+#[cfg(feature = "clickhouse")]
+pub(crate) fn encode_trace_body(b: &TraceBody) -> Vec<u8> {
+    encode(b)
+}
+#[cfg(feature = "clickhouse")]
+pub(crate) fn decode_trace_body(bytes: &[u8]) -> Result<TraceBody> {
+    decode(bytes, "trace body record")
+}
+
 /// What the filters test of a trace body, borrowed from the record: the same layout as
 /// [`TraceBody`], decoded without copying its texts (the scan tests many rows' bodies).
 #[derive(Debug, Deserialize)]

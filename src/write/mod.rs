@@ -13,9 +13,9 @@
 //! bitmap partition once. The id of each term text looked up or created is kept too, so a text
 //! met again in the transaction (a model, a tool name, a tag) costs one hash lookup.
 
-mod aggregate;
+pub(crate) mod aggregate;
 mod index;
-mod merge;
+pub(crate) mod merge;
 mod sort_keys;
 mod span_terms;
 
@@ -606,7 +606,7 @@ impl<'t> Writer<'t> {
 
 /// A trace payload patch applied to the stored record: each field given replaces the stored
 /// one (a JSON `null` clears it).
-fn apply_payload_patch(rec: &mut PayloadRecord, patch: &PayloadRecord) {
+pub(crate) fn apply_payload_patch(rec: &mut PayloadRecord, patch: &PayloadRecord) {
     let set = |field: &mut Option<Blob>, new: &Option<Blob>| {
         if let Some(b) = new {
             *field = match b {
@@ -667,7 +667,7 @@ fn take_prefix(
 }
 
 /// Item-relative field errors under the item's path.
-fn prefixed(path: &str, es: Vec<FieldError>) -> Vec<FieldError> {
+pub(crate) fn prefixed(path: &str, es: Vec<FieldError>) -> Vec<FieldError> {
     es.into_iter()
         .map(|e| FieldError::new(format!("{path}.{}", e.field()), e.message()))
         .collect()

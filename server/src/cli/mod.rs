@@ -4,6 +4,7 @@
 mod export;
 mod import;
 mod keys;
+mod migrate;
 mod query;
 mod remote;
 mod retention;
@@ -52,6 +53,9 @@ enum Command {
     /// Delete a project's traces that started before an instant, in a database file or on a
     /// running server.
     Retention(retention::RetentionArgs),
+    /// Copy every trace of the database file into ClickHouse, resumably, for
+    /// `serve --engine clickhouse`.
+    Migrate(migrate::MigrateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +156,38 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Export(args) => export::run(db.path(), args),
         Command::Show(args) => show::run(db.path(), args),
         Command::Retention(args) => retention::run(&db, args),
+        Command::Migrate(args) => migrate::run(db.path(), args),
+    }
+}
+
+/// Where in ClickHouse: the flags `serve --engine clickhouse` and `migrate --to-clickhouse`
+/// share (each command has its own URL flag).
+#[derive(Debug, clap::Args)]
+pub(crate) struct ClickHouseArgs {
+    /// The ClickHouse database the engine creates its tables in.
+    #[arg(long, value_name = "NAME", default_value = "tracestore")]
+    pub clickhouse_database: String,
+    /// A cluster of the ClickHouse servers' `remote_servers`: the tables are created on it,
+    /// sharded by trace, behind `Distributed` tables.
+    #[arg(long, value_name = "NAME")]
+    pub clickhouse_cluster: Option<String>,
+    /// With --clickhouse-cluster on a cluster without distributed DDL (no ZooKeeper or
+    /// Keeper): the HTTP URL of every server of the cluster, once each; the tables are created
+    /// on each.
+    #[arg(long, value_name = "URL", requires = "clickhouse_cluster")]
+    pub clickhouse_shard_url: Vec<String>,
+}
+
+impl ClickHouseArgs {
+    pub(crate) fn config(&self, url: &str) -> tracestore::ClickHouseConfig {
+        let mut cfg =
+            tracestore::ClickHouseConfig::new(url).database(self.clickhouse_database.clone());
+        if let Some(c) = &self.clickhouse_cluster {
+            cfg = cfg
+                .cluster(c.clone())
+                .shard_urls(self.clickhouse_shard_url.clone());
+        }
+        cfg
     }
 }
 

@@ -53,6 +53,45 @@ pub(super) struct ServeArgs {
     /// Traces the demo generates (about 90% go to the "demo" project).
     #[arg(long, value_name = "N", default_value_t = DEMO_TRACES, requires = "demo")]
     demo_traces: usize,
+    /// The storage engine: `redb`, the embedded file given by --db (the default), or
+    /// `clickhouse`, a ClickHouse server or cluster given by --clickhouse-url.
+    #[arg(long, value_enum, default_value_t = EngineKind::Redb)]
+    engine: EngineKind,
+    /// The ClickHouse HTTP interface, e.g. http://127.0.0.1:8123 (with --engine clickhouse).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "TRACESTORE_CLICKHOUSE_URL",
+        required_if_eq("engine", "clickhouse")
+    )]
+    clickhouse_url: Option<String>,
+    #[command(flatten)]
+    clickhouse: super::ClickHouseArgs,
+}
+
+/// The storage engine `serve` runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum EngineKind {
+    /// The embedded redb file.
+    Redb,
+    /// A ClickHouse server or cluster.
+    Clickhouse,
+}
+
+impl ServeArgs {
+    /// Opens the store on the chosen engine.
+    fn open(&self, db: &Path) -> Result<Store, CliError> {
+        match self.engine {
+            EngineKind::Redb => open_store(db, true),
+            EngineKind::Clickhouse => {
+                let url = self.clickhouse_url.clone().unwrap_or_default();
+                let cfg = self.clickhouse.config(&url);
+                Store::builder()
+                    .open_clickhouse(&cfg)
+                    .map_err(|e| CliError::new(format!("cannot open ClickHouse at {url}: {e}")))
+            }
+        }
+    }
 }
 
 pub(super) fn run(db: &Path, args: ServeArgs) -> Result<(), CliError> {
@@ -79,12 +118,28 @@ pub(super) fn run(db: &Path, args: ServeArgs) -> Result<(), CliError> {
         None => None,
     };
 
-    let store = Arc::new(open_store(db, true)?);
-    tracing::info!(db = %db.display(), "store opened");
+    let store = Arc::new(args.open(db)?);
+    match args.engine {
+        EngineKind::Redb => tracing::info!(db = %db.display(), "store opened"),
+        EngineKind::Clickhouse => tracing::info!(
+            url = args.clickhouse_url.as_deref().unwrap_or_default(),
+            database = %args.clickhouse.clickhouse_database,
+            "ClickHouse store opened"
+        ),
+    }
     // Until the signal handlers are installed below, SIGTERM and Ctrl-C end the process at
     // once, which is safe: the demo load is resumable.
+    // The demo key is kept beside the database file, or, on ClickHouse, in the working
+    // directory under the database's name.
+    let demo_base = match args.engine {
+        EngineKind::Redb => db.to_path_buf(),
+        EngineKind::Clickhouse => PathBuf::from(format!(
+            "tracestore-clickhouse-{}",
+            args.clickhouse.clickhouse_database
+        )),
+    };
     let demo = if args.demo {
-        Some(prepare_demo(db, &store, args.demo_traces)?)
+        Some(prepare_demo(&demo_base, &store, args.demo_traces)?)
     } else {
         None
     };

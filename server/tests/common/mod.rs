@@ -9,8 +9,27 @@ use std::time::Duration;
 use tracestore::{Durability, Store};
 use tracestore_server::{AppState, ServerConfig};
 
-/// A store in memory with unsynced commits (tests need no durability).
+/// A fresh, empty store for one test: in memory with unsynced commits (tests need no
+/// durability), or, with `TRACESTORE_TEST_ENGINE=clickhouse`, a new database on the ClickHouse
+/// server at `TRACESTORE_CLICKHOUSE_URL`, so that the HTTP suite runs on either engine.
 pub fn memory_store() -> Arc<Store> {
+    if std::env::var("TRACESTORE_TEST_ENGINE").as_deref() == Ok("clickhouse") {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let url = std::env::var("TRACESTORE_CLICKHOUSE_URL")
+            .expect("TRACESTORE_TEST_ENGINE=clickhouse needs TRACESTORE_CLICKHOUSE_URL");
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            % 1_000_000_000;
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let db = format!("ts_http_{}_{nanos}_{n}", std::process::id());
+        return Arc::new(
+            Store::builder()
+                .open_clickhouse(&tracestore::ClickHouseConfig::new(url).database(db))
+                .expect("ClickHouse store"),
+        );
+    }
     Arc::new(
         Store::builder()
             .durability(Durability::Deferred)

@@ -1,9 +1,9 @@
 //! The `Engine` operations of the redb engine, each in its own transaction.
 
 use super::{export, run, RedbEngine};
-use crate::convert::{detail, trace_of_record};
+use crate::convert::detail;
 use crate::engine::TableUsage;
-use crate::engine::{Engine, EnginePage, Query, Resume};
+use crate::engine::{Engine, EnginePage, Query, Resume, WholeTrace};
 use crate::error::{Error, FieldError, Result};
 use crate::limits::RETENTION_BATCH;
 use crate::model::{IngestSummary, TraceDetail};
@@ -134,41 +134,29 @@ impl Engine for RedbEngine {
 
     fn get_trace(&self, project: &str, id: &str, payloads: bool) -> Result<Option<TraceDetail>> {
         let t = self.read()?;
-        let Some(p) = run::project_id(&t, project)? else {
-            return Ok(None);
-        };
-        let idr = match t.ids()?.get((p, id))? {
-            Some(v) => decode_id(v.value())?,
-            None => {
-                return match pending::detail(&t, p, id)? {
-                    Some((head, children)) => {
-                        let trace = crate::convert::trace_of_body(
-                            head.start_ms,
-                            id,
-                            head.status,
-                            head.body,
-                        )?;
-                        let pl = payloads.then_some(children.payloads);
-                        Ok(Some(detail(trace, children.spans, children.scores, pl)?))
-                    }
-                    None => Ok(None),
-                }
+        match read_whole(&t, project, id, payloads)? {
+            Some(w) => {
+                let trace = crate::convert::trace_of_body(w.start_ms, id, w.status, w.body)?;
+                let pl = payloads.then_some(w.payloads);
+                Ok(Some(detail(trace, w.spans, w.scores, pl)?))
             }
-        };
-        let rec = t
-            .traces()?
-            .get(trace_key(p, idr.start_ms, id).as_slice())?
-            .ok_or_else(|| Error::corrupted("id index points at a missing trace"))?;
-        let trace = trace_of_record(idr.start_ms, id, rec.value())?;
-        let (lo, hi) = child_range(p, idr.row);
-        let spans = children(t.spans()?, &lo, &hi, decode_span)?;
-        let scores = children(t.scores()?, &lo, &hi, decode_score)?;
-        let pl = if payloads {
-            Some(children(t.payloads()?, &lo, &hi, decode_payload)?)
-        } else {
-            None
-        };
-        Ok(Some(detail(trace, spans, scores, pl)?))
+            None => Ok(None),
+        }
+    }
+
+    #[cfg(feature = "clickhouse")]
+    fn whole_trace(&self, project: &str, id: &str) -> Result<Option<WholeTrace>> {
+        read_whole(&self.read()?, project, id, true)
+    }
+
+    fn projects(&self) -> Result<Vec<String>> {
+        let t = self.read()?;
+        let mut out = Vec::new();
+        for e in t.projects()?.iter()? {
+            out.push(e?.0.value().to_string());
+        }
+        out.sort();
+        Ok(out)
     }
 
     fn query(
@@ -313,4 +301,54 @@ fn ingest_otlp_into(
         )));
     }
     Ok(spans)
+}
+
+/// Everything stored of one trace in one snapshot: its indexed records, or the write buffer's
+/// record of a pending trace. Payloads are read only when asked for.
+fn read_whole(
+    t: &ReadTables,
+    project: &str,
+    id: &str,
+    payloads: bool,
+) -> Result<Option<WholeTrace>> {
+    let Some(p) = run::project_id(t, project)? else {
+        return Ok(None);
+    };
+    let idr = match t.ids()?.get((p, id))? {
+        Some(v) => decode_id(v.value())?,
+        None => {
+            return Ok(
+                pending::detail(t, p, id)?.map(|(head, children)| WholeTrace {
+                    start_ms: head.start_ms,
+                    status: head.status,
+                    body: head.body,
+                    spans: children.spans,
+                    scores: children.scores,
+                    payloads: if payloads {
+                        children.payloads
+                    } else {
+                        Vec::new()
+                    },
+                }),
+            )
+        }
+    };
+    let rec = t
+        .traces()?
+        .get(trace_key(p, idr.start_ms, id).as_slice())?
+        .ok_or_else(|| Error::corrupted("id index points at a missing trace"))?;
+    let (header, body) = decode_trace(rec.value())?;
+    let (lo, hi) = child_range(p, idr.row);
+    Ok(Some(WholeTrace {
+        start_ms: idr.start_ms,
+        status: header.status,
+        body,
+        spans: children(t.spans()?, &lo, &hi, decode_span)?,
+        scores: children(t.scores()?, &lo, &hi, decode_score)?,
+        payloads: if payloads {
+            children(t.payloads()?, &lo, &hi, decode_payload)?
+        } else {
+            Vec::new()
+        },
+    }))
 }
