@@ -73,7 +73,7 @@ pub use engine::clickhouse::{ClickHouseConfig, MigrateProgress};
 #[cfg(feature = "clickhouse")]
 #[doc(hidden)]
 pub mod clickhouse_sql {
-    pub use crate::engine::clickhouse::{query_sql, schema_sql};
+    pub use crate::engine::clickhouse::{delete_sql, query_sql, schema_sql};
 }
 pub use engine::TableUsage;
 pub use error::{Error, ErrorCode, FieldError, Result};

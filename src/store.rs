@@ -398,14 +398,15 @@ impl Store {
     /// The plan a query would run, with its estimates.
     pub fn explain(&self, project: &str, req: &QueryRequest) -> Result<Explain> {
         check_project(project)?;
-        let (filters, order, _) = self.resolve_cursor(project, req)?;
+        let (filters, order, resume) = self.resolve_cursor(project, req)?;
         let q = Query {
             filters: &filters,
             order,
             limit: req.limit,
             include: Include::default(),
         };
-        self.engine.explain(project, q)
+        let after = resume.as_ref().map(|(position, _)| position);
+        self.engine.explain(project, q, after)
     }
 
     fn decode_cursor(&self, project: &str, token: &str) -> Result<CursorState, String> {

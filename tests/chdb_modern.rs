@@ -1,14 +1,21 @@
-//! The ClickHouse engine's SQL on a modern ClickHouse. A store on the ClickHouse server the
-//! engine supports (18.16) gets a random dataset: demo traces, traces full of quotes,
-//! backslashes and SQL keywords, upserts that leave several versions of a row, and deletes.
-//! With the server's merges stopped, its tables are dumped with every row version (no
-//! `FINAL`). Then the SQL of random list queries (`tracestore::clickhouse_sql::query_sql`: the
-//! page, the total, the three facets and the status counts, values inlined) runs on that
-//! server, its `traces` merged into one part, for the expected answers.
-//! `tests/chdb/check.py` loads the dumps into chdb (ClickHouse embedded in Python, a current
-//! release) as unmerged parts, runs the same SQL there and compares every answer byte for
-//! byte: the modern engine must parse the SQL, mean the same by it, and deduplicate the
-//! versions with `FINAL` as the merge did. On a failure the corpus is kept and its path shown.
+//! The ClickHouse engine's SQL on a modern ClickHouse, and its version-gated features both
+//! ways. A store on the ClickHouse server the engine supports (18.16, which has none of the
+//! modern features: the test checks that none was applied) gets a random dataset: demo
+//! traces, traces full of quotes, backslashes and SQL keywords, upserts that leave several
+//! versions of a row, and deletes (tombstone rows there). With the server's merges stopped,
+//! its tables are dumped with every row version (no `FINAL`). Then the SQL of random list
+//! queries (`tracestore::clickhouse_sql::query_sql`: the page, the total, the three facets and
+//! the status counts; and the second page a cursor resumes, from `Store::explain`, values
+//! inlined) runs on that server for the expected answers.
+//! `tests/chdb/check.py` creates the tables in chdb (ClickHouse embedded in Python, a current
+//! release) with the DDL the engine runs on that release (skip indexes, the `DateTime64`
+//! column), loads the dumps as unmerged parts, runs the same SQL and compares every answer
+//! byte for byte: the modern engine must parse the SQL, mean the same by it, and deduplicate
+//! the versions with `FINAL` as the merge did, its skip indexes dropping granules without
+//! changing an answer. Then it runs the lightweight deletes the engine issues there for the
+//! deleted traces: every answer must stay the same, the live children must equal the old
+//! server's, and no row of a deleted trace may be left. On a failure the corpus is kept and
+//! its path shown.
 //!
 //! Needs `TRACESTORE_CLICKHOUSE_URL` (the server; `.ci/clickhouse.sh` starts one) and
 //! `TRACESTORE_CHDB_PYTHON` (a Python with chdb; `eval "$(bash .ci/chdb.sh)"` makes a venv
@@ -20,8 +27,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use tracestore::demo::{DemoConfig, Generator, NAMES, TAGS};
 use tracestore::{
-    ClickHouseConfig, ErrorCode, ScoreInput, ScoreValue, SpanInput, SpanKind, Status, Store,
-    Timestamp, TraceInput,
+    ClickHouseConfig, ErrorCode, QueryRequest, ScoreInput, ScoreValue, SpanInput, SpanKind, Status,
+    Store, Timestamp, TraceInput,
 };
 
 /// Demo traces in the dataset (the hostile ones come on top).
@@ -151,8 +158,9 @@ impl Drop for DropDatabase<'_> {
 }
 
 /// The dataset, ingested: demo traces and hostile ones in batches, then upserts of stored
-/// traces (patches, late and re-costed spans, scores, moves), then deletes.
-fn ingest_dataset(store: &Store, seed: u64) {
+/// traces (patches, late and re-costed spans, scores, moves), then deletes. Returns the
+/// deleted traces as (project, id).
+fn ingest_dataset(store: &Store, seed: u64) -> Vec<(String, String)> {
     let mut rng = Rng(seed);
     let cfg = DemoConfig {
         seed,
@@ -286,14 +294,17 @@ fn ingest_dataset(store: &Store, seed: u64) {
             .ingest(&pending_project, pending)
             .expect("ingest upserts");
     }
+    let mut deleted = Vec::new();
     for _ in 0..DELETES {
         let (p, t) = rng.pick(&all);
-        match store.delete_trace(p, t.id.as_ref().unwrap()) {
+        let id = t.id.clone().unwrap();
+        match store.delete_trace(p, &id) {
+            Ok(()) => deleted.push((p.clone(), id)),
             // A trace picked twice is gone the second time.
-            Ok(()) => {}
             Err(e) => assert_eq!(e.code(), ErrorCode::NotFound, "delete: {e}"),
         }
     }
+    deleted
 }
 
 /// Which ends of a range to give: both, the low one or the high one.
@@ -476,6 +487,12 @@ fn the_engines_sql_answers_alike_on_a_modern_clickhouse() {
         return;
     };
     let started = std::time::Instant::now();
+    let out = Command::new(&python)
+        .args(["-c", "import chdb; print(chdb.engine_version)"])
+        .output()
+        .expect("run the chdb python");
+    assert!(out.status.success(), "no chdb: {out:?}");
+    let chdb_version = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let db = format!("ts_chdb_{}", std::process::id());
     let _cleanup = DropDatabase {
         url: &url,
@@ -485,12 +502,26 @@ fn the_engines_sql_answers_alike_on_a_modern_clickhouse() {
     let store = Store::builder()
         .open_clickhouse(&ClickHouseConfig::new(url.clone()).database(db.clone()))
         .expect("open the ClickHouse store");
+    // This server is too old for every modern feature: none was applied, and its tables have
+    // no skip index and no DateTime64 column.
+    let features = run_sql(
+        &url,
+        &db,
+        "SELECT count() FROM meta WHERE key LIKE 'feature.%' FORMAT TabSeparated",
+    );
+    assert_eq!(String::from_utf8_lossy(&features).trim(), "0");
+    let create = run_sql(&url, &db, "SHOW CREATE TABLE traces FORMAT TabSeparated");
+    let create = String::from_utf8_lossy(&create);
+    assert!(
+        !create.contains("INDEX") && !create.contains("DateTime64"),
+        "{create}"
+    );
     // No background merge may fold the versions away before the dump.
     for table in TABLES {
         run_sql(&url, &db, &format!("SYSTEM STOP MERGES {db}.{table}"));
     }
-    ingest_dataset(&store, 11);
-    drop(store);
+    let deleted = ingest_dataset(&store, 11);
+    assert!(!deleted.is_empty(), "the dataset deleted no trace");
     eprintln!(
         "dataset ingested ({:.1} s)",
         started.elapsed().as_secs_f64()
@@ -557,22 +588,125 @@ fn the_engines_sql_answers_alike_on_a_modern_clickhouse() {
     let mut queries = Vec::new();
     let mut pages_with_rows = 0;
     let mut hostile_with_rows = 0;
+    let mut second_pages = 0;
+    let mut answer = |sql: &str| {
+        let expected = run_sql(&url, &db, &format!("{sql} FORMAT TabSeparated"));
+        queries.push(serde_json::json!({"sql": sql, "expected": latin1(&expected)}));
+        expected
+    };
     for (n, (project, params)) in sets.iter().enumerate() {
         let texts = tracestore::clickhouse_sql::query_sql(project, params)
             .unwrap_or_else(|e| panic!("query_sql {params:?}: {e} {:?}", e.details()));
         for (i, sql) in texts.iter().enumerate() {
-            let expected = run_sql(&url, &db, &format!("{sql} FORMAT TabSeparated"));
+            let expected = answer(sql);
             // The first text is the page.
             if i == 0 && !expected.is_empty() {
                 pages_with_rows += 1;
                 hostile_with_rows += usize::from(n >= PARAM_SETS);
             }
-            queries.push(serde_json::json!({"sql": sql, "expected": latin1(&expected)}));
+        }
+        // The second page's SQL (of pages of a few rows), with the condition a cursor resumes
+        // after: `explain` shows the SQL a page runs.
+        let mut first: Vec<(String, String)> = params
+            .iter()
+            .filter(|(k, _)| k != "limit")
+            .cloned()
+            .collect();
+        first.push(("limit".into(), (1 + n % 4).to_string()));
+        let req =
+            QueryRequest::from_params(first.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
+        let page = store.query(project, &req).expect("first page");
+        if let Some(cursor) = page.next_cursor {
+            let mut next = first.clone();
+            next.push(("cursor".into(), cursor));
+            let req = QueryRequest::from_params(next.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .unwrap();
+            let sql = store.explain(project, &req).expect("explain").sql.unwrap();
+            assert!(
+                !answer(&sql).is_empty(),
+                "a second page with no rows: {sql}"
+            );
+            second_pages += 1;
         }
     }
+    assert!(
+        second_pages * 4 > sets.len(),
+        "only {second_pages} of {} queries had a second page",
+        sets.len()
+    );
+
+    // The modern engine deletes children by lightweight `DELETE` where this server wrote
+    // tombstone rows: after those deletes, the children each version shows must agree, and no
+    // row of a deleted trace may be left on the modern side.
+    let mut deletes = Vec::new();
+    let mut after_deletes = Vec::new();
+    let mut tombstones = 0usize;
+    for table in ["spans", "scores", "payloads"] {
+        let live = format!(
+            "SELECT project, trace_id, child_id, version, record FROM {table} FINAL \
+             WHERE deleted = 0 ORDER BY project, trace_id, child_id"
+        );
+        let expected = run_sql(&url, &db, &format!("{live} FORMAT TabSeparated"));
+        after_deletes.push(serde_json::json!({"sql": live, "expected": latin1(&expected)}));
+        for project in PROJECTS {
+            let ids: Vec<String> = deleted
+                .iter()
+                .filter(|(p, _)| p == project)
+                .map(|(_, id)| id.clone())
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let client_ids = ids
+                .iter()
+                .map(|i| format!("'{}'", i.replace('\\', "\\\\").replace('\'', "\\'")))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let left = format!(
+                "SELECT count() FROM {table} WHERE project = '{project}' \
+                 AND has([{client_ids}], trace_id)"
+            );
+            // Here every child of a deleted trace is still a row (its tombstone)...
+            let here = run_sql(&url, &db, &format!("{left} FORMAT TabSeparated"));
+            tombstones += String::from_utf8_lossy(&here)
+                .trim()
+                .parse::<usize>()
+                .unwrap();
+            // ... and on the modern side none is left.
+            after_deletes.push(serde_json::json!({"sql": left, "expected": "0\n"}));
+        }
+    }
+    for project in PROJECTS {
+        let ids: Vec<String> = deleted
+            .iter()
+            .filter(|(p, _)| p == project)
+            .map(|(_, id)| id.clone())
+            .collect();
+        if !ids.is_empty() {
+            deletes.extend(
+                tracestore::clickhouse_sql::delete_sql(
+                    CORPUS_DATABASE,
+                    &chdb_version,
+                    project,
+                    &ids,
+                )
+                .unwrap(),
+            );
+        }
+    }
+    assert!(
+        tombstones > 0,
+        "the deleted traces had no children to delete"
+    );
+    // Three statements (spans, scores, payloads) for each project with a deleted trace.
+    assert!(
+        !deletes.is_empty() && deletes.len() % 3 == 0,
+        "lightweight deletes for ClickHouse {chdb_version}: {deletes:?}"
+    );
     eprintln!(
         "{} SQL texts answered by the server: {pages_with_rows} of {} pages with rows, \
-         {hostile_with_rows} of {hostile_sets} hostile ones ({:.1} s)",
+         {hostile_with_rows} of {hostile_sets} hostile ones, {second_pages} second pages, \
+         {tombstones} children of deleted traces ({:.1} s)",
         queries.len(),
         sets.len(),
         started.elapsed().as_secs_f64()
@@ -588,10 +722,31 @@ fn the_engines_sql_answers_alike_on_a_modern_clickhouse() {
         "{hostile_with_rows} of {hostile_sets} hostile pages had rows"
     );
 
+    // The engine's DDL for chdb's version (with every modern feature), with 16-row granules so
+    // that the skip indexes have granules to skip in a small dataset.
+    let ddl: Vec<String> = tracestore::clickhouse_sql::schema_sql(CORPUS_DATABASE, &chdb_version)
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            if s.starts_with("CREATE TABLE") {
+                format!("{s} SETTINGS index_granularity = 16")
+            } else {
+                s
+            }
+        })
+        .collect();
+    assert!(
+        ddl.iter().any(|s| s.contains("ngrambf_v1"))
+            && ddl.iter().any(|s| s.contains("DateTime64")),
+        "no modern feature for ClickHouse {chdb_version}: {ddl:?}"
+    );
+    let n_after = after_deletes.len();
     let corpus = serde_json::json!({
-        "ddl": tracestore::clickhouse_sql::schema_sql(CORPUS_DATABASE),
+        "ddl": ddl,
         "tables": tables,
         "queries": queries,
+        "deletes": deletes,
+        "after_deletes": after_deletes,
     });
     let corpus_path = dir.path().join("corpus.json");
     std::fs::write(&corpus_path, serde_json::to_vec(&corpus).unwrap()).unwrap();
@@ -603,7 +758,12 @@ fn the_engines_sql_answers_alike_on_a_modern_clickhouse() {
         .expect("run the chdb check");
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    let want = format!("{0} of {0} queries identical", queries.len());
+    let want = format!("{0} of {0} queries identical", queries.len() * 2 + n_after);
+    let skipped = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("skip indexes dropped granules in "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse::<usize>().ok());
     if !out.status.success() || !stdout.lines().any(|l| l == want) {
         // Kept for a rerun by hand: `$TRACESTORE_CHDB_PYTHON tests/chdb/check.py CORPUS`.
         let kept = dir.keep();
@@ -613,10 +773,17 @@ fn the_engines_sql_answers_alike_on_a_modern_clickhouse() {
             kept.join("corpus.json").display()
         );
     }
+    assert!(
+        skipped.is_some_and(|n| n > 0),
+        "the skip indexes dropped no granule: {stdout:?}"
+    );
     eprintln!(
-        "{} SQL texts of {} queries identical on chdb ({:.1} s)",
+        "{} SQL texts of {} queries identical on chdb, before and after its lightweight \
+         deletes, and {n_after} checks of the children; {} pages skipped granules by index \
+         ({:.1} s)",
         queries.len(),
         sets.len(),
+        skipped.unwrap_or(0),
         started.elapsed().as_secs_f64()
     );
 }

@@ -129,8 +129,8 @@ pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
         q: Query<'_>,
         sink: &mut dyn FnMut(&Trace) -> Result<()>,
     ) -> Result<u64>;
-    /// The plan a query would run, with its estimates.
-    fn explain(&self, project: &str, q: Query<'_>) -> Result<Explain>;
+    /// The plan a query would run, with its estimates; `after` is where a cursor resumes it.
+    fn explain(&self, project: &str, q: Query<'_>, after: Option<&Position>) -> Result<Explain>;
 
     /// Every invariant the engine can check on one snapshot; empty when sound.
     fn verify(&self) -> Result<Vec<Violation>>;

@@ -76,7 +76,8 @@ pub struct Explain {
     pub bitmap_cost: f64,
     /// Index inputs, cheapest first, in the order the bitmap plan intersects them.
     pub inputs: Vec<ExplainInput>,
-    /// The page's SQL with `?` where each bound value goes (the `Sql` plan only).
+    /// The page's SQL with each bound value inlined as the client escapes it into the text it
+    /// sends (the `Sql` plan only): from a cursor, with the condition it resumes after.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sql: Option<String>,
 }

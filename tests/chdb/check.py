@@ -9,13 +9,18 @@ The corpus (written by tests/chdb_modern.rs) is a JSON object:
            taken without FINAL from the ClickHouse the engine wrote to;
   queries  [{"sql": ..., "expected": ...}]: SQL with unqualified table names and inlined
            values, and the TabSeparated output that ClickHouse gave for it. `expected` holds
-           the output's bytes one per code point (latin-1), since it can be binary.
+           the output's bytes one per code point (latin-1), since it can be binary;
+  deletes  the statements the engine runs on a modern server to delete the dataset's
+           deleted traces beyond what the dump holds (lightweight DELETEs of their children);
+  after_deletes  more queries as `queries`, whose answers hold once `deletes` ran.
 
 Each dump is loaded in CHUNKS inserts (several parts, with a key's versions spread over them,
-so that FINAL has to merge them), then each query runs in database `tracestore` with
-` FORMAT TabSeparated` appended and its bytes are compared with `expected`, exactly.
-Prints `N of M queries identical` on stdout and the first mismatches on stderr; exits 1 on
-any mismatch or error.
+so that FINAL has to merge them), with merges stopped. Each query runs in database
+`tracestore` with ` FORMAT TabSeparated` appended and its bytes are compared with
+`expected`, exactly. Then merges start, `deletes` run, and `queries` run again with
+`after_deletes`. Prints `N of M queries identical` and `skip indexes dropped granules in N
+pages` (by EXPLAIN indexes = 1 of each page query) on stdout and the first mismatches on
+stderr; exits 1 on any mismatch or error.
 """
 
 import json
@@ -31,6 +36,8 @@ DATABASE = "tracestore"
 CHUNKS = 3
 # Mismatches shown in full.
 SHOWN = 5
+# The engine's skip indexes (FEATURES in src/engine/clickhouse/schema.rs).
+SKIP_INDEXES = {"id_bloom", "user_bloom", "session_bloom", "tags_bloom", "meta_bloom", "name_ngrams"}
 
 
 def show(data: bytes, limit: int = 2000) -> str:
@@ -60,6 +67,23 @@ def load(session, table: str, path: str, scratch: str) -> int:
     return n
 
 
+def index_skips(session, sql: str) -> bool:
+    """Whether one of the engine's skip indexes drops granules of this query's plan."""
+    plan = session.query("EXPLAIN indexes = 1 " + sql, "TabSeparated").bytes().decode()
+    index = None
+    for line in plan.splitlines():
+        # The plan is a tree drawn with box characters.
+        line = line.strip(" \t│├└─")
+        if line.startswith("Name: "):
+            index = line[len("Name: "):]
+        elif line.startswith("Granules: ") and index in SKIP_INDEXES:
+            kept, _, of = line[len("Granules: "):].partition("/")
+            if kept.isdigit() and of.isdigit() and int(kept) < int(of):
+                return True
+            index = None
+    return False
+
+
 def main() -> int:
     if len(sys.argv) != 2:
         print("usage: check.py CORPUS.json", file=sys.stderr)
@@ -87,19 +111,33 @@ def main() -> int:
 
     identical = 0
     failures = []
-    for i, q in enumerate(queries):
-        expected = q["expected"].encode("latin-1")
-        try:
-            got = session.query(q["sql"] + " FORMAT TabSeparated", "TabSeparated").bytes()
-        except Exception as e:  # chdb raises ChdbError (a RuntimeError) on a failed query
-            failures.append((i, q["sql"], expected, f"error: {e}".encode()))
-            continue
-        if got == expected:
-            identical += 1
-        else:
-            failures.append((i, q["sql"], expected, got))
 
-    print(f"{identical} of {len(queries)} queries identical")
+    def run(batch):
+        nonlocal identical
+        for i, q in enumerate(batch):
+            expected = q["expected"].encode("latin-1")
+            try:
+                got = session.query(q["sql"] + " FORMAT TabSeparated", "TabSeparated").bytes()
+            except Exception as e:  # chdb raises ChdbError (a RuntimeError) on a failed query
+                failures.append((i, q["sql"], expected, f"error: {e}".encode()))
+                continue
+            if got == expected:
+                identical += 1
+            else:
+                failures.append((i, q["sql"], expected, got))
+
+    run(queries)
+    skipped = sum(1 for q in queries if q["sql"].startswith("SELECT start_ms") and index_skips(session, q["sql"]))
+    for table in corpus["tables"]:
+        session.query(f"SYSTEM START MERGES {DATABASE}.{table}")
+    for statement in corpus.get("deletes", []):
+        session.query(statement)
+    run(queries)
+    run(corpus.get("after_deletes", []))
+    total = 2 * len(queries) + len(corpus.get("after_deletes", []))
+
+    print(f"{identical} of {total} queries identical")
+    print(f"skip indexes dropped granules in {skipped} pages")
     for i, sql, expected, got in failures[:SHOWN]:
         print(
             f"--- query {i} differs\nSQL: {sql}\nexpected:\n{show(expected)}\ngot:\n{show(got)}",

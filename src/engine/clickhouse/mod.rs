@@ -137,6 +137,74 @@ fn next_version(floor: u64) -> u64 {
 /// The client and the names the SQL is written with.
 pub(crate) struct Inner {
     client: clickhouse::Client,
+    /// Where statements on the local tables run (DDL, lightweight deletes).
+    ddl: DdlTargets,
+    /// What the server (every server of a cluster) has of [`FEATURES`].
+    features: Vec<Feature>,
+}
+
+/// Where a statement on the tables themselves runs: the one server, a cluster by `ON CLUSTER`,
+/// or each server of a cluster given by its URLs; and the names of the local tables there.
+pub(crate) struct DdlTargets {
+    clients: Vec<clickhouse::Client>,
+    db: String,
+    /// `_local` on a cluster, else empty.
+    local: &'static str,
+    /// ` ON CLUSTER name`, or empty.
+    on: String,
+}
+
+impl DdlTargets {
+    fn of(base: &clickhouse::Client, cfg: &ClickHouseConfig) -> DdlTargets {
+        let (clients, on) = match &cfg.cluster {
+            Some(_) if !cfg.shard_urls.is_empty() => (
+                cfg.shard_urls
+                    .iter()
+                    .map(|u| base.clone().with_url(u.clone()))
+                    .collect(),
+                String::new(),
+            ),
+            Some(c) => (vec![base.clone()], format!(" ON CLUSTER {c}")),
+            None => (vec![base.clone()], String::new()),
+        };
+        DdlTargets {
+            clients,
+            db: cfg.database.clone(),
+            local: if cfg.cluster.is_some() { "_local" } else { "" },
+            on,
+        }
+    }
+
+    /// A template of `MIGRATIONS` or `FEATURES` for these targets; `local = false` names a
+    /// cluster's `Distributed` tables instead of its local ones.
+    fn fill(&self, template: &str, local: bool) -> String {
+        fill(
+            template,
+            &self.db,
+            if local { self.local } else { "" },
+            &self.on,
+        )
+    }
+}
+
+/// Fills a DDL template's `{db}`, `{local}` and `{on}`.
+fn fill(template: &str, db: &str, local: &str, on: &str) -> String {
+    template
+        .replace("{db}", db)
+        .replace("{local}", local)
+        .replace("{on}", on)
+}
+
+/// The statements that remove the children of traces `ids` of `project` on a server with
+/// lightweight deletes, templated as `MIGRATIONS`, with their bound values (`?`): the project,
+/// then the ids.
+fn child_delete_sql() -> Vec<String> {
+    ["spans", "scores", "payloads"]
+        .iter()
+        .map(|t| {
+            format!("DELETE FROM {{db}}.{t}{{local}}{{on}} WHERE project = ? AND has(?, trace_id)")
+        })
+        .collect()
 }
 
 impl Inner {
@@ -323,9 +391,7 @@ impl Inner {
     ) -> Result<Vec<Trace>> {
         let mut w = sql::filters(project, q.filters);
         if let Some(p) = after {
-            let a = sql::after(q.order, p);
-            w.text = format!("{} AND {}", w.text, a.text);
-            w.binds.extend(a.binds);
+            w.and(sql::after(q.order, p));
         }
         let rows: Vec<ListRow> = w
             .bind(self.query(&page_sql(&w, q.order, limit)))
@@ -346,8 +412,14 @@ impl Inner {
 
     async fn delete(&self, project: &str, ids: &[(String, i64)]) -> Result<()> {
         let trace_ids: Vec<String> = ids.iter().map(|(id, _)| id.clone()).collect();
+        let lightweight = self.features.contains(&Feature::LightweightDelete);
         let mut rows = write::Rows::default();
-        for (table, slot) in [("spans", 0u8), ("scores", 1), ("payloads", 2)] {
+        let tables: &[(&str, u8)] = if lightweight {
+            &[]
+        } else {
+            &[("spans", 0u8), ("scores", 1), ("payloads", 2)]
+        };
+        for &(table, slot) in tables {
             for mut c in self.children(table, project, &trace_ids).await? {
                 c.deleted = 1;
                 c.record.clear();
@@ -374,6 +446,20 @@ impl Inner {
         rows.stamp(next_version(floor));
         self.insert("trace_ids", &rows.ids).await?;
         self.insert("traces", &rows.traces).await?;
+        if lightweight {
+            // Synchronous by default (`lightweight_deletes_sync = 2`): gone when it returns.
+            for template in child_delete_sql() {
+                for c in &self.ddl.clients {
+                    c.query(&self.ddl.fill(&template, true))
+                        .bind(project)
+                        .bind(trace_ids.as_slice())
+                        .execute()
+                        .await
+                        .map_err(ch_error)?;
+                }
+            }
+            return Ok(());
+        }
         self.insert("spans", &rows.spans).await?;
         self.insert("scores", &rows.scores).await?;
         self.insert("payloads", &rows.payloads).await
@@ -440,18 +526,49 @@ pub fn query_sql(project: &str, params: &[(String, String)]) -> Result<Vec<Strin
         .collect())
 }
 
-/// The DDL of every migration for database `db` on one server, in order.
+/// The DDL the engine runs for database `db` on one server of `version` (`SELECT version()`'s
+/// answer), in order: every migration, then every feature the version has. Not a stable API.
 #[doc(hidden)]
-pub fn schema_sql(db: &str) -> Vec<String> {
-    MIGRATIONS
+pub fn schema_sql(db: &str, version: &str) -> Result<Vec<String>> {
+    let features = features_of(server_version(version)?);
+    Ok(MIGRATIONS
         .iter()
         .flat_map(|(_, statements)| statements.iter())
-        .map(|s| {
-            s.replace("{db}", db)
-                .replace("{local}", "")
-                .replace("{on}", "")
+        .chain(
+            FEATURES
+                .iter()
+                .filter(|f| features.contains(&f.feature))
+                .flat_map(|f| f.ddl.iter()),
+        )
+        .map(|s| fill(s, db, "", ""))
+        .collect())
+}
+
+/// The statements a delete of traces `ids` of `project` runs on one server of `version` beyond
+/// the tombstone rows every version writes (the lightweight deletes of their children), values
+/// inlined as the client escapes them. Not a stable API.
+#[doc(hidden)]
+pub fn delete_sql(db: &str, version: &str, project: &str, ids: &[String]) -> Result<Vec<String>> {
+    if !features_of(server_version(version)?).contains(&Feature::LightweightDelete) {
+        return Ok(Vec::new());
+    }
+    let client = clickhouse::Client::default();
+    Ok(child_delete_sql()
+        .iter()
+        .map(|t| {
+            client
+                .query(&fill(t, db, "", ""))
+                .bind(project)
+                .bind(ids)
+                .sql_display()
+                .to_string()
         })
-        .collect()
+        .collect())
+}
+
+fn server_version(version: &str) -> Result<ServerVersion> {
+    ServerVersion::parse(version)
+        .ok_or_else(|| Error::invalid("version", format!("{version:?} is not MAJOR.MINOR[...]")))
 }
 
 /// One above the newest version among rows read back for a delete.
@@ -511,9 +628,13 @@ impl ClickHouseEngine {
             base = base.with_setting("insert_distributed_sync", "1");
         }
         let client = base.clone().with_database(cfg.database.clone());
-        let inner = Inner { client };
+        let mut inner = Inner {
+            client,
+            ddl: DdlTargets::of(&base, cfg),
+            features: Vec::new(),
+        };
         let secret = run_blocking(&rt, async {
-            migrate(&base, &inner, cfg).await?;
+            migrate(&base, &mut inner, cfg).await?;
             match inner.meta("cursor_secret").await? {
                 Some(hex) => decode_hex(&hex),
                 None => {
@@ -583,23 +704,16 @@ fn decode_hex(s: &str) -> Result<Vec<u8>> {
         .collect()
 }
 
-/// Creates the database, then runs every migration newer than the stored schema version.
-async fn migrate(base: &clickhouse::Client, inner: &Inner, cfg: &ClickHouseConfig) -> Result<()> {
+/// Creates the database, runs every migration newer than the stored schema version, then
+/// applies every feature of `FEATURES` the servers' version has and `meta` does not record.
+async fn migrate(
+    base: &clickhouse::Client,
+    inner: &mut Inner,
+    cfg: &ClickHouseConfig,
+) -> Result<()> {
     let db = &cfg.database;
-    // Where DDL runs: the one server (`ON CLUSTER` for a cluster with distributed DDL), or
-    // every server of a cluster given by its URLs.
-    let (targets, on): (Vec<clickhouse::Client>, String) = match &cfg.cluster {
-        Some(_) if !cfg.shard_urls.is_empty() => (
-            cfg.shard_urls
-                .iter()
-                .map(|u| base.clone().with_url(u.clone()))
-                .collect(),
-            String::new(),
-        ),
-        Some(c) => (vec![base.clone()], format!(" ON CLUSTER {c}")),
-        None => (vec![base.clone()], String::new()),
-    };
-    for t in &targets {
+    let on = inner.ddl.on.clone();
+    for t in &inner.ddl.clients {
         t.query(&format!("CREATE DATABASE IF NOT EXISTS {db}{on}"))
             .execute()
             .await
@@ -634,18 +748,16 @@ async fn migrate(base: &clickhouse::Client, inner: &Inner, cfg: &ClickHouseConfi
             ),
         ));
     }
-    let local = if cfg.cluster.is_some() { "_local" } else { "" };
     for (version, statements) in MIGRATIONS {
         if *version <= current {
             continue;
         }
-        for t in &targets {
+        for t in &inner.ddl.clients {
             for s in *statements {
-                let ddl = s
-                    .replace("{db}", db)
-                    .replace("{local}", local)
-                    .replace("{on}", &on);
-                t.query(&ddl).execute().await.map_err(ch_error)?;
+                t.query(&inner.ddl.fill(s, true))
+                    .execute()
+                    .await
+                    .map_err(ch_error)?;
             }
             if let Some(cluster) = &cfg.cluster {
                 for table in TABLES {
@@ -663,6 +775,44 @@ async fn migrate(base: &clickhouse::Client, inner: &Inner, cfg: &ClickHouseConfi
         inner
             .set_meta("schema_version", &version.to_string())
             .await?;
+    }
+    // The oldest server of a cluster decides.
+    let mut oldest: Option<ServerVersion> = None;
+    for t in &inner.ddl.clients {
+        let text: String = t
+            .query("SELECT version()")
+            .fetch_one()
+            .await
+            .map_err(ch_error)?;
+        let v = ServerVersion::parse(&text).ok_or_else(|| {
+            Error::internal(format!("ClickHouse answered version() with {text:?}"))
+        })?;
+        oldest = Some(oldest.map_or(v, |o| o.min(v)));
+    }
+    inner.features = oldest.map(features_of).unwrap_or_default();
+    for def in FEATURES {
+        if !inner.features.contains(&def.feature) {
+            continue;
+        }
+        let key = format!("feature.{}", def.name);
+        if inner.meta(&key).await?.is_some() {
+            continue;
+        }
+        for t in &inner.ddl.clients {
+            for s in def.ddl {
+                t.query(&inner.ddl.fill(s, true))
+                    .execute()
+                    .await
+                    .map_err(ch_error)?;
+                if def.distributed_too && cfg.cluster.is_some() {
+                    t.query(&inner.ddl.fill(s, false))
+                        .execute()
+                        .await
+                        .map_err(ch_error)?;
+                }
+            }
+        }
+        inner.set_meta(&key, "1").await?;
     }
     Ok(())
 }
@@ -908,19 +1058,22 @@ impl super::Engine for ClickHouseEngine {
         }
     }
 
-    fn explain(&self, project: &str, q: Query<'_>) -> Result<Explain> {
+    fn explain(&self, project: &str, q: Query<'_>, after: Option<&Position>) -> Result<Explain> {
         let w = sql::filters(project, q.filters);
+        let mut page = w.clone();
+        if let Some(p) = after {
+            page.and(sql::after(q.order, p));
+        }
+        let text = page
+            .bind(self.inner.query(&page_sql(&page, q.order, q.limit + 1)))
+            .sql_display()
+            .to_string();
         let live = self.block(
             self.inner
                 .count(&sql::filters(project, &crate::query::Filters::default())),
         )?;
         let matches = self.block(self.inner.count(&w))?;
-        Ok(Explain::sql(
-            q.order.as_str(),
-            live,
-            matches,
-            page_sql(&w, q.order, q.limit + 1),
-        ))
+        Ok(Explain::sql(q.order.as_str(), live, matches, text))
     }
 
     fn verify(&self) -> Result<Vec<Violation>> {

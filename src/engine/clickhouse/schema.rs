@@ -6,8 +6,11 @@
 //! deleted rows. Values the filters test are columns; what only the response needs is the same
 //! versioned record bytes the embedded engine stores (`schema::records`), in a `String` column.
 //!
-//! Only SQL that ClickHouse 18.16 and current releases both accept is used: times are `Int64`
-//! milliseconds (no `DateTime64`), no skip indexes, no `Map`, no lightweight deletes.
+//! The base schema and every query are SQL that ClickHouse 18.16 and current releases both
+//! accept: times are `Int64` milliseconds, no `Map`. What only newer servers have comes as
+//! [`FEATURES`], each applied when the server's version allows it and recorded in `meta`, so a
+//! server upgraded later gains it on the next start: skip indexes, a `DateTime64` column and
+//! lightweight deletes.
 
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +55,106 @@ pub(crate) const MIGRATIONS: &[(u32, &[&str])] = &[(
         ) ENGINE = ReplacingMergeTree(version) ORDER BY hash",
     ],
 )];
+
+/// A ClickHouse server's version, as (major, minor).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct ServerVersion(pub u32, pub u32);
+
+impl ServerVersion {
+    /// Reads `SELECT version()`'s answer (`18.16.1`, `26.9.2.1`); `None` when it is not one.
+    pub(crate) fn parse(text: &str) -> Option<ServerVersion> {
+        let mut parts = text.trim().split('.');
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        Some(ServerVersion(major, minor))
+    }
+}
+
+/// A feature of newer ClickHouse servers the engine uses where the server has it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Feature {
+    /// Skip indexes on `traces`: bloom filters on the id, the user and session ids, the tags and
+    /// the metadata pairs, and 3-gram bloom filters on the lowercased name (the name filter is a
+    /// `LIKE '%…%'`, which they serve). They skip granules under `FINAL` only where the server's
+    /// `use_skip_indexes_if_final_exact_mode` keeps the answer exact (on by default from 25.x);
+    /// elsewhere they are kept and unused, never trusted inexactly.
+    SkipIndexes,
+    /// `traces.start_time`, `DateTime64(3, 'UTC')`, an `ALIAS` of `start_ms` (no storage): for
+    /// dashboards, `TTL` and SQL by hand. The engine's own SQL reads `start_ms` on every server.
+    DateTime64,
+    /// A trace's spans, scores and payloads are removed by a lightweight `DELETE` when the trace
+    /// is deleted, instead of being read back and overwritten by tombstone rows: no payload is
+    /// read to delete it, and its bytes are gone from the next query on.
+    LightweightDelete,
+}
+
+/// A feature's name in `meta` (`feature.NAME`), its first server version, its DDL (templated as
+/// `MIGRATIONS`'), and whether the DDL also runs on a cluster's `Distributed` tables (for a
+/// column, which they must show too).
+pub(crate) struct FeatureDef {
+    pub feature: Feature,
+    pub name: &'static str,
+    pub since: ServerVersion,
+    pub ddl: &'static [&'static str],
+    pub distributed_too: bool,
+}
+
+/// The features, in the order they are applied.
+pub(crate) const FEATURES: &[FeatureDef] = &[
+    FeatureDef {
+        feature: Feature::SkipIndexes,
+        name: "skip_indexes",
+        since: ServerVersion(22, 8),
+        ddl: &[
+            "ALTER TABLE {db}.traces{local}{on} ADD INDEX IF NOT EXISTS id_bloom id \
+             TYPE bloom_filter(0.01) GRANULARITY 1",
+            "ALTER TABLE {db}.traces{local}{on} ADD INDEX IF NOT EXISTS user_bloom user_id \
+             TYPE bloom_filter(0.01) GRANULARITY 1",
+            "ALTER TABLE {db}.traces{local}{on} ADD INDEX IF NOT EXISTS session_bloom session_id \
+             TYPE bloom_filter(0.01) GRANULARITY 1",
+            "ALTER TABLE {db}.traces{local}{on} ADD INDEX IF NOT EXISTS tags_bloom tags \
+             TYPE bloom_filter(0.01) GRANULARITY 1",
+            "ALTER TABLE {db}.traces{local}{on} ADD INDEX IF NOT EXISTS meta_bloom meta \
+             TYPE bloom_filter(0.01) GRANULARITY 1",
+            "ALTER TABLE {db}.traces{local}{on} ADD INDEX IF NOT EXISTS name_ngrams name_lower \
+             TYPE ngrambf_v1(3, 8192, 3, 0) GRANULARITY 1",
+            // Builds the indexes for rows written before they existed (a background mutation).
+            "ALTER TABLE {db}.traces{local}{on} MATERIALIZE INDEX id_bloom",
+            "ALTER TABLE {db}.traces{local}{on} MATERIALIZE INDEX user_bloom",
+            "ALTER TABLE {db}.traces{local}{on} MATERIALIZE INDEX session_bloom",
+            "ALTER TABLE {db}.traces{local}{on} MATERIALIZE INDEX tags_bloom",
+            "ALTER TABLE {db}.traces{local}{on} MATERIALIZE INDEX meta_bloom",
+            "ALTER TABLE {db}.traces{local}{on} MATERIALIZE INDEX name_ngrams",
+        ],
+        distributed_too: false,
+    },
+    FeatureDef {
+        feature: Feature::DateTime64,
+        name: "datetime64",
+        since: ServerVersion(22, 8),
+        ddl: &[
+            "ALTER TABLE {db}.traces{local}{on} ADD COLUMN IF NOT EXISTS start_time \
+                DateTime64(3, 'UTC') ALIAS fromUnixTimestamp64Milli(start_ms, 'UTC')",
+        ],
+        distributed_too: true,
+    },
+    FeatureDef {
+        feature: Feature::LightweightDelete,
+        name: "lightweight_delete",
+        since: ServerVersion(23, 3),
+        ddl: &[],
+        distributed_too: false,
+    },
+];
+
+/// The features a server of `version` has.
+pub(crate) fn features_of(version: ServerVersion) -> Vec<Feature> {
+    FEATURES
+        .iter()
+        .filter(|f| version >= f.since)
+        .map(|f| f.feature)
+        .collect()
+}
 
 /// The tables, in creation order (a cluster gets a `Distributed` table over each local one).
 pub(crate) const TABLES: &[&str] = &[
@@ -162,4 +265,35 @@ pub(crate) struct ListRow {
     pub status: u8,
     #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_and_gate_the_features() {
+        assert_eq!(ServerVersion::parse("18.16.1"), Some(ServerVersion(18, 16)));
+        assert_eq!(
+            ServerVersion::parse("26.9.2.1\n"),
+            Some(ServerVersion(26, 9))
+        );
+        assert_eq!(ServerVersion::parse("24"), None);
+        assert_eq!(ServerVersion::parse("x.y"), None);
+        assert!(features_of(ServerVersion(18, 16)).is_empty());
+        assert_eq!(
+            features_of(ServerVersion(22, 8)),
+            [Feature::SkipIndexes, Feature::DateTime64]
+        );
+        assert_eq!(
+            features_of(ServerVersion(24, 8)),
+            [
+                Feature::SkipIndexes,
+                Feature::DateTime64,
+                Feature::LightweightDelete
+            ]
+        );
+        // Minor versions compare as numbers: 22.10 is after 22.8.
+        assert!(ServerVersion(22, 10) > ServerVersion(22, 8));
+    }
 }

@@ -37,6 +37,11 @@ impl Sql {
         self.binds.extend(binds);
     }
 
+    /// `self AND other`.
+    pub(crate) fn and(&mut self, other: Sql) {
+        self.push(&other.text, other.binds);
+    }
+
     /// Binds every value to `q`, in order.
     pub(crate) fn bind(&self, mut q: clickhouse::query::Query) -> clickhouse::query::Query {
         for b in &self.binds {
@@ -50,6 +55,18 @@ impl Sql {
         }
         q
     }
+}
+
+/// `text` as a `LIKE` pattern matching itself only: `\`, `%` and `_` escaped by `\`.
+fn like_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The exact cost as the `cost_key` column holds it.
@@ -73,7 +90,12 @@ pub(crate) fn filters(project: &str, f: &Filters) -> Sql {
         w.push("status = ?", [Value::U8(st)]);
     }
     if let Some(n) = &f.name {
-        w.push("position(name_lower, ?) > 0", [Value::Str(n.clone())]);
+        // `LIKE '%…%'` rather than `position`: the same substring test on every version, and
+        // the one a server's 3-gram skip index serves.
+        w.push(
+            "name_lower LIKE ?",
+            [Value::Str(format!("%{}%", like_escaped(n)))],
+        );
     }
     if !f.tags.is_empty() {
         w.push("hasAll(tags, ?)", [Value::List(f.tags.clone())]);
@@ -283,5 +305,12 @@ mod tests {
         );
         assert_eq!(a.text.matches('?').count(), a.binds.len());
         assert!(!a.text.contains('\''));
+    }
+
+    #[test]
+    fn a_like_pattern_matches_only_its_text() {
+        assert_eq!(like_escaped("plain"), "plain");
+        assert_eq!(like_escaped("50%_off\\x"), "50\\%\\_off\\\\x");
+        assert_eq!(like_escaped("naïve"), "naïve");
     }
 }

@@ -8,7 +8,7 @@ use crate::error::{Error, FieldError, Result};
 use crate::limits::RETENTION_BATCH;
 use crate::model::{IngestSummary, TraceDetail};
 use crate::pending;
-use crate::query::{Explain, PlanKind};
+use crate::query::{Explain, PlanKind, Position};
 use crate::schema::ApiKeyRecord;
 use crate::schema::*;
 use crate::time::Timestamp;
@@ -178,7 +178,8 @@ impl Engine for RedbEngine {
         export::export(self.read()?, &self.caches, project, q, sink)
     }
 
-    fn explain(&self, project: &str, q: Query<'_>) -> Result<Explain> {
+    fn explain(&self, project: &str, q: Query<'_>, _after: Option<&Position>) -> Result<Explain> {
+        // A cursor changes where the walk starts, not the plan.
         run::explain(self.read()?, &self.caches, project, q)
     }
 
