@@ -381,7 +381,10 @@ impl Inner {
         })
     }
 
-    /// One page: `limit` traces after `resume` in the query's order.
+    /// One page: `limit` traces after `resume` in the query's order. Under a startTime order
+    /// it is read in start-time windows from where the page starts (`windows`), so the primary
+    /// key skips every part of the project the page does not reach: a first page and a deep
+    /// page cost alike, however old the project.
     async fn page(
         &self,
         project: &str,
@@ -393,11 +396,11 @@ impl Inner {
         if let Some(p) = after {
             w.and(sql::after(q.order, p));
         }
-        let rows: Vec<ListRow> = w
-            .bind(self.query(&page_sql(&w, q.order, limit)))
-            .fetch_all()
-            .await
-            .map_err(ch_error)?;
+        let rows = if sql::key_columns(q.order).is_none() {
+            self.windowed_page(project, q, after, &w, limit).await?
+        } else {
+            self.rows(&w, q.order, limit).await?
+        };
         rows.into_iter()
             .map(|r| {
                 crate::convert::trace_of_body(
@@ -408,6 +411,65 @@ impl Inner {
                 )
             })
             .collect()
+    }
+
+    async fn rows(&self, w: &Sql, order: crate::query::Order, limit: u32) -> Result<Vec<ListRow>> {
+        w.bind(self.query(&page_sql(w, order, limit)))
+            .fetch_all()
+            .await
+            .map_err(ch_error)
+    }
+
+    /// A startTime-ordered page, window by window in the order's direction, each window
+    /// `WINDOW_GROWTH` times wider than the last, until it has `limit` rows or the windows
+    /// cover the range the filters, the cursor and the stored rows leave.
+    async fn windowed_page(
+        &self,
+        project: &str,
+        q: &Query<'_>,
+        after: Option<&Position>,
+        w: &Sql,
+        limit: u32,
+    ) -> Result<Vec<ListRow>> {
+        let Some(stored) = self.start_range(project).await? else {
+            return Ok(Vec::new());
+        };
+        let (lo, hi) = q.filters.window();
+        let mut range = (lo.max(stored.min), hi.min(stored.max.saturating_add(1)));
+        if let Some(p) = after {
+            if q.order.descending() {
+                range.1 = range.1.min(p.start_ms.saturating_add(1));
+            } else {
+                range.0 = range.0.max(p.start_ms);
+            }
+        }
+        let mut out: Vec<ListRow> = Vec::new();
+        for (from, to) in windows(range, first_window(&stored, limit), q.order.descending()) {
+            let mut win = w.clone();
+            win.and(Sql::window(from, to));
+            let want = limit - out.len() as u32;
+            out.extend(self.rows(&win, q.order, want).await?);
+            if out.len() as u32 >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The smallest and largest startTime of the project's stored row versions (deleted and
+    /// replaced ones included: bounds, not answers) and how many there are; `None` when none.
+    /// No `FINAL`: it reads two narrow columns of the project's key range.
+    async fn start_range(&self, project: &str) -> Result<Option<StartRange>> {
+        let r: StartRange = self
+            .query(
+                "SELECT min(start_ms) AS min, max(start_ms) AS max, count() AS rows \
+                 FROM traces WHERE project = ?",
+            )
+            .bind(project)
+            .fetch_one()
+            .await
+            .map_err(ch_error)?;
+        Ok((r.rows > 0).then_some(r))
     }
 
     async fn delete(&self, project: &str, ids: &[(String, i64)]) -> Result<()> {
@@ -464,6 +526,46 @@ impl Inner {
         self.insert("scores", &rows.scores).await?;
         self.insert("payloads", &rows.payloads).await
     }
+}
+
+/// The stored startTime range of a project (`Inner::start_range`).
+#[derive(Clone, Copy, Debug, clickhouse::Row, serde::Deserialize)]
+struct StartRange {
+    min: i64,
+    max: i64,
+    rows: u64,
+}
+
+/// How much wider each start-time window of a page is than the one before.
+const WINDOW_GROWTH: i64 = 4;
+
+/// The first window of a startTime-ordered page: about twice the span that holds `limit`
+/// rows at the project's average density, so that an unfiltered page takes one window.
+fn first_window(stored: &StartRange, limit: u32) -> i64 {
+    let span = (stored.max as i128 - stored.min as i128 + 1).max(1);
+    let w = span * 2 * i128::from(limit.max(1)) / i128::from(stored.rows.max(1));
+    w.clamp(1, i64::MAX as i128) as i64
+}
+
+/// The start-time windows `[from, to)` that cover `[lo, hi)` from its newest end (`desc`) or
+/// its oldest, the first `first` wide and each next `WINDOW_GROWTH` times wider; the last one
+/// ends at the range's end. Empty when the range is.
+fn windows((lo, hi): (i64, i64), first: i64, desc: bool) -> impl Iterator<Item = (i64, i64)> {
+    let mut width = first.max(1);
+    let mut next = if lo < hi { Some((lo, hi)) } else { None };
+    std::iter::from_fn(move || {
+        let (lo, hi) = next?;
+        let (win, rest) = if desc {
+            let from = hi.saturating_sub(width).max(lo);
+            ((from, hi), (lo, from))
+        } else {
+            let to = lo.saturating_add(width).min(hi);
+            ((lo, to), (to, hi))
+        };
+        next = (rest.0 < rest.1).then_some(rest);
+        width = width.saturating_mul(WINDOW_GROWTH);
+        Some(win)
+    })
 }
 
 /// The facets as (`ARRAY JOIN` clause, grouped expression): names, tags, span models.
@@ -1288,4 +1390,59 @@ async fn verify(e: &Inner) -> Result<Vec<Violation>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_cover_the_range_once_in_order_growing() {
+        for desc in [true, false] {
+            for (lo, hi, first) in [(0, 1000, 7), (-50, 50, 1), (5, 6, 100), (0, 10, 10)] {
+                let ws: Vec<(i64, i64)> = windows((lo, hi), first, desc).collect();
+                // Adjacent, in the order's direction, covering [lo, hi) exactly.
+                let mut sorted = ws.clone();
+                if desc {
+                    sorted.reverse();
+                }
+                assert_eq!(sorted.first().unwrap().0, lo, "{ws:?}");
+                assert_eq!(sorted.last().unwrap().1, hi, "{ws:?}");
+                for pair in sorted.windows(2) {
+                    assert_eq!(pair[0].1, pair[1].0, "{ws:?}");
+                }
+                assert!(ws.iter().all(|(a, b)| a < b), "{ws:?}");
+                // Each is WINDOW_GROWTH times the last, but the range's end may cut the last.
+                for (i, (a, b)) in ws.iter().enumerate().take(ws.len() - 1) {
+                    assert_eq!(b - a, first * WINDOW_GROWTH.pow(i as u32), "{ws:?}");
+                }
+            }
+        }
+        assert_eq!(windows((3, 3), 5, true).count(), 0);
+        // The widest range there is ends in a few dozen windows, never overflowing.
+        assert!(windows((i64::MIN, i64::MAX), 1, true).count() < 40);
+        assert!(windows((i64::MIN, i64::MAX), 1, false).count() < 40);
+    }
+
+    #[test]
+    fn the_first_window_holds_about_two_pages_at_average_density() {
+        let stored = StartRange {
+            min: 0,
+            max: 999_999,
+            rows: 1_000,
+        };
+        assert_eq!(first_window(&stored, 20), 40_000);
+        let one = StartRange {
+            min: 5,
+            max: 5,
+            rows: 1,
+        };
+        assert_eq!(first_window(&one, 20), 40);
+        let wide = StartRange {
+            min: i64::MIN,
+            max: i64::MAX,
+            rows: 1,
+        };
+        assert_eq!(first_window(&wide, 100), i64::MAX);
+    }
 }

@@ -37,6 +37,14 @@ impl Sql {
         self.binds.extend(binds);
     }
 
+    /// `start_ms` in `[from, to)`.
+    pub(crate) fn window(from: i64, to: i64) -> Sql {
+        Sql {
+            text: "start_ms >= ? AND start_ms < ?".into(),
+            binds: vec![Value::I64(from), Value::I64(to)],
+        }
+    }
+
     /// `self AND other`.
     pub(crate) fn and(&mut self, other: Sql) {
         self.push(&other.text, other.binds);
@@ -182,7 +190,7 @@ pub(crate) fn span_model(m: Option<&String>) -> String {
 
 /// The order's key as (finished flag, key expression): the flag puts running traces after every
 /// finished one under `durationMs`, and is 1 for every trace under the other keyed orders.
-fn key_columns(order: Order) -> Option<(&'static str, &'static str)> {
+pub(crate) fn key_columns(order: Order) -> Option<(&'static str, &'static str)> {
     use crate::query::order::SortField;
     match order.field() {
         SortField::StartTime => None,
