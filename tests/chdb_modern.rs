@@ -25,10 +25,14 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
+#[path = "support/clickhouse_data.rs"]
+mod data;
+
+use data::*;
 use tracestore::demo::{DemoConfig, Generator, NAMES, TAGS};
 use tracestore::{
     ClickHouseConfig, ErrorCode, QueryRequest, ScoreInput, ScoreValue, SpanInput, SpanKind, Status,
-    Store, Timestamp, TraceInput,
+    Store, TraceInput,
 };
 
 /// Demo traces in the dataset (the hostile ones come on top).
@@ -44,74 +48,10 @@ const DELETES: usize = 12;
 /// Random query parameter sets; each gives six SQL texts (and so does each of the
 /// `HOSTILE_PARAMS` sets of every hostile text).
 const PARAM_SETS: usize = 200;
-/// The largest page size the API allows.
-const MAX_LIMIT: u64 = 100;
 /// The tables dumped from the server and loaded into chdb.
 const TABLES: [&str; 5] = ["traces", "trace_ids", "spans", "scores", "payloads"];
 /// The database the corpus's DDL creates in chdb (its queries name tables unqualified).
 const CORPUS_DATABASE: &str = "tracestore";
-
-const PROJECTS: [&str; 2] = ["demo", "other-team"];
-
-/// Texts that must reach ClickHouse as values, never as SQL.
-const HOSTILE: [&str; 10] = [
-    "it's",
-    "back\\slash",
-    "quote\"d",
-    "x' OR '1'='1",
-    "'; DROP TABLE traces; --",
-    "SELECT * FROM traces FINAL",
-    "semi;colon\\'mix%_",
-    "tab\\t\\n\\0 escapes",
-    "naïve ÄÖÜ ß",
-    "why? {p:String} ?",
-];
-
-fn ts(ms: i64) -> Timestamp {
-    Timestamp::from_millis(ms).unwrap()
-}
-
-/// A hostile text usable as an id or a user id (printable, no whitespace).
-fn no_space(text: &str) -> String {
-    text.replace(' ', "_")
-}
-
-/// An env var's value, or None (with a note, or a panic under
-/// `TRACESTORE_REQUIRE_CLICKHOUSE=1`) when it is unset.
-fn required_env(name: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            assert!(
-                std::env::var("TRACESTORE_REQUIRE_CLICKHOUSE").as_deref() != Ok("1"),
-                "TRACESTORE_REQUIRE_CLICKHOUSE=1 but {name} is not set"
-            );
-            eprintln!("{name} is not set: the chdb (modern ClickHouse) test did not run");
-            None
-        }
-    }
-}
-
-/// SplitMix64.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
-        &xs[self.below(xs.len() as u64) as usize]
-    }
-}
 
 /// The server at `url`, over HTTP: runs `sql` in `database` and returns the output, or panics
 /// with the server's message.
@@ -307,146 +247,6 @@ fn ingest_dataset(store: &Store, seed: u64) -> Vec<(String, String)> {
     deleted
 }
 
-/// Which ends of a range to give: both, the low one or the high one.
-fn ends(rng: &mut Rng) -> (bool, bool) {
-    match rng.below(3) {
-        0 => (true, true),
-        1 => (true, false),
-        _ => (false, true),
-    }
-}
-
-fn sorted(a: u64, b: u64) -> (u64, u64) {
-    (a.min(b), a.max(b))
-}
-
-/// Random list query parameters over every filter, order and page size, with values that
-/// match the dataset (and hostile ones).
-fn random_query(rng: &mut Rng) -> Vec<(String, String)> {
-    let mut q: Vec<(String, String)> = Vec::new();
-    // Each parameter at most once (a repeated one is a validation error).
-    let mut add = |k: &str, v: String| {
-        if !q.iter().any(|(have, _)| have == k) {
-            q.push((k.to_string(), v));
-        }
-    };
-    let end_ms = DemoConfig::default().end.as_millis();
-    let day = 86_400_000i64;
-    let mut ranges: Vec<u64> = Vec::new();
-    for _ in 0..rng.below(5) {
-        match rng.below(19) {
-            0 => add("status", rng.pick(&["OK", "ERROR"]).to_string()),
-            1 => {
-                let n = rng.pick(&NAMES);
-                let at = rng.below(n.len() as u64 - 2) as usize;
-                let sub = &n[at..(at + 3).min(n.len())];
-                add(
-                    "name",
-                    if rng.chance(30) {
-                        sub.to_uppercase()
-                    } else {
-                        sub.to_string()
-                    },
-                );
-            }
-            2 => add("tags", rng.pick(&TAGS).to_string()),
-            3 => add(
-                "anyTags",
-                format!("{},{}", rng.pick(&TAGS), rng.pick(&TAGS)),
-            ),
-            4 => add("excludeTags", rng.pick(&TAGS).to_string()),
-            5 => add("userId", format!("u{}", rng.below(5000))),
-            6 => add("sessionId", format!("sess-{}", rng.below(8))),
-            7 => add(
-                "metadata.environment",
-                rng.pick(&["prod", "staging"]).to_string(),
-            ),
-            8 => add("metadata.version", format!("2.{}", rng.below(4))),
-            // Each range once, with one end or both (low <= high: others are refused).
-            9 if !ranges.contains(&9) => {
-                ranges.push(9);
-                let from = end_ms - rng.below(60) as i64 * day;
-                let to = from + (1 + rng.below(20) as i64) * day;
-                let (lo, hi) = ends(rng);
-                if lo {
-                    add("startDate", ts(from).to_string());
-                }
-                if hi {
-                    add("endDate", ts(to).to_string());
-                }
-            }
-            10 if !ranges.contains(&10) => {
-                ranges.push(10);
-                let (a, b) = sorted(rng.below(20) * 1000, rng.below(30) * 1000);
-                let (lo, hi) = ends(rng);
-                if lo {
-                    add("minDurationMs", a.to_string());
-                }
-                if hi {
-                    add("maxDurationMs", b.to_string());
-                }
-            }
-            11 if !ranges.contains(&11) => {
-                ranges.push(11);
-                let (a, b) = sorted(rng.below(30), rng.below(60));
-                let (lo, hi) = ends(rng);
-                if lo {
-                    add("minCost", format!("0.{a:03}"));
-                }
-                if hi {
-                    add("maxCost", format!("0.{b:03}"));
-                }
-            }
-            12 if !ranges.contains(&12) => {
-                ranges.push(12);
-                let (a, b) = sorted(rng.below(10) * 1000, rng.below(20) * 1000);
-                let (lo, hi) = ends(rng);
-                if lo {
-                    add("minTokens", a.to_string());
-                }
-                if hi {
-                    add("maxTokens", b.to_string());
-                }
-            }
-            13 => add(
-                "spanName",
-                rng.pick(&["llm", "STEP-2", "late", "tool"]).to_string(),
-            ),
-            14 => add(
-                "spanModel",
-                rng.pick(&["gpt-4o", "gpt-4o-mini", "o3-mini", "claude-sonnet"])
-                    .to_string(),
-            ),
-            15 => add("spanKind", rng.pick(&["LLM", "TOOL", "AGENT"]).to_string()),
-            16 => add("spanStatus", rng.pick(&["OK", "ERROR"]).to_string()),
-            17 => {
-                // A hostile text as a value: of the name, a tag, a user, a metadata value or
-                // a span's name or model.
-                let text = *rng.pick(&HOSTILE);
-                match rng.below(6) {
-                    0 => add("name", text.to_string()),
-                    1 => add("tags", text.to_string()),
-                    2 => add("userId", no_space(text)),
-                    3 => add("metadata.note", text.to_string()),
-                    4 => add("spanName", text.to_string()),
-                    _ => add("spanModel", text.to_string()),
-                }
-            }
-            _ => add("tags", "hostile".to_string()),
-        }
-    }
-    if rng.chance(80) {
-        add(
-            "orderBy",
-            rng.pick(&tracestore::Order::ALL).as_str().to_string(),
-        );
-    }
-    if rng.chance(80) {
-        add("limit", (1 + rng.below(MAX_LIMIT)).to_string());
-    }
-    q
-}
-
 /// The parameters a hostile text is given to alone, each matching the hostile trace's field.
 const HOSTILE_PARAMS: [&str; 6] = [
     "name",
@@ -578,7 +378,13 @@ fn the_engines_sql_answers_alike_on_a_modern_clickhouse() {
     let mut rng = Rng(2026);
     let mut sets: Vec<(&str, Vec<(String, String)>)> = (0..PARAM_SETS)
         .map(|_| {
-            let params = random_query(&mut rng);
+            let params = random_query(
+                &mut rng,
+                Extras {
+                    limit: true,
+                    include: false,
+                },
+            );
             (*rng.pick(&PROJECTS), params)
         })
         .collect();

@@ -11,32 +11,17 @@
 //! `TRACESTORE_CH_QUERIES=N` runs N random queries instead of the CI's 240.
 
 use std::collections::HashSet;
-use tracestore::demo::{DemoConfig, Generator, NAMES, TAGS};
+#[path = "support/clickhouse_data.rs"]
+mod data;
+
+use data::*;
+use tracestore::demo::{DemoConfig, Generator, TAGS};
 use tracestore::{
     ClickHouseConfig, ErrorCode, ExportRequest, ScoreInput, ScoreValue, SpanInput, SpanKind,
-    Status, Store, Timestamp, TraceInput,
+    Status, Store, TraceInput,
 };
 
 const DEFAULT_QUERIES: usize = 240;
-
-fn ts(ms: i64) -> Timestamp {
-    Timestamp::from_millis(ms).unwrap()
-}
-
-/// The server's URL, or None (with a note) when there is none to test against.
-fn server() -> Option<String> {
-    match std::env::var("TRACESTORE_CLICKHOUSE_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            assert!(
-                std::env::var("TRACESTORE_REQUIRE_CLICKHOUSE").as_deref() != Ok("1"),
-                "TRACESTORE_REQUIRE_CLICKHOUSE=1 but TRACESTORE_CLICKHOUSE_URL is not set"
-            );
-            eprintln!("TRACESTORE_CLICKHOUSE_URL is not set: the ClickHouse tests did not run");
-            None
-        }
-    }
-}
 
 /// A fresh database for one test.
 fn clickhouse_store(url: &str, test: &str) -> Store {
@@ -50,50 +35,10 @@ fn clickhouse_store(url: &str, test: &str) -> Store {
         .expect("open the ClickHouse store")
 }
 
-/// SplitMix64.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
-        &xs[self.below(xs.len() as u64) as usize]
-    }
-}
-
 /// One write, applied to both stores in the same order.
 enum Op {
     Ingest(String, Vec<TraceInput>),
     Delete(String, String),
-}
-
-const PROJECTS: [&str; 2] = ["demo", "other-team"];
-
-/// Texts that must reach ClickHouse as values, never as SQL.
-const HOSTILE: [&str; 8] = [
-    "it's",
-    "back\\slash",
-    "quote\"d",
-    "x' OR '1'='1",
-    "'; DROP TABLE traces; --",
-    "SELECT * FROM traces",
-    "semi;colon\\'mix%_",
-    "naïve ÄÖÜ ß",
-];
-
-/// A hostile text usable as an id or a user id (printable, no whitespace).
-fn no_space(text: &str) -> String {
-    text.replace(' ', "_")
 }
 
 fn dataset(seed: u64, traces: usize) -> Vec<Op> {
@@ -235,82 +180,6 @@ fn apply(a: &Store, b: &Store, ops: &[Op]) {
     }
 }
 
-/// A random query's parameters (without `limit` and `cursor`).
-fn random_query(rng: &mut Rng) -> Vec<(String, String)> {
-    let mut q: Vec<(String, String)> = Vec::new();
-    // Each parameter at most once (a repeated one is a validation error, tested elsewhere).
-    let mut add = |k: &str, v: String| {
-        if !q.iter().any(|(have, _)| have == k) {
-            q.push((k.to_string(), v));
-        }
-    };
-    let end_ms = DemoConfig::default().end.as_millis();
-    let day = 86_400_000i64;
-    for _ in 0..rng.below(4) {
-        match rng.below(20) {
-            0 => add("status", rng.pick(&["OK", "ERROR"]).to_string()),
-            1 => {
-                let n = rng.pick(&NAMES);
-                let at = rng.below(n.len() as u64 - 2) as usize;
-                let sub = &n[at..(at + 3).min(n.len())];
-                add(
-                    "name",
-                    if rng.chance(30) {
-                        sub.to_uppercase()
-                    } else {
-                        sub.to_string()
-                    },
-                );
-            }
-            2 => add("tags", rng.pick(&TAGS).to_string()),
-            3 => add(
-                "anyTags",
-                format!("{},{}", rng.pick(&TAGS), rng.pick(&TAGS)),
-            ),
-            4 => add("excludeTags", rng.pick(&TAGS).to_string()),
-            5 => add("userId", format!("u{}", rng.below(5000))),
-            6 => add("sessionId", format!("sess-{}", rng.below(8))),
-            7 => add(
-                "metadata.environment",
-                rng.pick(&["prod", "staging"]).to_string(),
-            ),
-            8 => add("metadata.version", format!("2.{}", rng.below(4))),
-            9 => {
-                let from = end_ms - rng.below(60) as i64 * day;
-                let to = from + (1 + rng.below(20) as i64) * day;
-                add("startDate", ts(from).to_string());
-                add("endDate", ts(to).to_string());
-            }
-            10 => add("minDurationMs", (rng.below(20) * 1000).to_string()),
-            11 => add("maxDurationMs", (rng.below(30) * 1000).to_string()),
-            12 => add("minCost", format!("0.{:03}", rng.below(30))),
-            13 => add("maxCost", format!("0.{:03}", rng.below(60))),
-            14 => add("minTokens", (rng.below(10) * 1000).to_string()),
-            15 => add(
-                "spanName",
-                rng.pick(&["llm", "STEP-2", "late", "tool"]).to_string(),
-            ),
-            16 => add(
-                "spanModel",
-                rng.pick(&["gpt-4o", "gpt-4o-mini", "o3-mini", "claude-sonnet"])
-                    .to_string(),
-            ),
-            17 => add("spanKind", rng.pick(&["LLM", "TOOL", "AGENT"]).to_string()),
-            18 => add("spanStatus", rng.pick(&["OK", "ERROR"]).to_string()),
-            _ => add("tags", "hostile".to_string()),
-        }
-    }
-    let orders = tracestore::Order::ALL;
-    add("orderBy", rng.pick(&orders).as_str().to_string());
-    match rng.below(4) {
-        0 => add("include", "total".into()),
-        1 => add("include", "facets".into()),
-        2 => add("include", "total,facets".into()),
-        _ => {}
-    }
-    q
-}
-
 /// A page as both engines must agree on it: everything but each trace's `createdAt` (the
 /// instant each engine first stored it) and the cursor's bytes.
 fn comparable(page: &tracestore::Page) -> serde_json::Value {
@@ -421,7 +290,13 @@ fn differential(ch: &Store, retry_every: usize) {
     let mut pages = 0usize;
     let mut nonempty = 0usize;
     for i in 0..queries {
-        let q = random_query(&mut rng);
+        let q = random_query(
+            &mut rng,
+            Extras {
+                limit: false,
+                include: true,
+            },
+        );
         let project = *rng.pick(&PROJECTS);
         let limit = if rng.chance(10) {
             1 + rng.below(4) as u32
@@ -470,7 +345,9 @@ fn differential(ch: &Store, retry_every: usize) {
 
 #[test]
 fn differential_against_the_embedded_engine() {
-    let Some(url) = server() else { return };
+    let Some(url) = required_env("TRACESTORE_CLICKHOUSE_URL") else {
+        return;
+    };
     differential(&clickhouse_store(&url, "diff"), 0);
 }
 
@@ -478,7 +355,9 @@ fn differential_against_the_embedded_engine() {
 /// `TRACESTORE_CLICKHOUSE_CLUSTER` (`.ci/run` starts two); the engine talks to the first.
 #[test]
 fn differential_on_two_shards_with_retried_ingests() {
-    let Some(_) = server() else { return };
+    let Some(_) = required_env("TRACESTORE_CLICKHOUSE_URL") else {
+        return;
+    };
     let (Ok(shards), Ok(cluster)) = (
         std::env::var("TRACESTORE_CLICKHOUSE_SHARDS"),
         std::env::var("TRACESTORE_CLICKHOUSE_CLUSTER"),
@@ -521,7 +400,9 @@ fn differential_on_two_shards_with_retried_ingests() {
 
 #[test]
 fn hostile_text_round_trips_and_matches_only_itself() {
-    let Some(url) = server() else { return };
+    let Some(url) = required_env("TRACESTORE_CLICKHOUSE_URL") else {
+        return;
+    };
     let ch = clickhouse_store(&url, "hostile");
     let mut batch = Vec::new();
     for (i, text) in HOSTILE.iter().enumerate() {
@@ -569,7 +450,9 @@ fn hostile_text_round_trips_and_matches_only_itself() {
 
 #[test]
 fn cursors_are_bound_to_their_engine_and_store() {
-    let Some(url) = server() else { return };
+    let Some(url) = required_env("TRACESTORE_CLICKHOUSE_URL") else {
+        return;
+    };
     let ch = clickhouse_store(&url, "cursor");
     let ch2 = clickhouse_store(&url, "cursor2");
     let embedded = Store::in_memory().unwrap();

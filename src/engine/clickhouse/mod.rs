@@ -420,9 +420,9 @@ impl Inner {
             .map_err(ch_error)
     }
 
-    /// A startTime-ordered page, window by window in the order's direction, each window
-    /// `WINDOW_GROWTH` times wider than the last, until it has `limit` rows or the windows
-    /// cover the range the filters, the cursor and the stored rows leave.
+    /// A startTime-ordered page, window by window in the order's direction (at most three:
+    /// `next_window`), until it has `limit` rows or the windows cover the range the filters,
+    /// the cursor and the stored rows leave.
     async fn windowed_page(
         &self,
         project: &str,
@@ -444,14 +444,22 @@ impl Inner {
             }
         }
         let mut out: Vec<ListRow> = Vec::new();
-        for (from, to) in windows(range, first_window(&stored, limit), q.order.descending()) {
-            let mut win = w.clone();
-            win.and(Sql::window(from, to));
-            let want = limit - out.len() as u32;
-            out.extend(self.rows(&win, q.order, want).await?);
-            if out.len() as u32 >= limit {
+        let mut width = Some(first_window(&stored, limit));
+        let mut round = 0;
+        while range.0 < range.1 {
+            let (win, rest) = split(range, width, q.order.descending());
+            let mut sql = w.clone();
+            sql.and(Sql::window(win.0, win.1));
+            let missing = limit - out.len() as u32;
+            let rows = self.rows(&sql, q.order, missing).await?;
+            let got = rows.len() as u32;
+            out.extend(rows);
+            if got >= missing {
                 break;
             }
+            range = rest;
+            width = next_window(round, win.1 - win.0, got, missing - got);
+            round += 1;
         }
         Ok(out)
     }
@@ -536,9 +544,6 @@ struct StartRange {
     rows: u64,
 }
 
-/// How much wider each start-time window of a page is than the one before.
-const WINDOW_GROWTH: i64 = 4;
-
 /// The first window of a startTime-ordered page: about twice the span that holds `limit`
 /// rows at the project's average density, so that an unfiltered page takes one window.
 fn first_window(stored: &StartRange, limit: u32) -> i64 {
@@ -547,25 +552,36 @@ fn first_window(stored: &StartRange, limit: u32) -> i64 {
     w.clamp(1, i64::MAX as i128) as i64
 }
 
-/// The start-time windows `[from, to)` that cover `[lo, hi)` from its newest end (`desc`) or
-/// its oldest, the first `first` wide and each next `WINDOW_GROWTH` times wider; the last one
-/// ends at the range's end. Empty when the range is.
-fn windows((lo, hi): (i64, i64), first: i64, desc: bool) -> impl Iterator<Item = (i64, i64)> {
-    let mut width = first.max(1);
-    let mut next = if lo < hi { Some((lo, hi)) } else { None };
-    std::iter::from_fn(move || {
-        let (lo, hi) = next?;
-        let (win, rest) = if desc {
-            let from = hi.saturating_sub(width).max(lo);
-            ((from, hi), (lo, from))
+/// `[lo, hi)` as the window at its newest end (`desc`) or its oldest, `width` wide (all of it
+/// when `None`), and the rest.
+fn split((lo, hi): (i64, i64), width: Option<i64>, desc: bool) -> ((i64, i64), (i64, i64)) {
+    let Some(width) = width.map(|w| w.max(1)) else {
+        return if desc {
+            ((lo, hi), (lo, lo))
         } else {
-            let to = lo.saturating_add(width).min(hi);
-            ((lo, to), (to, hi))
+            ((lo, hi), (hi, hi))
         };
-        next = (rest.0 < rest.1).then_some(rest);
-        width = width.saturating_mul(WINDOW_GROWTH);
-        Some(win)
-    })
+    };
+    if desc {
+        let from = hi.saturating_sub(width).max(lo);
+        ((from, hi), (lo, from))
+    } else {
+        let to = lo.saturating_add(width).min(hi);
+        ((lo, to), (to, hi))
+    }
+}
+
+/// The width of the next window after window `round` (0 first), `width` wide, gave `got` rows
+/// and `missing` more are wanted; `None` takes the rest of the range. Each query pays a round
+/// trip and `FINAL`'s fixed cost, so a page takes at most three: after an empty first window
+/// (filters rarer than the first window can show) the rest at once; after a first window
+/// with rows, one sized at its density to hold twice what is missing; then the rest.
+fn next_window(round: u32, width: i64, got: u32, missing: u32) -> Option<i64> {
+    if round > 0 || got == 0 {
+        return None;
+    }
+    let w = i128::from(width) * 2 * i128::from(missing) / i128::from(got);
+    Some(w.clamp(i128::from(width) * 2, i64::MAX as i128) as i64)
 }
 
 /// The facets as (`ARRAY JOIN` clause, grouped expression): names, tags, span models.
@@ -1397,31 +1413,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn windows_cover_the_range_once_in_order_growing() {
-        for desc in [true, false] {
-            for (lo, hi, first) in [(0, 1000, 7), (-50, 50, 1), (5, 6, 100), (0, 10, 10)] {
-                let ws: Vec<(i64, i64)> = windows((lo, hi), first, desc).collect();
-                // Adjacent, in the order's direction, covering [lo, hi) exactly.
-                let mut sorted = ws.clone();
-                if desc {
-                    sorted.reverse();
-                }
-                assert_eq!(sorted.first().unwrap().0, lo, "{ws:?}");
-                assert_eq!(sorted.last().unwrap().1, hi, "{ws:?}");
-                for pair in sorted.windows(2) {
-                    assert_eq!(pair[0].1, pair[1].0, "{ws:?}");
-                }
-                assert!(ws.iter().all(|(a, b)| a < b), "{ws:?}");
-                // Each is WINDOW_GROWTH times the last, but the range's end may cut the last.
-                for (i, (a, b)) in ws.iter().enumerate().take(ws.len() - 1) {
-                    assert_eq!(b - a, first * WINDOW_GROWTH.pow(i as u32), "{ws:?}");
-                }
-            }
-        }
-        assert_eq!(windows((3, 3), 5, true).count(), 0);
-        // The widest range there is ends in a few dozen windows, never overflowing.
-        assert!(windows((i64::MIN, i64::MAX), 1, true).count() < 40);
-        assert!(windows((i64::MIN, i64::MAX), 1, false).count() < 40);
+    fn windows_split_the_range_at_its_end_in_the_order() {
+        assert_eq!(split((0, 100), Some(30), true), ((70, 100), (0, 70)));
+        assert_eq!(split((0, 100), Some(30), false), ((0, 30), (30, 100)));
+        assert_eq!(split((0, 100), Some(500), true), ((0, 100), (0, 0)));
+        assert_eq!(split((0, 100), None, false), ((0, 100), (100, 100)));
+        // The widest range there is, without overflow.
+        assert_eq!(
+            split((i64::MIN, i64::MAX), Some(i64::MAX), true),
+            ((0, i64::MAX), (i64::MIN, 0))
+        );
+        assert_eq!(
+            split((i64::MIN, i64::MAX), None, true),
+            ((i64::MIN, i64::MAX), (i64::MIN, i64::MIN))
+        );
+    }
+
+    #[test]
+    fn a_page_takes_at_most_three_windows() {
+        // An empty first window: the rest at once.
+        assert_eq!(next_window(0, 1000, 0, 21), None);
+        // Rows at a tenth of the density wanted: ten times wider, twice over.
+        assert_eq!(next_window(0, 1000, 2, 18), Some(18_000));
+        // Never narrower than twice the last.
+        assert_eq!(next_window(0, 1000, 20, 1), Some(2000));
+        assert_eq!(next_window(0, i64::MAX / 2, 1, 99), Some(i64::MAX));
+        // After the second: the rest.
+        assert_eq!(next_window(1, 1000, 5, 5), None);
     }
 
     #[test]
