@@ -382,9 +382,9 @@ impl Inner {
     }
 
     /// One page: `limit` traces after `resume` in the query's order. Under a startTime order
-    /// it is read in start-time windows from where the page starts (`windows`), so the primary
-    /// key skips every part of the project the page does not reach: a first page and a deep
-    /// page cost alike, however old the project.
+    /// it is read in start-time windows from where the page starts (`windowed_page`), so the
+    /// primary key skips every part of the project the page does not reach: a first page and a
+    /// deep page cost alike, however old the project.
     async fn page(
         &self,
         project: &str,
@@ -420,8 +420,8 @@ impl Inner {
             .map_err(ch_error)
     }
 
-    /// A startTime-ordered page, window by window in the order's direction (at most three:
-    /// `next_window`), until it has `limit` rows or the windows cover the range the filters,
+    /// A startTime-ordered page, window by window in the order's direction (`next_window`),
+    /// until it has `limit` rows or the windows cover the range the filters,
     /// the cursor and the stored rows leave.
     async fn windowed_page(
         &self,
@@ -571,17 +571,29 @@ fn split((lo, hi): (i64, i64), width: Option<i64>, desc: bool) -> ((i64, i64), (
     }
 }
 
+/// Windows a page reads before it takes the rest of the range in one.
+const MAX_SIZED_WINDOWS: u32 = 3;
+
+/// How much wider the window after an empty one is.
+const EMPTY_WINDOW_GROWTH: i128 = 64;
+
 /// The width of the next window after window `round` (0 first), `width` wide, gave `got` rows
 /// and `missing` more are wanted; `None` takes the rest of the range. Each query pays a round
-/// trip and `FINAL`'s fixed cost, so a page takes at most three: after an empty first window
-/// (filters rarer than the first window can show) the rest at once; after a first window
-/// with rows, one sized at its density to hold twice what is missing; then the rest.
+/// trip and `FINAL`'s fixed cost, so a page takes at most `MAX_SIZED_WINDOWS` sized windows,
+/// then the rest: after a window with rows, the next is sized at the density it found to hold
+/// twice what is missing (at least twice as wide); after an empty one, `EMPTY_WINDOW_GROWTH`
+/// times as wide. A filter rarer than that pays three cheap windows before the full read.
 fn next_window(round: u32, width: i64, got: u32, missing: u32) -> Option<i64> {
-    if round > 0 || got == 0 {
+    if round + 1 >= MAX_SIZED_WINDOWS {
         return None;
     }
-    let w = i128::from(width) * 2 * i128::from(missing) / i128::from(got);
-    Some(w.clamp(i128::from(width) * 2, i64::MAX as i128) as i64)
+    let width = i128::from(width);
+    let w = if got == 0 {
+        width * EMPTY_WINDOW_GROWTH
+    } else {
+        (width * 2 * i128::from(missing) / i128::from(got)).max(width * 2)
+    };
+    Some(w.min(i64::MAX as i128) as i64)
 }
 
 /// The facets as (`ARRAY JOIN` clause, grouped expression): names, tags, span models.
@@ -1430,16 +1442,18 @@ mod tests {
     }
 
     #[test]
-    fn a_page_takes_at_most_three_windows() {
-        // An empty first window: the rest at once.
-        assert_eq!(next_window(0, 1000, 0, 21), None);
+    fn a_page_takes_at_most_three_sized_windows_then_the_rest() {
+        // An empty window: 64 times wider.
+        assert_eq!(next_window(0, 1000, 0, 21), Some(64_000));
+        assert_eq!(next_window(1, 1000, 0, 21), Some(64_000));
         // Rows at a tenth of the density wanted: ten times wider, twice over.
         assert_eq!(next_window(0, 1000, 2, 18), Some(18_000));
         // Never narrower than twice the last.
-        assert_eq!(next_window(0, 1000, 20, 1), Some(2000));
+        assert_eq!(next_window(1, 1000, 20, 1), Some(2000));
         assert_eq!(next_window(0, i64::MAX / 2, 1, 99), Some(i64::MAX));
-        // After the second: the rest.
-        assert_eq!(next_window(1, 1000, 5, 5), None);
+        // After the third: the rest.
+        assert_eq!(next_window(2, 1000, 5, 5), None);
+        assert_eq!(next_window(2, 1000, 0, 5), None);
     }
 
     #[test]
