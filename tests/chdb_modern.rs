@@ -29,11 +29,7 @@ use std::process::{Command, Stdio};
 mod data;
 
 use data::*;
-use tracestore::demo::{DemoConfig, Generator, NAMES, TAGS};
-use tracestore::{
-    ClickHouseConfig, ErrorCode, QueryRequest, ScoreInput, ScoreValue, SpanInput, SpanKind, Status,
-    Store, TraceInput,
-};
+use tracestore::{ClickHouseConfig, ErrorCode, QueryRequest, Store, TraceInput};
 
 /// Demo traces in the dataset (the hostile ones come on top).
 const TRACES: usize = 400;
@@ -102,39 +98,7 @@ impl Drop for DropDatabase<'_> {
 /// deleted traces as (project, id).
 fn ingest_dataset(store: &Store, seed: u64) -> Vec<(String, String)> {
     let mut rng = Rng(seed);
-    let cfg = DemoConfig {
-        seed,
-        traces: TRACES,
-        projects: PROJECTS.iter().map(|p| p.to_string()).collect(),
-        spans: (0, 5),
-        error_share: 0.15,
-        ..DemoConfig::default()
-    };
-    let end_ms = cfg.end.as_millis();
-    let mut all: Vec<(String, TraceInput)> = Vec::new();
-    for (p, mut t) in Generator::new(cfg) {
-        tracestore::demo::enrich(&mut t);
-        if rng.chance(20) {
-            t.session_id = Some(format!("sess-{}", rng.below(8)));
-        }
-        all.push((p, t));
-    }
-    for (i, text) in HOSTILE.iter().enumerate() {
-        let mut t = all[i].1.clone();
-        t.id = Some(format!("hostile-{i}-{}", no_space(text)));
-        t.name = Some(text.to_string());
-        t.tags = Some(vec![text.to_string(), "hostile".into()]);
-        let mut m = t.metadata.clone().unwrap_or_default();
-        m.insert("note".into(), text.to_string().into());
-        t.metadata = Some(m);
-        t.user_id = Some(no_space(text));
-        t.session_id = Some(no_space(text));
-        if let Some(s) = t.spans.first_mut() {
-            s.name = Some(text.to_string());
-            s.model = Some(text.to_string());
-        }
-        all.push(("demo".into(), t));
-    }
+    let all = base_traces(&mut rng, seed, TRACES);
     for chunk in all.chunks(BATCH) {
         for p in PROJECTS {
             let batch: Vec<TraceInput> = chunk
@@ -147,69 +111,10 @@ fn ingest_dataset(store: &Store, seed: u64) -> Vec<(String, String)> {
             }
         }
     }
-    let kinds = [
-        SpanKind::Llm,
-        SpanKind::Tool,
-        SpanKind::Agent,
-        SpanKind::Chain,
-    ];
     let mut patches: Vec<(String, TraceInput)> = Vec::new();
     for _ in 0..UPSERTS {
         let (p, t) = rng.pick(&all);
-        let mut patch = TraceInput {
-            id: t.id.clone(),
-            ..TraceInput::default()
-        };
-        match rng.below(7) {
-            0 => {
-                patch.status = Some(if rng.chance(50) {
-                    Status::Error
-                } else {
-                    Status::Ok
-                })
-            }
-            1 => patch.tags = Some(vec![rng.pick(&TAGS).to_string()]),
-            2 => patch.name = Some(rng.pick(&NAMES).to_string()),
-            3 => {
-                let start = t.start_time.unwrap().as_millis();
-                patch.end_time = Some(ts(start + rng.below(90_000) as i64));
-            }
-            4 => {
-                // Moves the trace: a new startTime, so a new sorting key.
-                let start = end_ms - 1 - rng.below(60 * 86_400_000) as i64;
-                patch.start_time = Some(ts(start));
-                patch.end_time = Some(ts(start + rng.below(60_000) as i64));
-            }
-            5 => {
-                // A late span, or a re-sent one with another cost.
-                patch.spans = vec![SpanInput {
-                    id: Some(format!("s{}", rng.below(7))),
-                    name: Some(format!("late-{}", rng.pick(&["tool", "llm", "Retriever"]))),
-                    kind: Some(*rng.pick(&kinds)),
-                    model: rng.chance(60).then(|| {
-                        rng.pick(&["gpt-4o", "o3-mini", "claude-sonnet"])
-                            .to_string()
-                    }),
-                    cost: Some(rust_decimal::Decimal::new(rng.below(5_000_000) as i64, 9)),
-                    input_tokens: Some(rng.below(3000)),
-                    output_tokens: Some(rng.below(900)),
-                    status: rng.chance(30).then_some(Status::Error),
-                    input: rng
-                        .chance(50)
-                        .then(|| serde_json::json!({"prompt": "hello"})),
-                    ..SpanInput::default()
-                }];
-            }
-            _ => {
-                patch.scores = vec![ScoreInput {
-                    id: Some(format!("q{}", rng.below(3))),
-                    name: "quality".into(),
-                    value: ScoreValue::Number(rng.below(100) as f64 / 100.0),
-                    comment: None,
-                }];
-            }
-        }
-        patches.push((p.clone(), patch));
+        patches.push((p.clone(), random_patch(&mut rng, t)));
     }
     // Sent a few at a time (with merges stopped, every insert is a part): one project and
     // each trace at most once per batch.

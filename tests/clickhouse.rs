@@ -15,11 +15,7 @@ use std::collections::HashSet;
 mod data;
 
 use data::*;
-use tracestore::demo::{DemoConfig, Generator, TAGS};
-use tracestore::{
-    ClickHouseConfig, ErrorCode, ExportRequest, ScoreInput, ScoreValue, SpanInput, SpanKind,
-    Status, Store, TraceInput,
-};
+use tracestore::{ClickHouseConfig, ErrorCode, ExportRequest, Store, TraceInput};
 
 const DEFAULT_QUERIES: usize = 240;
 
@@ -43,36 +39,8 @@ enum Op {
 
 fn dataset(seed: u64, traces: usize) -> Vec<Op> {
     let mut rng = Rng(seed);
-    let cfg = DemoConfig {
-        seed,
-        traces,
-        projects: PROJECTS.iter().map(|p| p.to_string()).collect(),
-        spans: (0, 5),
-        error_share: 0.15,
-        ..DemoConfig::default()
-    };
-    let end_ms = cfg.end.as_millis();
     let mut ops = Vec::new();
-    let mut all: Vec<(String, TraceInput)> = Vec::new();
-    for (p, mut t) in Generator::new(cfg) {
-        tracestore::demo::enrich(&mut t);
-        if rng.chance(20) {
-            t.session_id = Some(format!("sess-{}", rng.below(8)));
-        }
-        all.push((p, t));
-    }
-    // A few traces with hostile names, tags, ids and metadata values.
-    for (i, text) in HOSTILE.iter().enumerate() {
-        let mut t = all[i].1.clone();
-        t.id = Some(format!("hostile-{i}-{}", no_space(text)));
-        t.name = Some(text.to_string());
-        t.tags = Some(vec![text.to_string(), "hostile".into()]);
-        let mut m = serde_json::Map::new();
-        m.insert("note".into(), text.to_string().into());
-        t.metadata = Some(m);
-        t.user_id = Some(no_space(text));
-        all.push(("demo".into(), t));
-    }
+    let all = base_traces(&mut rng, seed, traces);
     for chunk in all.chunks(37) {
         for p in PROJECTS {
             let batch: Vec<TraceInput> = chunk
@@ -85,74 +53,14 @@ fn dataset(seed: u64, traces: usize) -> Vec<Op> {
             }
         }
     }
-    // Upserts of stored traces: patches, late spans, re-costed spans, moves, ends, deletes.
+    // Upserts of stored traces, and deletes.
     for _ in 0..traces / 4 {
         let (p, t) = rng.pick(&all);
-        let id = t.id.clone().unwrap();
-        let mut patch = TraceInput {
-            id: Some(id.clone()),
-            ..TraceInput::default()
-        };
-        match rng.below(7) {
-            0 => {
-                patch.status = Some(if rng.chance(50) {
-                    Status::Error
-                } else {
-                    Status::Ok
-                })
-            }
-            1 => patch.tags = Some(vec![rng.pick(&TAGS).to_string()]),
-            2 => {
-                let start = t.start_time.unwrap().as_millis();
-                patch.end_time = Some(ts(start + rng.below(90_000) as i64));
-            }
-            3 => {
-                // Moves the trace: a new startTime.
-                let start = end_ms - 1 - rng.below(60 * 86_400_000) as i64;
-                patch.start_time = Some(ts(start));
-                patch.end_time = Some(ts(start + rng.below(60_000) as i64));
-            }
-            4 => {
-                // A late span, or a re-sent one with another cost.
-                let sid = format!("s{}", rng.below(7));
-                let kinds = [
-                    SpanKind::Llm,
-                    SpanKind::Tool,
-                    SpanKind::Agent,
-                    SpanKind::Chain,
-                ];
-                patch.spans = vec![SpanInput {
-                    id: Some(sid),
-                    name: Some(format!("late-{}", rng.pick(&["tool", "llm", "Retriever"]))),
-                    kind: Some(*rng.pick(&kinds)),
-                    model: rng.chance(60).then(|| {
-                        rng.pick(&["gpt-4o", "o3-mini", "claude-sonnet"])
-                            .to_string()
-                    }),
-                    cost: Some(rust_decimal::Decimal::new(rng.below(5_000_000) as i64, 9)),
-                    input_tokens: Some(rng.below(3000)),
-                    output_tokens: Some(rng.below(900)),
-                    status: rng.chance(30).then_some(Status::Error),
-                    input: rng
-                        .chance(50)
-                        .then(|| serde_json::json!({"prompt": "hello"})),
-                    ..SpanInput::default()
-                }];
-            }
-            5 => {
-                patch.scores = vec![ScoreInput {
-                    id: Some(format!("q{}", rng.below(3))),
-                    name: "quality".into(),
-                    value: ScoreValue::Number(rng.below(100) as f64 / 100.0),
-                    comment: None,
-                }];
-            }
-            _ => {
-                ops.push(Op::Delete(p.clone(), id));
-                continue;
-            }
+        if rng.chance(14) {
+            ops.push(Op::Delete(p.clone(), t.id.clone().unwrap()));
+        } else {
+            ops.push(Op::Ingest(p.clone(), vec![random_patch(&mut rng, t)]));
         }
-        ops.push(Op::Ingest(p.clone(), vec![patch]));
     }
     ops
 }

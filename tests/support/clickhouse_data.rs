@@ -4,8 +4,8 @@
 
 #![allow(dead_code)] // each test file uses a part
 
-use tracestore::demo::{DemoConfig, NAMES, TAGS};
-use tracestore::Timestamp;
+use tracestore::demo::{DemoConfig, Generator, NAMES, TAGS};
+use tracestore::{ScoreInput, ScoreValue, SpanInput, SpanKind, Status, Timestamp, TraceInput};
 
 /// The projects of the datasets.
 pub const PROJECTS: [&str; 2] = ["demo", "other-team"];
@@ -47,6 +47,109 @@ pub fn required_env(name: &str) -> Option<String> {
             None
         }
     }
+}
+
+/// A dataset's stored traces, before any upsert: `traces` demo traces over `PROJECTS` (some
+/// with a session), then one trace in `demo` per hostile text, carrying it as its name, a tag,
+/// a metadata value, its user and session ids and its first span's name and model.
+pub fn base_traces(rng: &mut Rng, seed: u64, traces: usize) -> Vec<(String, TraceInput)> {
+    let cfg = DemoConfig {
+        seed,
+        traces,
+        projects: PROJECTS.iter().map(|p| p.to_string()).collect(),
+        spans: (0, 5),
+        error_share: 0.15,
+        ..DemoConfig::default()
+    };
+    let mut all: Vec<(String, TraceInput)> = Vec::new();
+    for (p, mut t) in Generator::new(cfg) {
+        tracestore::demo::enrich(&mut t);
+        if rng.chance(20) {
+            t.session_id = Some(format!("sess-{}", rng.below(8)));
+        }
+        all.push((p, t));
+    }
+    for (i, text) in HOSTILE.iter().enumerate() {
+        let mut t = all[i].1.clone();
+        t.id = Some(format!("hostile-{i}-{}", no_space(text)));
+        t.name = Some(text.to_string());
+        t.tags = Some(vec![text.to_string(), "hostile".into()]);
+        let mut m = t.metadata.clone().unwrap_or_default();
+        m.insert("note".into(), text.to_string().into());
+        t.metadata = Some(m);
+        t.user_id = Some(no_space(text));
+        t.session_id = Some(no_space(text));
+        if let Some(s) = t.spans.first_mut() {
+            s.name = Some(text.to_string());
+            s.model = Some(text.to_string());
+        }
+        all.push(("demo".into(), t));
+    }
+    all
+}
+
+/// A random upsert of stored trace `t`: a new status, tags or name, an end, a move to another
+/// startTime (a new sorting key), a late or re-sent span with another cost, or a score.
+pub fn random_patch(rng: &mut Rng, t: &TraceInput) -> TraceInput {
+    let end_ms = DemoConfig::default().end.as_millis();
+    let kinds = [
+        SpanKind::Llm,
+        SpanKind::Tool,
+        SpanKind::Agent,
+        SpanKind::Chain,
+    ];
+    let mut patch = TraceInput {
+        id: t.id.clone(),
+        ..TraceInput::default()
+    };
+    match rng.below(7) {
+        0 => {
+            patch.status = Some(if rng.chance(50) {
+                Status::Error
+            } else {
+                Status::Ok
+            })
+        }
+        1 => patch.tags = Some(vec![rng.pick(&TAGS).to_string()]),
+        2 => patch.name = Some(rng.pick(&NAMES).to_string()),
+        3 => {
+            let start = t.start_time.unwrap().as_millis();
+            patch.end_time = Some(ts(start + rng.below(90_000) as i64));
+        }
+        4 => {
+            let start = end_ms - 1 - rng.below(60 * 86_400_000) as i64;
+            patch.start_time = Some(ts(start));
+            patch.end_time = Some(ts(start + rng.below(60_000) as i64));
+        }
+        5 => {
+            patch.spans = vec![SpanInput {
+                id: Some(format!("s{}", rng.below(7))),
+                name: Some(format!("late-{}", rng.pick(&["tool", "llm", "Retriever"]))),
+                kind: Some(*rng.pick(&kinds)),
+                model: rng.chance(60).then(|| {
+                    rng.pick(&["gpt-4o", "o3-mini", "claude-sonnet"])
+                        .to_string()
+                }),
+                cost: Some(rust_decimal::Decimal::new(rng.below(5_000_000) as i64, 9)),
+                input_tokens: Some(rng.below(3000)),
+                output_tokens: Some(rng.below(900)),
+                status: rng.chance(30).then_some(Status::Error),
+                input: rng
+                    .chance(50)
+                    .then(|| serde_json::json!({"prompt": "hello"})),
+                ..SpanInput::default()
+            }];
+        }
+        _ => {
+            patch.scores = vec![ScoreInput {
+                id: Some(format!("q{}", rng.below(3))),
+                name: "quality".into(),
+                value: ScoreValue::Number(rng.below(100) as f64 / 100.0),
+                comment: None,
+            }];
+        }
+    }
+    patch
 }
 
 /// SplitMix64.
