@@ -99,17 +99,8 @@ impl Drop for DropDatabase<'_> {
 fn ingest_dataset(store: &Store, seed: u64) -> Vec<(String, String)> {
     let mut rng = Rng(seed);
     let all = base_traces(&mut rng, seed, TRACES);
-    for chunk in all.chunks(BATCH) {
-        for p in PROJECTS {
-            let batch: Vec<TraceInput> = chunk
-                .iter()
-                .filter(|(q, _)| q == p)
-                .map(|(_, t)| t.clone())
-                .collect();
-            if !batch.is_empty() {
-                store.ingest(p, batch).expect("ingest a batch");
-            }
-        }
+    for (p, batch) in project_batches(&all, BATCH) {
+        store.ingest(&p, batch).expect("ingest a batch");
     }
     let mut patches: Vec<(String, TraceInput)> = Vec::new();
     for _ in 0..UPSERTS {
@@ -352,6 +343,19 @@ fn the_engines_sql_answers_alike_on_a_modern_clickhouse() {
     let mut deletes = Vec::new();
     let mut after_deletes = Vec::new();
     let mut tombstones = 0usize;
+    // The deleted traces' ids, by project (projects with none left out).
+    let deleted_by_project: Vec<(&str, Vec<String>)> = PROJECTS
+        .iter()
+        .map(|&project| {
+            let ids = deleted
+                .iter()
+                .filter(|(p, _)| p == project)
+                .map(|(_, id)| id.clone())
+                .collect::<Vec<_>>();
+            (project, ids)
+        })
+        .filter(|(_, ids)| !ids.is_empty())
+        .collect();
     for table in ["spans", "scores", "payloads"] {
         let live = format!(
             "SELECT project, trace_id, child_id, version, record FROM {table} FINAL \
@@ -359,15 +363,7 @@ fn the_engines_sql_answers_alike_on_a_modern_clickhouse() {
         );
         let expected = run_sql(&url, &db, &format!("{live} FORMAT TabSeparated"));
         after_deletes.push(serde_json::json!({"sql": live, "expected": latin1(&expected)}));
-        for project in PROJECTS {
-            let ids: Vec<String> = deleted
-                .iter()
-                .filter(|(p, _)| p == project)
-                .map(|(_, id)| id.clone())
-                .collect();
-            if ids.is_empty() {
-                continue;
-            }
+        for (project, ids) in &deleted_by_project {
             let client_ids = ids
                 .iter()
                 .map(|i| format!("'{}'", i.replace('\\', "\\\\").replace('\'', "\\'")))
@@ -387,23 +383,11 @@ fn the_engines_sql_answers_alike_on_a_modern_clickhouse() {
             after_deletes.push(serde_json::json!({"sql": left, "expected": "0\n"}));
         }
     }
-    for project in PROJECTS {
-        let ids: Vec<String> = deleted
-            .iter()
-            .filter(|(p, _)| p == project)
-            .map(|(_, id)| id.clone())
-            .collect();
-        if !ids.is_empty() {
-            deletes.extend(
-                tracestore::clickhouse_sql::delete_sql(
-                    CORPUS_DATABASE,
-                    &chdb_version,
-                    project,
-                    &ids,
-                )
+    for (project, ids) in &deleted_by_project {
+        deletes.extend(
+            tracestore::clickhouse_sql::delete_sql(CORPUS_DATABASE, &chdb_version, project, ids)
                 .unwrap(),
-            );
-        }
+        );
     }
     assert!(
         tombstones > 0,

@@ -41,17 +41,8 @@ fn dataset(seed: u64, traces: usize) -> Vec<Op> {
     let mut rng = Rng(seed);
     let mut ops = Vec::new();
     let all = base_traces(&mut rng, seed, traces);
-    for chunk in all.chunks(37) {
-        for p in PROJECTS {
-            let batch: Vec<TraceInput> = chunk
-                .iter()
-                .filter(|(q, _)| q == p)
-                .map(|(_, t)| t.clone())
-                .collect();
-            if !batch.is_empty() {
-                ops.push(Op::Ingest(p.to_string(), batch));
-            }
-        }
+    for (p, batch) in project_batches(&all, 37) {
+        ops.push(Op::Ingest(p, batch));
     }
     // Upserts of stored traces, and deletes.
     for _ in 0..traces / 4 {

@@ -88,6 +88,28 @@ pub fn base_traces(rng: &mut Rng, seed: u64, traces: usize) -> Vec<(String, Trac
     all
 }
 
+/// `all` in ingest batches: each chunk of `size` traces split by project, in `PROJECTS` order,
+/// empty batches left out.
+pub fn project_batches(
+    all: &[(String, TraceInput)],
+    size: usize,
+) -> Vec<(String, Vec<TraceInput>)> {
+    let mut out = Vec::new();
+    for chunk in all.chunks(size) {
+        for p in PROJECTS {
+            let batch: Vec<TraceInput> = chunk
+                .iter()
+                .filter(|(q, _)| q == p)
+                .map(|(_, t)| t.clone())
+                .collect();
+            if !batch.is_empty() {
+                out.push((p.to_string(), batch));
+            }
+        }
+    }
+    out
+}
+
 /// A random upsert of stored trace `t`: a new status, tags or name, an end, a move to another
 /// startTime (a new sorting key), a late or re-sent span with another cost, or a score.
 pub fn random_patch(rng: &mut Rng, t: &TraceInput) -> TraceInput {
