@@ -54,6 +54,11 @@
 //!   own JSON ingest (`Store::ingest_json`) of the same traces; and the protobuf requests sent
 //!   by 8 concurrent clients into one store (wall clock), where requests share commits.
 
+/// The report runs on the allocator the `tracestore` server binary uses (mimalloc), so its
+/// figures are the server's. Both engines of a comparison share it, SQLite included.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod common;
 
 use common::*;
